@@ -1,0 +1,124 @@
+//! The audit event and its hash chain.
+//!
+//! Each tenant's events form a chain: an event's `hash` is SHA-256 over a canonical encoding of its
+//! stored content plus the previous event's hash. The encoding uses the exact stored text of the JSON
+//! columns, so verifying never depends on how a JSON library orders keys.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::{RunId, TenantId, vocab::RunStatus};
+
+/// `prev_hash` of a tenant's first event.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    ToolCall,
+    Refusal,
+    HumanAction,
+    System,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::ToolCall => "tool_call",
+            EventType::Refusal => "refusal",
+            EventType::HumanAction => "human_action",
+            EventType::System => "system",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [EventType::ToolCall, EventType::Refusal, EventType::HumanAction, EventType::System]
+            .into_iter()
+            .find(|e| e.as_str() == s)
+    }
+}
+
+/// An event before the store places it in its tenant's chain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewAuditEvent {
+    pub event_id: uuid::Uuid,
+    pub run_id: RunId,
+    pub tenant_id: TenantId,
+    pub tool_id: String,
+    pub event_type: EventType,
+    pub status: RunStatus,
+    pub actor_id: String,
+    /// JSON text, stored and hashed exactly as given.
+    pub input_data: Option<String>,
+    /// JSON text, stored and hashed exactly as given.
+    pub output_data: Option<String>,
+    pub error_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub duration_ms: Option<i64>,
+}
+
+/// An event as stored: its place in the chain and its hash.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEvent {
+    #[serde(flatten)]
+    pub event: NewAuditEvent,
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The one canonical encoding of an event's content, used both to write and to verify.
+pub fn chain_hash(e: &NewAuditEvent, seq: i64, prev_hash: &str) -> String {
+    let canonical = serde_json::json!([
+        e.event_id.to_string(),
+        e.run_id.to_string(),
+        e.tenant_id.as_str(),
+        e.tool_id,
+        e.event_type.as_str(),
+        e.status.as_str(),
+        e.actor_id,
+        e.input_data,
+        e.output_data,
+        e.error_message,
+        e.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        e.duration_ms,
+        seq,
+        prev_hash,
+    ]);
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> NewAuditEvent {
+        NewAuditEvent {
+            event_id: uuid::Uuid::nil(),
+            run_id: RunId(uuid::Uuid::nil()),
+            tenant_id: TenantId::parse("t").unwrap(),
+            tool_id: "x.domain.y.read".into(),
+            event_type: EventType::ToolCall,
+            status: RunStatus::Started,
+            actor_id: "u".into(),
+            input_data: Some("{}".into()),
+            output_data: None,
+            error_message: None,
+            created_at: DateTime::from_timestamp(0, 0).unwrap(),
+            duration_ms: None,
+        }
+    }
+
+    #[test]
+    fn hash_covers_content_position_and_predecessor() {
+        let e = event();
+        let h = chain_hash(&e, 1, GENESIS_HASH);
+        assert_eq!(h.len(), 64);
+        assert_eq!(h, chain_hash(&e, 1, GENESIS_HASH));
+        assert_ne!(h, chain_hash(&e, 2, GENESIS_HASH));
+        assert_ne!(h, chain_hash(&e, 1, &h));
+        let mut changed = e.clone();
+        changed.input_data = Some("{\"a\":1}".into());
+        assert_ne!(h, chain_hash(&changed, 1, GENESIS_HASH));
+    }
+}

@@ -1,0 +1,152 @@
+//! Stable error codes and the refusal value every gate, tool and surface speaks.
+//!
+//! A refusal is an ordinary value, not an exception path: it carries a code that clients can match on,
+//! a message that starts with the runbook's phrase where the runbook has one, and a hint that says what
+//! to do next. Messages never hold stack traces, secrets or file paths.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    Unauthenticated,
+    UnknownTool,
+    InvalidInput,
+    PermissionDenied,
+    LayerViolation,
+    MaintenanceMode,
+    KernelUnavailable,
+    StorageUnavailable,
+    NotFound,
+    DraftNotFound,
+    WrongDraftType,
+    DraftCancelled,
+    DraftNotApproved,
+    InvalidTransition,
+    AlreadyExecuted,
+    ExecutionInProgress,
+    ExplicitApprovalRequired,
+    IdempotencyConflict,
+    VendorInactive,
+    PolicyViolation,
+    ModuleDisabled,
+    SelfApproval,
+    RollbackNotPossible,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::UnknownTool => "UNKNOWN_TOOL",
+            ErrorCode::InvalidInput => "INVALID_INPUT",
+            ErrorCode::PermissionDenied => "PERMISSION_DENIED",
+            ErrorCode::LayerViolation => "LAYER_VIOLATION",
+            ErrorCode::MaintenanceMode => "MAINTENANCE_MODE",
+            ErrorCode::KernelUnavailable => "KERNEL_UNAVAILABLE",
+            ErrorCode::StorageUnavailable => "STORAGE_UNAVAILABLE",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::DraftNotFound => "DRAFT_NOT_FOUND",
+            ErrorCode::WrongDraftType => "WRONG_DRAFT_TYPE",
+            ErrorCode::DraftCancelled => "DRAFT_CANCELLED",
+            ErrorCode::DraftNotApproved => "DRAFT_NOT_APPROVED",
+            ErrorCode::InvalidTransition => "INVALID_TRANSITION",
+            ErrorCode::AlreadyExecuted => "ALREADY_EXECUTED",
+            ErrorCode::ExecutionInProgress => "EXECUTION_IN_PROGRESS",
+            ErrorCode::ExplicitApprovalRequired => "EXPLICIT_APPROVAL_REQUIRED",
+            ErrorCode::IdempotencyConflict => "IDEMPOTENCY_CONFLICT",
+            ErrorCode::VendorInactive => "VENDOR_INACTIVE",
+            ErrorCode::PolicyViolation => "POLICY_VIOLATION",
+            ErrorCode::ModuleDisabled => "MODULE_DISABLED",
+            ErrorCode::SelfApproval => "SELF_APPROVAL",
+            ErrorCode::RollbackNotPossible => "ROLLBACK_NOT_POSSIBLE",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+
+    /// The HTTP status that fits the code on the JSON API.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::PermissionDenied | ErrorCode::LayerViolation | ErrorCode::ModuleDisabled => 403,
+            ErrorCode::SelfApproval => 403,
+            ErrorCode::UnknownTool | ErrorCode::NotFound | ErrorCode::DraftNotFound => 404,
+            ErrorCode::InvalidInput | ErrorCode::WrongDraftType => 400,
+            ErrorCode::DraftCancelled
+            | ErrorCode::DraftNotApproved
+            | ErrorCode::InvalidTransition
+            | ErrorCode::AlreadyExecuted
+            | ErrorCode::ExecutionInProgress
+            | ErrorCode::IdempotencyConflict
+            | ErrorCode::RollbackNotPossible => 409,
+            ErrorCode::ExplicitApprovalRequired | ErrorCode::VendorInactive | ErrorCode::PolicyViolation => 422,
+            ErrorCode::MaintenanceMode | ErrorCode::KernelUnavailable | ErrorCode::StorageUnavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refusal or failure: what blocked the call, and what to do instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+    pub hint: String,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self { code, message: message.into(), hint: hint.into() }
+    }
+
+    /// Bad input: `field` and the rule it broke.
+    pub fn invalid_input(field: &str, rule: impl fmt::Display) -> Self {
+        let message = if field.is_empty() || field == "." {
+            format!("invalid input: {rule}")
+        } else {
+            format!("{field}: {rule}")
+        };
+        Self::new(ErrorCode::InvalidInput, message, "Correct the named field and call again; nothing was changed.")
+    }
+
+    pub fn kernel_unavailable(detail: impl fmt::Display) -> Self {
+        Self::new(
+            ErrorCode::KernelUnavailable,
+            format!("Kernel API unreachable: {detail}"),
+            "Check KERNEL_API_URL and that the Kernel service is running, then retry; permission checks are denied while the Kernel cannot answer.",
+        )
+    }
+
+    pub fn storage_unavailable(detail: impl fmt::Display) -> Self {
+        Self::new(
+            ErrorCode::StorageUnavailable,
+            format!("Storage unavailable: {detail}"),
+            "Check LYNX_DATABASE_URL and that the database is reachable, then retry.",
+        )
+    }
+
+    pub fn internal(context: &str) -> Self {
+        Self::new(
+            ErrorCode::Internal,
+            format!("internal error while {context}"),
+            "Retry; if it persists, look up the run_id in the server log and audit trail.",
+        )
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Refusal {}

@@ -1,0 +1,126 @@
+//! Identifiers. A `TenantId` or `UserId` that exists is non-empty and made of safe characters, so no
+//! layer above has to ask again; generated ids are UUIDs, never derived from other ids.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a string is not a valid identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at most 128 characters")]
+    TooLong,
+    #[error("may contain only letters, digits, '-', '_', '.', '@' and ':'")]
+    BadCharacter,
+}
+
+fn check_id(s: &str) -> Result<(), IdError> {
+    if s.is_empty() {
+        return Err(IdError::Empty);
+    }
+    if s.len() > 128 {
+        return Err(IdError::TooLong);
+    }
+    if !s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@:".contains(c)) {
+        return Err(IdError::BadCharacter);
+    }
+    Ok(())
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
+                let s = s.into();
+                check_id(&s)?;
+                Ok(Self(s))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::parse(s).map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({
+                    "type": "string", "minLength": 1, "maxLength": 128,
+                    "pattern": "^[A-Za-z0-9_.@:-]+$"
+                })
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A tenant of the platform, as the Kernel knows it.
+    TenantId
+);
+string_id!(
+    /// A user of a tenant, as the Kernel knows it.
+    UserId
+);
+string_id!(
+    /// The public half of an API key (`key_id`), safe to show and log.
+    KeyId
+);
+
+/// One tool call, from its first audit row to its last; returned to clients as `lynx/run_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(pub uuid::Uuid);
+
+impl RunId {
+    pub fn new() -> Self {
+        Self(uuid::Uuid::new_v4())
+    }
+}
+
+impl Default for RunId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_ids_are_checked() {
+        assert!(TenantId::parse("tenant-123").is_ok());
+        assert_eq!(TenantId::parse(""), Err(IdError::Empty));
+        assert_eq!(TenantId::parse("a b"), Err(IdError::BadCharacter));
+        assert_eq!(TenantId::parse("x".repeat(129)), Err(IdError::TooLong));
+        let err = serde_json::from_str::<TenantId>("\"\"").unwrap_err();
+        assert!(err.to_string().contains("must not be empty"));
+    }
+}

@@ -1,0 +1,167 @@
+//! The Kernel port: the platform's source of truth for tenants, users, roles, scopes, flags, vendors,
+//! policies, documents and finance figures. These records are also the Kernel HTTP contract's JSON
+//! and the Kernel file's content (KERNEL.md). Lynx reads them and never writes them.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{TenantId, UserId};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    pub approval_threshold: Decimal,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantRecord {
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub plan: String,
+    pub region: String,
+    pub enabled_modules: Vec<String>,
+    pub feature_flags: BTreeMap<String, bool>,
+    pub settings: TenantSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRecord {
+    pub user_id: UserId,
+    pub display_name: String,
+    pub role: String,
+    pub scopes: Vec<String>,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PermissionRequest {
+    pub user_id: UserId,
+    pub tenant_id: TenantId,
+    pub action: String,
+    pub resource_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PermissionDecision {
+    pub allowed: bool,
+    pub reason: String,
+    pub required_role: Vec<String>,
+    pub required_scope: Vec<String>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRule {
+    pub rule_id: String,
+    pub workflow_type: String,
+    pub required_role: Vec<String>,
+    pub required_scope: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub threshold_amount: Option<Decimal>,
+    pub approval_count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolPolicy {
+    pub tool_id: String,
+    pub required_role: Vec<String>,
+    pub required_scope: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Policies {
+    pub approval_rules: Vec<ApprovalRule>,
+    pub role_gates: BTreeMap<String, Vec<String>>,
+    pub tool_policies: Vec<ToolPolicy>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VendorStatus {
+    Active,
+    Inactive,
+    Suspended,
+}
+
+impl VendorStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VendorStatus::Active => "active",
+            VendorStatus::Inactive => "inactive",
+            VendorStatus::Suspended => "suspended",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vendor {
+    pub vendor_id: String,
+    pub vendor_name: String,
+    pub status: VendorStatus,
+    pub risk_flags: Vec<String>,
+    pub payment_terms: String,
+    pub bank_details_present: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    pub document_id: String,
+    pub document_type: String,
+    pub title: String,
+    pub version: String,
+    pub status: String,
+    pub checksum: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinanceSummary {
+    pub period: String,
+    pub revenue: Decimal,
+    pub expenses: Decimal,
+    pub outstanding: Decimal,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KernelHealth {
+    pub status: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KernelError {
+    /// The Kernel answered: no such tenant, user, vendor or period.
+    #[error("{0}")]
+    NotFound(String),
+    /// The Kernel could not answer: connection error, timeout, 5xx, garbled reply.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Where Lynx reads the truth from. Implemented by the embedded Kernel and the HTTP client.
+#[async_trait::async_trait]
+pub trait Kernel: Send + Sync {
+    /// A short description for operators, such as `embedded (built-in demo data)`; never a secret.
+    fn describe(&self) -> String;
+    async fn health(&self) -> Result<KernelHealth, KernelError>;
+    async fn tenant(&self, tenant: &TenantId) -> Result<TenantRecord, KernelError>;
+    async fn user(&self, tenant: &TenantId, user: &UserId) -> Result<UserRecord, KernelError>;
+    async fn check_permission(&self, request: &PermissionRequest) -> Result<PermissionDecision, KernelError>;
+    async fn policies(&self, tenant: &TenantId) -> Result<Policies, KernelError>;
+    async fn vendors(&self, tenant: &TenantId) -> Result<Vec<Vendor>, KernelError>;
+    async fn vendor(&self, tenant: &TenantId, vendor_id: &str) -> Result<Vendor, KernelError>;
+    async fn documents(&self, tenant: &TenantId) -> Result<Vec<Document>, KernelError>;
+    async fn finance_summary(&self, tenant: &TenantId, period: &str) -> Result<FinanceSummary, KernelError>;
+}

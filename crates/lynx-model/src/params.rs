@@ -1,0 +1,139 @@
+//! Tool parameters that several tools share, as types that validate themselves while they are parsed,
+//! so no tool repeats a range check and every violation names the rule.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A page size between 1 and `MAX`, `DEFAULT` when absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Limit<const MAX: u32, const DEFAULT: u32>(u32);
+
+impl<const MAX: u32, const DEFAULT: u32> Limit<MAX, DEFAULT> {
+    pub fn get(self) -> u32 {
+        self.0
+    }
+    pub fn new(n: i64) -> Result<Self, String> {
+        if (1..=i64::from(MAX)).contains(&n) {
+            Ok(Self(n as u32))
+        } else {
+            Err(format!("must be between 1 and {MAX} (got {n})"))
+        }
+    }
+}
+
+impl<const MAX: u32, const DEFAULT: u32> Default for Limit<MAX, DEFAULT> {
+    fn default() -> Self {
+        Self(DEFAULT)
+    }
+}
+
+impl<'de, const MAX: u32, const DEFAULT: u32> Deserialize<'de> for Limit<MAX, DEFAULT> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<const MAX: u32>;
+        impl<const MAX: u32> serde::de::Visitor<'_> for V<MAX> {
+            type Value = i64;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "an integer between 1 and {MAX}")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+                Ok(v)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+                Ok(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+                if v.fract() == 0.0 && v.abs() < 1e15 {
+                    Ok(v as i64)
+                } else {
+                    Err(E::custom(format!("must be an integer between 1 and {MAX} (got {v})")))
+                }
+            }
+        }
+        let n = d.deserialize_any(V::<MAX>)?;
+        Self::new(n).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<const MAX: u32, const DEFAULT: u32> schemars::JsonSchema for Limit<MAX, DEFAULT> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("Limit1To{MAX}").into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "integer", "minimum": 1, "maximum": MAX, "default": DEFAULT})
+    }
+}
+
+/// A lower time bound: an ISO 8601 date-time (with offset) or a date (midnight UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Since(pub DateTime<Utc>);
+
+impl Since {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+            return Ok(Self(t.with_timezone(&Utc)));
+        }
+        if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            return Ok(Self(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()));
+        }
+        Err(format!(
+            "must be an ISO 8601 date or date-time such as 2026-01-27 or 2026-01-27T10:00:00Z (got {:?})",
+            truncate(s, 40)
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for Since {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for Since {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Since".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "ISO 8601 date (2026-01-27) or date-time with offset (2026-01-27T10:00:00Z)"
+        })
+    }
+}
+
+/// Shortens user text for an error message, on a character boundary.
+pub fn truncate(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type L = Limit<100, 10>;
+
+    #[test]
+    fn limits_hold_their_range() {
+        assert_eq!(serde_json::from_str::<L>("5").unwrap().get(), 5);
+        assert_eq!(L::default().get(), 10);
+        for bad in ["0", "101", "-1", "2.5", "\"x\""] {
+            let e = serde_json::from_str::<L>(bad).unwrap_err().to_string();
+            assert!(e.contains("between 1 and 100"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn since_takes_dates_and_date_times() {
+        assert!(Since::parse("2026-01-27").is_ok());
+        assert!(Since::parse("2026-01-27T10:00:00Z").is_ok());
+        assert!(Since::parse("2026-01-27T10:00:00+02:00").is_ok());
+        assert!(Since::parse("yesterday").unwrap_err().contains("ISO 8601"));
+    }
+}

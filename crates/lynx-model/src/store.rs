@@ -1,0 +1,163 @@
+//! The Store port: everything Lynx keeps in its own database, behind one trait that the SQLite and
+//! PostgreSQL implementations share. Correctness that must hold across instances (the audit chain's
+//! sequence, unique keys) lives in the database behind these methods, never in the caller.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::{
+    audit::{AuditEvent, NewAuditEvent},
+    ids::{KeyId, RunId, TenantId, UserId},
+    vocab::RunStatus,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or refused the operation for a reason outside the caller's control.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule of the schema refused the write (constraint name or description).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Stored data that cannot be read back as the schema promises.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKeyRecord {
+    pub key_id: KeyId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub label: String,
+    #[serde(skip)]
+    pub key_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// One tool call as the audit trail tells it: its start row joined with its closing row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunSummary {
+    pub run_id: RunId,
+    pub tenant_id: TenantId,
+    pub actor_id: String,
+    pub tool_id: String,
+    pub status: RunStatus,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub error_message: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// `None` only for operator views across every tenant (`lynx status`).
+    pub tenant: Option<TenantId>,
+    pub status: Option<RunStatus>,
+    pub tool_id: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub run_id: Option<RunId>,
+    pub tool_id: Option<String>,
+    pub status: Option<RunStatus>,
+    pub since: Option<DateTime<Utc>>,
+    /// Only events with a smaller `seq` (the cursor of the previous page).
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
+/// Work waiting on people or operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct QueueCounts {
+    pub pending_approvals: i64,
+    pub queued_settlements: i64,
+    pub stuck_executions: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PaymentRecord {
+    pub payment_id: uuid::Uuid,
+    pub tenant_id: TenantId,
+    pub draft_id: uuid::Uuid,
+    pub execution_id: uuid::Uuid,
+    pub vendor_id: String,
+    pub amount: Decimal,
+    pub currency: String,
+    pub due_date: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PaymentFilter {
+    pub vendor_id: Option<String>,
+    pub status: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: u32,
+}
+
+/// A timestamped fact about drafts and workflows, for `workflow.domain.status.read`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActivityEvent {
+    pub event_id: uuid::Uuid,
+    pub tool_id: String,
+    pub event_type: String,
+    pub actor_id: String,
+    pub created_at: DateTime<Utc>,
+    pub output_data: Option<String>,
+    pub input_data: Option<String>,
+}
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`, for status lines.
+    fn engine(&self) -> &'static str;
+    /// Applies pending migrations; returns how many were applied.
+    async fn migrate(&self) -> StoreResult<usize>;
+    /// A cheap round trip to the database.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // API keys.
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    async fn list_api_keys(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Marks a key revoked; `false` if no unrevoked key has that id.
+    async fn revoke_api_key(&self, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<bool>;
+    async fn touch_api_key(&self, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<()>;
+    async fn count_api_keys(&self) -> StoreResult<i64>;
+
+    // Audit trail: append-only, hash-chained per tenant.
+    /// Appends events in order, each at the head of its tenant's chain, in one transaction.
+    async fn append_audit(&self, events: &[NewAuditEvent]) -> StoreResult<()>;
+    async fn audit_events(&self, tenant: &TenantId, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
+    /// A tenant's chain in `seq` order, a page at a time (for verification and export).
+    async fn audit_chain_page(&self, tenant: &TenantId, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditEvent>>;
+    /// Every tenant that has audit events.
+    async fn audit_tenants(&self) -> StoreResult<Vec<TenantId>>;
+    /// Tool runs, newest first, and how many match the filter in all.
+    async fn runs(&self, filter: &RunFilter) -> StoreResult<(Vec<RunSummary>, i64)>;
+    /// Draft and workflow activity of a tenant, newest first.
+    async fn draft_activity(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<ActivityEvent>>;
+
+    // Settings shared by every instance on this database (maintenance mode lives here).
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
+    async fn put_setting(&self, key: &str, value: &str, by: &str, at: DateTime<Utc>) -> StoreResult<()>;
+
+    // Read models over drafts, executions, payments and workflows.
+    /// Queue sizes, for one tenant or (`None`) for all. Stuck means `STARTED` and older than `stuck_before`.
+    async fn queue_counts(&self, tenant: Option<&TenantId>, stuck_before: DateTime<Utc>) -> StoreResult<QueueCounts>;
+    async fn count_drafts(&self, tenant: &TenantId, status: &str, draft_type: Option<&str>) -> StoreResult<i64>;
+    async fn active_workflow_count(&self, tenant: &TenantId) -> StoreResult<i64>;
+    async fn payments(&self, tenant: &TenantId, filter: &PaymentFilter) -> StoreResult<Vec<PaymentRecord>>;
+    /// Every payment of a tenant in one status (for totals computed in exact decimal).
+    async fn payments_in_status(&self, tenant: &TenantId, status: &str, vendor_id: Option<&str>) -> StoreResult<Vec<PaymentRecord>>;
+}
