@@ -1,1 +1,26 @@
-//! placeholder
+//! Governance: the one pipeline every tool call goes through, whatever the transport.
+//!
+//! Start at `pipeline.rs`: `Pipeline::call` reads top to bottom as the gate list — identity,
+//! maintenance, registry, input validation, permission, layer rules, mode gate, execute, audit. The
+//! `Tool` trait and the per-layer contexts live in `tool.rs` and `context.rs`; a context can only be
+//! built from the evidence the gates return, so a tool cannot run without passing them. This crate does
+//! no I/O except through the `Store`, `Kernel` and `Clock` ports of `lynx-model`, and knows no concrete
+//! tool, transport or database.
+
+pub mod audit;
+pub mod context;
+pub mod health;
+pub mod identity;
+pub mod maintenance;
+pub mod pipeline;
+pub mod registry;
+pub mod services;
+pub mod tool;
+mod validation;
+
+pub use context::ReadCtx;
+pub use identity::{Authenticated, Credential};
+pub use pipeline::{CallOutcome, Pipeline};
+pub use registry::{Registry, ToolDefinition};
+pub use services::{RuntimeInfo, Services};
+pub use tool::{Tool, ToolSpec};

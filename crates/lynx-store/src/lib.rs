@@ -1,1 +1,81 @@
-//! placeholder
+//! Lynx's storage: the `Store` port of `lynx-model`, implemented on SQLite (embedded, WAL), with
+//! versioned migrations per engine under `migrations/`.
+//!
+//! SQL lives only in this crate. Every query filters by `tenant_id` explicitly; the rules that must
+//! hold under concurrency (exactly-once, request-id replay, the audit chain's sequence) are unique
+//! indexes and transactions in the schema, never locks in this process.
+
+mod error;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use lynx_model::store::{Store, StoreError};
+
+pub use sqlite::SqliteStore;
+
+/// Where the data lives, parsed from `LYNX_DATABASE_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://PATH` (relative to the working directory) or `sqlite::memory:`.
+    Sqlite { path: String },
+}
+
+impl DatabaseUrl {
+    pub const ALLOWED: &'static str = "sqlite://PATH (for example sqlite://lynx.db)";
+
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if url == "sqlite::memory:" {
+            return Ok(Self::Sqlite { path: ":memory:".into() });
+        }
+        if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            let path = rest.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                return Err("the sqlite URL names no file".into());
+            }
+            return Ok(Self::Sqlite { path: path.to_string() });
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Err("PostgreSQL is not supported by this build yet; use sqlite://PATH".into());
+        }
+        Err("unrecognised database URL scheme".into())
+    }
+
+    /// Whether the data would vanish with the process or the temp directory (refused in `prod`).
+    pub fn is_ephemeral(&self) -> bool {
+        match self {
+            Self::Sqlite { path } => {
+                path == ":memory:" || path.starts_with("/tmp/") || path.starts_with(&std::env::temp_dir().display().to_string())
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite { path } => format!("sqlite ({path})"),
+        }
+    }
+}
+
+/// Opens the store a URL names. Migrations are not applied here; call `Store::migrate`.
+pub async fn connect(url: &DatabaseUrl) -> Result<Arc<dyn Store>, StoreError> {
+    match url {
+        DatabaseUrl::Sqlite { path } => Ok(Arc::new(SqliteStore::open(path).await?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls() {
+        assert_eq!(DatabaseUrl::parse("sqlite://lynx.db").unwrap(), DatabaseUrl::Sqlite { path: "lynx.db".into() });
+        assert_eq!(DatabaseUrl::parse("sqlite:///var/lib/lynx/l.db").unwrap(), DatabaseUrl::Sqlite { path: "/var/lib/lynx/l.db".into() });
+        assert!(DatabaseUrl::parse("sqlite::memory:").unwrap().is_ephemeral());
+        assert!(DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap().is_ephemeral());
+        assert!(!DatabaseUrl::parse("sqlite://lynx.db").unwrap().is_ephemeral());
+        assert!(DatabaseUrl::parse("mysql://x").is_err());
+        assert!(DatabaseUrl::parse("sqlite://").is_err());
+    }
+}

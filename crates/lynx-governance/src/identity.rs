@@ -1,0 +1,196 @@
+//! Identity: API keys (created, hashed, revoked), and turning a credential into a principal.
+//!
+//! A token names a tenant and a user; the Kernel supplies the role and scopes. Keys are 256-bit random
+//! secrets, so a single SHA-256 is a sound hash for them (no password stretching is needed) and lookups
+//! stay one indexed query.
+
+use chrono::{DateTime, Duration, Utc};
+use lynx_model::{
+    ErrorCode, Mode, Principal, Refusal, TenantId, UserId,
+    ids::KeyId,
+    kernel::KernelError,
+    store::ApiKeyRecord,
+    vocab::RunStatus,
+};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::{audit, context::store_refusal, services::Services};
+
+/// How a caller proves who they are.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A bearer token or `LYNX_API_KEY`.
+    ApiKey(String),
+    /// A caller the HTTP surface already authenticated with `authenticate`.
+    Verified(Authenticated),
+    /// `--tenant/--user` on `lynx mcp`, honoured in `dev` mode only.
+    DevFlags { tenant: TenantId, user: UserId },
+}
+
+/// A tenant and user vouched for by a valid key (or by dev flags in dev mode). Only this module makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    tenant_id: TenantId,
+    user_id: UserId,
+    key_id: Option<KeyId>,
+}
+
+impl Authenticated {
+    pub fn tenant_id(&self) -> &TenantId {
+        &self.tenant_id
+    }
+    pub fn user_id(&self) -> &UserId {
+        &self.user_id
+    }
+    pub fn key_id(&self) -> Option<&KeyId> {
+        self.key_id.as_ref()
+    }
+}
+
+pub fn unauthenticated(why: &str) -> Refusal {
+    Refusal::new(
+        ErrorCode::Unauthenticated,
+        format!("Unauthenticated: {why}"),
+        "Send a valid API key (HTTP: Authorization: Bearer <key>; stdio: LYNX_API_KEY). Operators create keys with `lynx keys create --tenant T --user U`.",
+    )
+}
+
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Resolves a credential to an authenticated tenant and user; anything else is `UNAUTHENTICATED`.
+pub async fn authenticate(services: &Services, credential: &Credential) -> Result<Authenticated, Refusal> {
+    match credential {
+        Credential::Verified(a) => Ok(a.clone()),
+        Credential::DevFlags { tenant, user } => {
+            if services.runtime.mode != Mode::Dev {
+                return Err(unauthenticated("--tenant/--user are accepted in dev mode only"));
+            }
+            Ok(Authenticated { tenant_id: tenant.clone(), user_id: user.clone(), key_id: None })
+        }
+        Credential::ApiKey(token) => {
+            let token = token.trim();
+            if token.is_empty() {
+                return Err(unauthenticated("no API key was presented"));
+            }
+            if token.len() > 256 {
+                return Err(unauthenticated("the API key is not valid"));
+            }
+            let key = services.store.api_key_by_hash(&hash_token(token)).await.map_err(store_refusal)?;
+            let Some(key) = key else {
+                return Err(unauthenticated("the API key is not valid"));
+            };
+            if key.revoked_at.is_some() {
+                return Err(unauthenticated("the API key has been revoked"));
+            }
+            let now = services.clock.now();
+            // Recording every use would add a write to every call; a minute's precision is enough.
+            if key.last_used_at.is_none_or(|t| now - t > Duration::seconds(60)) {
+                let _ = services.store.touch_api_key(&key.key_id, now).await;
+            }
+            Ok(Authenticated { tenant_id: key.tenant_id, user_id: key.user_id, key_id: Some(key.key_id) })
+        }
+    }
+}
+
+/// Role and scopes come from the Kernel's user record, never from the caller.
+pub async fn principal(services: &Services, who: &Authenticated) -> Result<Principal, Refusal> {
+    match services.kernel.user(&who.tenant_id, &who.user_id).await {
+        Ok(user) if user.active => Ok(Principal {
+            tenant_id: who.tenant_id.clone(),
+            user_id: who.user_id.clone(),
+            role: user.role,
+            scopes: user.scopes,
+        }),
+        Ok(_) => Err(Refusal::new(
+            ErrorCode::PermissionDenied,
+            format!("Permission denied: user {} is inactive in the Kernel", who.user_id),
+            "Ask a tenant administrator to reactivate the user, or use another user's key.",
+        )),
+        Err(KernelError::NotFound(m)) => Err(Refusal::new(
+            ErrorCode::PermissionDenied,
+            format!("Permission denied: {m}"),
+            "The key's user must exist in the Kernel; revoke this key and create one for a Kernel user.",
+        )),
+        Err(KernelError::Unavailable(m)) => Err(Refusal::kernel_unavailable(m)),
+    }
+}
+
+/// A new key's secret: shown once, stored only as its hash.
+pub struct NewKey {
+    pub record: ApiKeyRecord,
+    pub secret: String,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::fill(&mut buf[..]);
+    hex::encode(buf)
+}
+
+/// Creates a key for a user the Kernel knows, and audits it in the tenant's chain.
+pub async fn create_key(services: &Services, tenant: &TenantId, user: &UserId, label: &str, actor: &str) -> Result<NewKey, Refusal> {
+    match services.kernel.user(tenant, user).await {
+        Ok(_) => {}
+        Err(KernelError::NotFound(m)) => {
+            return Err(Refusal::new(ErrorCode::NotFound, m, "Create keys only for users the Kernel lists for that tenant."));
+        }
+        Err(KernelError::Unavailable(m)) => return Err(Refusal::kernel_unavailable(m)),
+    }
+    let now = services.clock.now();
+    let key_id = KeyId::parse(format!("key_{}", random_hex(8))).map_err(|_| Refusal::internal("naming the key"))?;
+    let secret = format!("lynx_{}", random_hex(32));
+    let record = ApiKeyRecord {
+        key_id,
+        tenant_id: tenant.clone(),
+        user_id: user.clone(),
+        label: label.to_string(),
+        key_hash: hash_token(&secret),
+        created_at: now,
+        revoked_at: None,
+        last_used_at: None,
+    };
+    services.store.insert_api_key(&record).await.map_err(store_refusal)?;
+    audit::human_action(
+        services,
+        tenant,
+        actor,
+        "lynx.keys.create",
+        RunStatus::Succeeded,
+        json!({"user_id": user, "label": label}),
+        json!({"key_id": record.key_id}),
+        None,
+    )
+    .await?;
+    Ok(NewKey { record, secret })
+}
+
+/// Revokes a key; the key's tenant chain records who did it.
+pub async fn revoke_key(services: &Services, key_id: &KeyId, actor: &str) -> Result<ApiKeyRecord, Refusal> {
+    let keys = services.store.list_api_keys(None).await.map_err(store_refusal)?;
+    let Some(key) = keys.into_iter().find(|k| &k.key_id == key_id) else {
+        return Err(Refusal::new(ErrorCode::NotFound, format!("no API key {key_id}"), "List keys with `lynx keys list`."));
+    };
+    let now: DateTime<Utc> = services.clock.now();
+    if !services.store.revoke_api_key(key_id, now).await.map_err(store_refusal)? {
+        return Err(Refusal::new(
+            ErrorCode::InvalidTransition,
+            format!("API key {key_id} was already revoked"),
+            "Nothing to do; create a new key if the user still needs access.",
+        ));
+    }
+    audit::human_action(
+        services,
+        &key.tenant_id,
+        actor,
+        "lynx.keys.revoke",
+        RunStatus::Succeeded,
+        json!({"key_id": key_id}),
+        json!({"revoked_at": now}),
+        None,
+    )
+    .await?;
+    Ok(ApiKeyRecord { revoked_at: Some(now), ..key })
+}

@@ -1,0 +1,223 @@
+//! The governance pipeline: the one way a tool call is carried out, whatever the transport.
+//!
+//! `Pipeline::call` runs the gates in a fixed order; the first that refuses ends the call:
+//!
+//! 1. identity      — the credential names a tenant and user (failing here, there is no tenant to audit);
+//!                    the run's `STARTED` audit row is written as soon as the tenant is known;
+//!                    then the Kernel supplies role and scopes
+//! 2. maintenance   — cell tools are refused while maintenance mode is on
+//! 3. registry      — the tool must be registered
+//! 4. validation    — typed decode; unknown fields, wrong types, out-of-range values, oversized strings
+//! 5. permission    — the Kernel decides; a Kernel that cannot answer means no (fail closed)
+//! 6. layer rules   — what the tool's layer demands beyond its context type
+//! 7. mode gate     — what the operating mode demands
+//! 8. execute       — the tool runs with a context built from the gates' evidence
+//! 9. audit         — the closing row (`SUCCEEDED`, `FAILED`, or a `refusal` with status `DENIED`)
+//!
+//! Both audit rows are committed before the answer leaves: a call that could not be audited fails.
+
+use std::{sync::Arc, time::Instant};
+
+use lynx_model::{
+    ErrorCode, Layer, Mode, Principal, Refusal, RunId,
+    audit::EventType,
+    kernel::KernelError,
+    vocab::RunStatus,
+};
+use serde_json::Value;
+
+use crate::{
+    audit,
+    context::{Cleared, store_refusal},
+    identity::{self, Authenticated, Credential},
+    maintenance,
+    registry::Registry,
+    services::Services,
+    tool::{ErasedTool, Validated},
+};
+
+/// The answer to one call.
+#[derive(Debug)]
+pub struct CallOutcome {
+    /// `None` only when identity failed: with no tenant, nothing was audited.
+    pub run_id: Option<RunId>,
+    pub result: Result<Value, Refusal>,
+}
+
+/// Why the gates stopped a call: refused by a rule, or failed while running.
+enum Stop {
+    Refused(Refusal),
+    Failed(Refusal),
+}
+
+impl From<Refusal> for Stop {
+    fn from(r: Refusal) -> Self {
+        Stop::Refused(r)
+    }
+}
+
+#[derive(Clone)]
+pub struct Pipeline {
+    services: Services,
+    registry: Arc<Registry>,
+}
+
+impl Pipeline {
+    pub fn new(services: Services, registry: Arc<Registry>) -> Self {
+        Self { services, registry }
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Gate 1's first half, for surfaces that authenticate before they dispatch (HTTP answers 401 itself).
+    pub async fn authenticate(&self, credential: &Credential) -> Result<Authenticated, Refusal> {
+        identity::authenticate(&self.services, credential).await
+    }
+
+    /// Carries out one tool call through every gate. `args` is the call's arguments object (absent = `{}`).
+    pub async fn call(&self, credential: &Credential, tool_id: &str, args: Option<Value>) -> CallOutcome {
+        let started = Instant::now();
+        let args = args.unwrap_or_else(|| Value::Object(Default::default()));
+
+        // 1. identity: who is calling.
+        let who = match identity::authenticate(&self.services, credential).await {
+            Ok(who) => who,
+            Err(refusal) => return CallOutcome { run_id: None, result: Err(refusal) },
+        };
+        let run_id = RunId::new();
+        let actor = who.user_id().to_string();
+        let start_row = audit::event(
+            &self.services, run_id, who.tenant_id(), tool_id, EventType::ToolCall, RunStatus::Started, &actor,
+            Some(&args), None, None, None,
+        );
+        if let Err(e) = self.services.store.append_audit(&[start_row]).await {
+            tracing::error!(%run_id, error = %e, "audit start row not written; call abandoned");
+            return CallOutcome { run_id: None, result: Err(store_refusal(e)) };
+        }
+
+        let stop = self.gates(&who, tool_id, &args, run_id).await;
+        let duration_ms = Some(started.elapsed().as_millis() as i64);
+
+        // 9. audit: the closing row, committed before the answer.
+        let (close, result) = match stop {
+            Ok(output) => (
+                audit::event(&self.services, run_id, who.tenant_id(), tool_id, EventType::ToolCall, RunStatus::Succeeded, &actor,
+                    None, Some(&output), None, duration_ms),
+                Ok(output),
+            ),
+            Err(Stop::Refused(r)) => (
+                audit::event(&self.services, run_id, who.tenant_id(), tool_id, EventType::Refusal, RunStatus::Denied, &actor,
+                    None, Some(&error_json(&r)), Some(format!("{}: {}", r.code, r.message)), duration_ms),
+                Err(r),
+            ),
+            Err(Stop::Failed(r)) => (
+                audit::event(&self.services, run_id, who.tenant_id(), tool_id, EventType::ToolCall, RunStatus::Failed, &actor,
+                    None, Some(&error_json(&r)), Some(format!("{}: {}", r.code, r.message)), duration_ms),
+                Err(r),
+            ),
+        };
+        if let Err(e) = self.services.store.append_audit(&[close]).await {
+            tracing::error!(%run_id, error = %e, "audit closing row not written; answer withheld");
+            return CallOutcome { run_id: Some(run_id), result: Err(store_refusal(e)) };
+        }
+        CallOutcome { run_id: Some(run_id), result }
+    }
+
+    async fn gates(&self, who: &Authenticated, tool_id: &str, args: &Value, run_id: RunId) -> Result<Value, Stop> {
+        // 1. identity, continued: the Kernel supplies role and scopes.
+        let principal = identity::principal(&self.services, who).await?;
+
+        // 2. maintenance: executions pause; reads and drafts go on.
+        if self.registry.get(tool_id).is_some_and(|t| t.layer() == Layer::Cell)
+            && maintenance::state(&self.services).await?.on
+        {
+            return Err(maintenance::refusal().into());
+        }
+
+        // 3. registry.
+        let tool = self.registry.get(tool_id).ok_or_else(|| unknown_tool(tool_id))?;
+
+        // 4. input validation.
+        let input: Validated = tool.decode(args)?;
+
+        // 5. permission.
+        self.permission(&principal, tool.as_ref()).await?;
+
+        // 6. layer rules.
+        layer_rules(tool.as_ref())?;
+
+        // 7. mode gate.
+        mode_gate(self.services.runtime.mode, tool.as_ref())?;
+
+        // 8. execute.
+        let cleared = Cleared { services: self.services.clone(), registry: self.registry.clone(), principal, run_id };
+        tool.execute(cleared, input).await.map_err(|r| match r.code {
+            ErrorCode::Internal | ErrorCode::StorageUnavailable | ErrorCode::KernelUnavailable => Stop::Failed(r),
+            _ => Stop::Refused(r),
+        })
+    }
+
+    async fn permission(&self, principal: &Principal, tool: &dyn ErasedTool) -> Result<(), Refusal> {
+        let request = lynx_model::kernel::PermissionRequest {
+            user_id: principal.user_id.clone(),
+            tenant_id: principal.tenant_id.clone(),
+            action: tool.spec().id.to_string(),
+            resource_type: "tool".into(),
+        };
+        match self.services.kernel.check_permission(&request).await {
+            Ok(decision) if decision.allowed => Ok(()),
+            Ok(decision) => Err(Refusal::new(
+                ErrorCode::PermissionDenied,
+                format!("Permission denied for {}: {}", tool.spec().id, decision.reason),
+                "Call security.domain.permission.read to see what is required, or ask a tenant administrator for that role or scope.",
+            )),
+            Err(KernelError::Unavailable(m)) => Err(Refusal::kernel_unavailable(m)),
+            Err(KernelError::NotFound(m)) => Err(Refusal::new(
+                ErrorCode::PermissionDenied,
+                format!("Permission denied for {}: {m}", tool.spec().id),
+                "Check that the tenant and user exist in the Kernel.",
+            )),
+        }
+    }
+}
+
+/// Rules a layer adds beyond its context type. Domain tools read through a tenant-bound, read-only
+/// context, which is the whole of their rule.
+fn layer_rules(tool: &dyn ErasedTool) -> Result<(), Refusal> {
+    match tool.layer() {
+        Layer::Domain => Ok(()),
+        Layer::Cluster | Layer::Cell => Err(Refusal::new(
+            ErrorCode::LayerViolation,
+            format!("{} belongs to the {} layer, which this server does not serve", tool.spec().id, tool.layer()),
+            "Use the domain tools listed by tools/list.",
+        )),
+    }
+}
+
+/// Rules of the operating mode. Reads are the same in every mode.
+fn mode_gate(mode: Mode, tool: &dyn ErasedTool) -> Result<(), Refusal> {
+    match (mode, tool.layer()) {
+        (_, Layer::Domain) => Ok(()),
+        (Mode::Dev | Mode::Staging | Mode::Prod, _) => Ok(()),
+    }
+}
+
+fn unknown_tool(tool_id: &str) -> Refusal {
+    let shown = lynx_model::params::truncate(tool_id, 80);
+    Refusal::new(
+        ErrorCode::UnknownTool,
+        format!("Unknown tool {shown:?}: no tool with that id is registered"),
+        "Call tools/list (or GET /api/tools) for the registered tool ids.",
+    )
+}
+
+/// The structured error a refusal becomes on the wire and in the audit trail.
+pub fn error_json(r: &Refusal) -> Value {
+    serde_json::json!({"code": r.code, "message": r.message, "hint": r.hint})
+}

@@ -1,0 +1,27 @@
+//! What the pipeline and the tools run against: the ports and the facts fixed at start-up.
+
+use std::sync::Arc;
+
+use lynx_model::{Mode, clock::Clock, kernel::Kernel, store::Store};
+
+/// Facts about this running Lynx that do not change while it runs.
+#[derive(Debug, Clone)]
+pub struct RuntimeInfo {
+    pub mode: Mode,
+    pub protocol_version: String,
+    pub toolset_version: String,
+    /// `LYNX_MAINTENANCE_MODE=true` at start; the stored switch can turn maintenance on as well.
+    pub maintenance_from_env: bool,
+    /// Lynx's own version (the binary's).
+    pub version: String,
+    /// How storage is labelled for operators: `SQLite`, `PostgreSQL` or `Supabase`.
+    pub storage_label: String,
+}
+
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub kernel: Arc<dyn Kernel>,
+    pub clock: Arc<dyn Clock>,
+    pub runtime: RuntimeInfo,
+}

@@ -1,0 +1,19 @@
+//! Maps database errors to the store's error vocabulary in one place.
+
+use lynx_model::store::StoreError;
+
+pub(crate) fn map(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(db.constraint().unwrap_or("unique constraint").to_string())
+        }
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::ColumnNotFound(_) => {
+            StoreError::Corrupt(e.to_string())
+        }
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
