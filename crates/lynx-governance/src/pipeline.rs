@@ -80,6 +80,20 @@ impl Pipeline {
         identity::authenticate(&self.services, credential).await
     }
 
+    /// Audits a call a transport refused before it could name a tool (a body that is not JSON): one
+    /// `STARTED` row and one refusal row, like any refused call. Returns the run id.
+    pub async fn record_transport_refusal(&self, who: &Authenticated, what: &str, input: &Value, refusal: &Refusal) -> Result<RunId, Refusal> {
+        let run_id = RunId::new();
+        let actor = who.user_id().to_string();
+        let rows = [
+            audit::event(&self.services, run_id, who.tenant_id(), what, EventType::ToolCall, RunStatus::Started, &actor, Some(input), None, None, None),
+            audit::event(&self.services, run_id, who.tenant_id(), what, EventType::Refusal, RunStatus::Denied, &actor, None,
+                Some(&error_json(refusal)), Some(format!("{}: {}", refusal.code, refusal.message)), Some(0)),
+        ];
+        self.services.store.append_audit(&rows).await.map_err(store_refusal)?;
+        Ok(run_id)
+    }
+
     /// Carries out one tool call through every gate. `args` is the call's arguments object (absent = `{}`).
     pub async fn call(&self, credential: &Credential, tool_id: &str, args: Option<Value>) -> CallOutcome {
         let started = Instant::now();

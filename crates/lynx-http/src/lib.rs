@@ -1,1 +1,73 @@
-//! placeholder
+//! The HTTP surface: `/healthz`, the JSON API under `/api`, and MCP streamable HTTP at `/mcp`, all
+//! behind bearer authentication except `/healthz`. Routes that act call the governance pipeline; no
+//! route touches SQL or a tool directly.
+
+mod auth;
+mod error;
+mod mcp;
+mod routes;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{middleware, routing::get};
+use lynx_governance::Pipeline;
+use tokio::net::TcpListener;
+use tower_http::{limit::RequestBodyLimitLayer, trace::TraceLayer};
+
+pub use axum::Router;
+pub use error::ApiError;
+
+/// The largest request body accepted anywhere (a 5 MB argument must reach validation and be refused there).
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pipeline: Pipeline,
+}
+
+/// What the HTTP surface needs besides the pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct HttpOptions {
+    /// Host names `/mcp` accepts in the `Host` header (DNS-rebinding guard); empty disables the check.
+    pub allowed_hosts: Vec<String>,
+}
+
+pub fn router(pipeline: Pipeline, options: &HttpOptions) -> Router {
+    let state = AppState { pipeline: pipeline.clone() };
+    let api = Router::new()
+        .route("/status", get(routes::api::status))
+        .route("/tools", get(routes::api::tools))
+        .route("/audit/events", get(routes::api::audit_events))
+        .fallback(routes::api::not_found);
+    let protected = Router::new()
+        .nest("/api", api)
+        .nest_service("/mcp", mcp::service(pipeline, options.allowed_hosts.clone()))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_bearer));
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .merge(protected)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Without TCP_NODELAY, streamed MCP replies wait on Nagle's algorithm and delayed ACKs (~40 ms each).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// How long a graceful shutdown waits for in-flight requests.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub type SharedPipeline = Arc<Pipeline>;

@@ -1,1 +1,153 @@
-//! placeholder
+//! The MCP surface: an `rmcp` server handler that lists the registry and hands every `tools/call` to
+//! the governance pipeline — and does nothing else. Refusals become tool results with `isError: true`
+//! and a structured `{"error": {code, message, run_id, hint}}`; every result carries `lynx/run_id` in
+//! its `_meta`. Serves stdio (`lynx mcp`) and streamable HTTP (mounted by `lynx-http`).
+
+use std::{borrow::Cow, sync::Arc};
+
+use lynx_governance::{Authenticated, CallOutcome, Credential, Pipeline, ToolDefinition};
+use rmcp::{
+    ErrorData as McpError, RoleServer, ServerHandler, ServiceExt,
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult, MetaObject,
+        PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    },
+    service::RequestContext,
+    transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    },
+};
+use serde_json::{Value, json};
+
+pub use rmcp::transport::streamable_http_server::StreamableHttpServerConfig as HttpConfig;
+
+/// Where a call's identity comes from.
+#[derive(Clone)]
+enum Identity {
+    /// One credential for the whole session (stdio: `LYNX_API_KEY` or dev flags).
+    Session(Credential),
+    /// The caller the HTTP surface authenticated, found in the request's extensions.
+    PerRequest,
+}
+
+#[derive(Clone)]
+pub struct LynxMcp {
+    pipeline: Pipeline,
+    identity: Identity,
+    tools: Arc<Vec<Tool>>,
+}
+
+const INSTRUCTIONS: &str = "Lynx is a governed action server. Domain tools (*.domain.*) read; cluster tools (*.cluster.*) \
+create drafts for human approval; cell tools (*.cell.*) execute approved drafts exactly once. Every call is \
+permission-checked and audited; a refusal says what blocked it and what to do next.";
+
+impl LynxMcp {
+    fn new(pipeline: Pipeline, identity: Identity) -> Self {
+        let tools = pipeline.registry().definitions().iter().map(to_mcp_tool).collect();
+        Self { pipeline, identity, tools: Arc::new(tools) }
+    }
+
+    /// A handler whose calls all run as one credential (stdio).
+    pub fn for_session(pipeline: Pipeline, credential: Credential) -> Self {
+        Self::new(pipeline, Identity::Session(credential))
+    }
+
+    /// A handler for HTTP, where each request carries its own authenticated caller.
+    pub fn per_request(pipeline: Pipeline) -> Self {
+        Self::new(pipeline, Identity::PerRequest)
+    }
+
+    /// Serves MCP over this process's stdin and stdout until the client disconnects.
+    pub async fn serve_stdio(self) -> Result<(), String> {
+        let running = self.serve(rmcp::transport::stdio()).await.map_err(|e| e.to_string())?;
+        running.waiting().await.map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    fn credential(&self, context: &RequestContext<RoleServer>) -> Credential {
+        match &self.identity {
+            Identity::Session(c) => c.clone(),
+            Identity::PerRequest => context
+                .extensions
+                .get::<http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<Authenticated>())
+                .map(|a| Credential::Verified(a.clone()))
+                // Unreachable behind the HTTP auth layer; an empty key is refused by the identity gate.
+                .unwrap_or_else(|| Credential::ApiKey(String::new())),
+        }
+    }
+}
+
+/// The streamable-HTTP service for `POST /mcp`. The HTTP surface authenticates before it.
+pub fn http_service(pipeline: Pipeline, config: StreamableHttpServerConfig) -> StreamableHttpService<LynxMcp, LocalSessionManager> {
+    let handler = LynxMcp::per_request(pipeline);
+    // The factory runs per session (per request when stateless): hand out clones of one prebuilt handler.
+    StreamableHttpService::new(move || Ok(handler.clone()), Arc::new(LocalSessionManager::default()), config)
+}
+
+fn to_mcp_tool(d: &ToolDefinition) -> Tool {
+    let mut annotations = ToolAnnotations::with_title(d.name).read_only(d.annotations.read_only).idempotent(d.annotations.idempotent).open_world(false);
+    if let Some(destructive) = d.annotations.destructive {
+        annotations = annotations.destructive(destructive);
+    }
+    let mut meta = serde_json::Map::new();
+    meta.insert("lynx/layer".into(), json!(d.layer));
+    meta.insert("lynx/risk".into(), json!(d.risk));
+    meta.insert("lynx/domain".into(), json!(d.domain));
+    Tool::new(Cow::Borrowed(d.id), Cow::Borrowed(d.description), Arc::new(d.input_schema.clone()))
+        .with_title(d.name)
+        .with_raw_output_schema(Arc::new(d.output_schema.clone()))
+        .with_annotations(annotations)
+        .with_meta(MetaObject(meta))
+}
+
+/// The one place a pipeline outcome becomes an MCP tool result.
+pub fn to_call_result(outcome: CallOutcome) -> CallToolResult {
+    let run_id = outcome.run_id.map(|r| r.to_string());
+    let mut meta = serde_json::Map::new();
+    if let Some(run_id) = &run_id {
+        meta.insert("lynx/run_id".into(), Value::String(run_id.clone()));
+    }
+    let result = match outcome.result {
+        Ok(output) => CallToolResult::structured(output),
+        Err(refusal) => {
+            let text = format!("{}: {}\nWhat to do: {}", refusal.code, refusal.message, refusal.hint);
+            let mut result = CallToolResult::structured_error(json!({
+                "error": {"code": refusal.code, "message": refusal.message, "run_id": run_id, "hint": refusal.hint}
+            }));
+            result.content = vec![ContentBlock::text(text)];
+            result
+        }
+    };
+    result.with_meta(Some(MetaObject(meta)))
+}
+
+impl ServerHandler for LynxMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("lynx", env!("CARGO_PKG_VERSION")).with_title("Lynx governed action server"))
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tools.iter().find(|t| t.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let credential = self.credential(&context);
+        let outcome = self.pipeline.call(&credential, &request.name, request.arguments.map(Value::Object)).await;
+        Ok(to_call_result(outcome).into())
+    }
+}

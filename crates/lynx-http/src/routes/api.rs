@@ -1,0 +1,108 @@
+//! The JSON API: status, the tool registry and the audit trail, each scoped to the caller's tenant.
+
+use std::collections::HashMap;
+
+use axum::{
+    Extension, Json,
+    extract::{Query, State},
+};
+use lynx_governance::{Authenticated, health};
+use lynx_model::{
+    ErrorCode, Refusal, RunId,
+    params::Since,
+    store::AuditFilter,
+    vocab::RunStatus,
+};
+use serde_json::{Value, json};
+
+use crate::{AppState, error::ApiError};
+
+pub async fn not_found() -> ApiError {
+    ApiError(Refusal::new(ErrorCode::NotFound, "No such API route", "See the README for the routes under /api."))
+}
+
+/// `GET /api/status`: the operator status, with the caller's tenant's last runs and queues.
+pub async fn status(State(state): State<AppState>, Extension(who): Extension<Authenticated>) -> Json<Value> {
+    let p = &state.pipeline;
+    let report = health::status(p.services(), p.registry(), Some(who.tenant_id())).await;
+    let mut body = serde_json::to_value(&report).unwrap_or_default();
+    body["tenant_id"] = json!(who.tenant_id());
+    body["healthy"] = json!(report.healthy());
+    Json(body)
+}
+
+/// `GET /api/tools`: the registry with schemas, annotations, layers and risks.
+pub async fn tools(State(state): State<AppState>) -> Json<Value> {
+    let registry = state.pipeline.registry();
+    Json(json!({
+        "tools": registry.definitions(),
+        "total": registry.len(),
+        "version_hash": registry.version_hash(),
+    }))
+}
+
+fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    q.get(name).map(String::as_str).filter(|v| !v.is_empty())
+}
+
+/// `GET /api/audit/events?run_id&tool_id&status&since&limit&cursor`: the caller's tenant's events,
+/// newest first; `next_cursor` fetches the next page.
+pub async fn audit_events(
+    State(state): State<AppState>,
+    Extension(who): Extension<Authenticated>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    const KNOWN: [&str; 6] = ["run_id", "tool_id", "status", "since", "limit", "cursor"];
+    if let Some(unknown) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(Refusal::invalid_input(unknown, format!("unknown query parameter (allowed: {})", KNOWN.join(", "))).into());
+    }
+    let run_id = param(&q, "run_id")
+        .map(|v| v.parse::<uuid::Uuid>().map(RunId).map_err(|_| Refusal::invalid_input("run_id", "must be a UUID")))
+        .transpose()?;
+    let status = param(&q, "status")
+        .map(|v| RunStatus::parse(v).ok_or_else(|| Refusal::invalid_input("status", "must be STARTED, SUCCEEDED, FAILED or DENIED")))
+        .transpose()?;
+    let since = param(&q, "since").map(|v| Since::parse(v).map_err(|e| Refusal::invalid_input("since", e))).transpose()?;
+    let limit = match param(&q, "limit") {
+        None => 50,
+        Some(v) => match v.parse::<u32>() {
+            Ok(n @ 1..=500) => n,
+            _ => return Err(Refusal::invalid_input("limit", "must be an integer between 1 and 500").into()),
+        },
+    };
+    let before_seq = param(&q, "cursor")
+        .map(|v| v.parse::<i64>().map_err(|_| Refusal::invalid_input("cursor", "must be the next_cursor of a previous page")))
+        .transpose()?;
+    let filter = AuditFilter {
+        run_id,
+        tool_id: param(&q, "tool_id").map(str::to_string),
+        status,
+        since: since.map(|s| s.0),
+        before_seq,
+        limit,
+    };
+    let services = state.pipeline.services();
+    let events = services
+        .store
+        .audit_events(who.tenant_id(), &filter)
+        .await
+        .map_err(|e| Refusal::storage_unavailable(e))?;
+    let next_cursor = (events.len() == limit as usize).then(|| events.last().map(|e| e.seq)).flatten();
+    let events: Vec<Value> = events.iter().map(event_json).collect();
+    Ok(Json(json!({"tenant_id": who.tenant_id(), "events": events, "next_cursor": next_cursor})))
+}
+
+fn parse_json(text: &Option<String>) -> Value {
+    text.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null)
+}
+
+fn event_json(e: &lynx_model::audit::AuditEvent) -> Value {
+    let ev = &e.event;
+    json!({
+        "event_id": ev.event_id, "run_id": ev.run_id, "tenant_id": ev.tenant_id, "tool_id": ev.tool_id,
+        "event_type": ev.event_type, "status": ev.status, "actor_id": ev.actor_id,
+        "input_data": parse_json(&ev.input_data), "output_data": parse_json(&ev.output_data),
+        "error_message": ev.error_message, "created_at": ev.created_at, "duration_ms": ev.duration_ms,
+        "seq": e.seq, "prev_hash": e.prev_hash, "hash": e.hash,
+    })
+}

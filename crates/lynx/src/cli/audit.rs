@@ -1,0 +1,102 @@
+//! `lynx audit tail|verify`: read the newest audit events, and check every tenant's hash chain.
+
+use std::process::ExitCode;
+
+use lynx_governance::audit;
+use lynx_model::{TenantId, store::AuditFilter};
+
+use crate::{
+    cli::{self, output},
+    configuration::Settings,
+    startup::Fatal,
+};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Show the newest audit events, oldest of them first.
+    Tail {
+        /// Only this tenant's events.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// How many events.
+        #[arg(short = 'n', long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        lines: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify every tenant's hash chain; names the first broken row and exits non-zero if any.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fatal> {
+    let services = cli::services(settings).await?;
+    match command {
+        Command::Tail { tenant, lines, json } => {
+            let tenants = match tenant {
+                Some(t) => vec![TenantId::parse(t.as_str()).map_err(|e| Fatal(format!("--tenant {t:?}: {e}")))?],
+                None => services.store.audit_tenants().await?,
+            };
+            let filter = AuditFilter { limit: lines, ..Default::default() };
+            let mut events = Vec::new();
+            for t in &tenants {
+                events.extend(services.store.audit_events(t, &filter).await?);
+            }
+            events.sort_by(|a, b| (a.event.created_at, a.seq).cmp(&(b.event.created_at, b.seq)));
+            let skip = events.len().saturating_sub(lines as usize);
+            let events = &events[skip..];
+            if json {
+                output::json(&events);
+            } else {
+                let rows: Vec<Vec<String>> = events
+                    .iter()
+                    .map(|e| {
+                        let ev = &e.event;
+                        vec![
+                            ev.created_at.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+                            ev.tenant_id.to_string(),
+                            e.seq.to_string(),
+                            ev.event_type.as_str().into(),
+                            ev.status.to_string(),
+                            ev.tool_id.clone(),
+                            ev.actor_id.clone(),
+                            ev.run_id.to_string(),
+                            ev.error_message.clone().unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["TIME (UTC)", "TENANT", "SEQ", "TYPE", "STATUS", "TOOL", "ACTOR", "RUN_ID", "ERROR"], &rows);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { json } => {
+            let reports = audit::verify(services.store.as_ref(), |tenant, n| {
+                if !json && n % 10_000 == 0 {
+                    output::note(&format!("verifying {tenant}: {n} events checked…"));
+                }
+            })
+            .await?;
+            let ok = reports.iter().all(|r| r.ok);
+            if json {
+                output::json(&serde_json::json!({"ok": ok, "tenants": reports}));
+            } else {
+                for r in &reports {
+                    match &r.first_broken {
+                        None => output::line(&format!("✅ {}: {} events, chain intact", r.tenant_id, r.events)),
+                        Some(b) => output::line(&format!(
+                            "❌ {}: chain broken at seq {} (event_id {}, run_id {}): {}",
+                            r.tenant_id, b.seq, b.event_id, b.run_id, b.reason
+                        )),
+                    }
+                }
+                if reports.is_empty() {
+                    output::line("No audit events yet.");
+                }
+                output::line(if ok { "Audit trail verified." } else { "Audit trail verification FAILED." });
+            }
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}

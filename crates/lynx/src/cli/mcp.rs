@@ -1,0 +1,54 @@
+//! `lynx mcp`: MCP over stdio. The session's identity is `LYNX_API_KEY`, checked before anything is
+//! served (and again on every call, so a revoked key stops working mid-session); in dev mode only,
+//! `--tenant/--user` may stand in for a key.
+
+use std::process::ExitCode;
+
+use lynx_governance::Credential;
+use lynx_mcp::LynxMcp;
+use lynx_model::{Mode, TenantId, UserId};
+
+use crate::{
+    configuration::Settings,
+    startup::{self, Fatal},
+};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Dev mode only: act as this tenant instead of presenting LYNX_API_KEY.
+    #[arg(long, requires = "user")]
+    tenant: Option<String>,
+    /// Dev mode only: act as this user of --tenant.
+    #[arg(long, requires = "tenant")]
+    user: Option<String>,
+}
+
+pub async fn run(settings: &Settings, args: Args) -> Result<ExitCode, Fatal> {
+    let credential = match (args.tenant, args.user) {
+        (Some(tenant), Some(user)) => {
+            if settings.mode != Mode::Dev {
+                return Err(Fatal(format!(
+                    "--tenant/--user are accepted in dev mode only (LYNX_MODE={}); set LYNX_API_KEY instead",
+                    settings.mode
+                )));
+            }
+            Credential::DevFlags {
+                tenant: TenantId::parse(tenant.as_str()).map_err(|e| Fatal(format!("--tenant {tenant:?}: {e}")))?,
+                user: UserId::parse(user.as_str()).map_err(|e| Fatal(format!("--user {user:?}: {e}")))?,
+            }
+        }
+        _ => match &settings.api_key {
+            Some(key) => Credential::ApiKey(key.clone()),
+            None => {
+                return Err(Fatal(
+                    "LYNX_API_KEY is not set: stdio MCP needs an API key (create one with `lynx keys create --tenant T --user U`)".into(),
+                ));
+            }
+        },
+    };
+    let pipeline = startup::pipeline(startup::services(settings).await?);
+    let who = pipeline.authenticate(&credential).await.map_err(|r| Fatal(format!("{}: {}", r.code, r.message)))?;
+    tracing::info!(tenant = %who.tenant_id(), user = %who.user_id(), "serving MCP over stdio");
+    LynxMcp::for_session(pipeline, credential).serve_stdio().await.map_err(|e| Fatal(format!("MCP stdio session ended: {e}")))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,198 @@
+//! Configuration from the environment (SPEC §8, the runbook's variable names). A bad value stops
+//! start-up with a message that names the variable, the value and what is allowed.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use lynx_model::Mode;
+use lynx_store::DatabaseUrl;
+
+/// Versions of the tool contract and protocol this binary implements.
+pub const SUPPORTED_VERSIONS: &[&str] = &["0.1.0"];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{variable}={value:?} is not valid: {allowed}")]
+    Invalid { variable: &'static str, value: String, allowed: String },
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+fn invalid(variable: &'static str, value: &str, allowed: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { variable, value: value.to_string(), allowed: allowed.into() }
+}
+
+/// Where the Kernel's data comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelSource {
+    /// The built-in demo data.
+    Demo,
+    /// A Kernel file (`LYNX_KERNEL_FILE`).
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub mode: Mode,
+    pub database: DatabaseUrl,
+    pub kernel: KernelSource,
+    pub maintenance: bool,
+    pub protocol_version: String,
+    pub toolset_version: String,
+    pub bind: SocketAddr,
+    pub api_key: Option<String>,
+    pub allowed_hosts: Vec<String>,
+    pub log_json: bool,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings from any variable lookup (the tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+
+        let mode = match var("LYNX_MODE") {
+            None => Mode::Dev,
+            Some(v) => v.parse().map_err(|_| invalid("LYNX_MODE", &v, format!("allowed values are {}", Mode::ALLOWED)))?,
+        };
+
+        let supabase = (var("SUPABASE_URL"), var("SUPABASE_KEY"));
+        let database_url = var("LYNX_DATABASE_URL").or_else(|| var("SUPABASE_DB_URL"));
+        if database_url.is_none() && (supabase.0.is_some() || supabase.1.is_some()) {
+            return Err(ConfigError::Inconsistent(
+                "SUPABASE_URL/SUPABASE_KEY are set but no database connection string is: Lynx needs real transactions, which \
+                 Supabase's REST API does not give. In the Supabase dashboard open Project Settings → Database → Connection \
+                 string (URI), copy the postgres://… string, and set it as LYNX_DATABASE_URL (or SUPABASE_DB_URL)."
+                    .into(),
+            ));
+        }
+        let database_url = database_url.unwrap_or_else(|| "sqlite://lynx.db".into());
+        let database = DatabaseUrl::parse(&database_url).map_err(|why| {
+            // The URL may hold a password: show only its scheme.
+            let shown = database_url.split("://").next().map(|s| format!("{s}://…")).unwrap_or_default();
+            invalid("LYNX_DATABASE_URL", &shown, format!("{why}; allowed: {}", DatabaseUrl::ALLOWED))
+        })?;
+        if mode == Mode::Prod && database.is_ephemeral() {
+            return Err(ConfigError::Inconsistent(format!(
+                "LYNX_MODE=prod needs a durable store, but LYNX_DATABASE_URL points at {} (in memory or in a temp directory); \
+                 use a persistent path such as sqlite:///var/lib/lynx/lynx.db",
+                database.describe()
+            )));
+        }
+
+        if var("KERNEL_API_URL").is_some() {
+            return Err(ConfigError::Inconsistent(
+                "KERNEL_API_URL is set, but this build of Lynx serves the embedded Kernel only: unset KERNEL_API_URL and \
+                 KERNEL_API_KEY to use LYNX_KERNEL_FILE or the built-in demo data"
+                    .into(),
+            ));
+        }
+        let kernel = match var("LYNX_KERNEL_FILE") {
+            Some(path) => KernelSource::File(PathBuf::from(path)),
+            None => KernelSource::Demo,
+        };
+
+        let maintenance = match var("LYNX_MAINTENANCE_MODE").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("false" | "0" | "no" | "off") => false,
+            Some("true" | "1" | "yes" | "on") => true,
+            Some(_) => {
+                let v = var("LYNX_MAINTENANCE_MODE").unwrap_or_default();
+                return Err(invalid("LYNX_MAINTENANCE_MODE", &v, "allowed values are true or false"));
+            }
+        };
+
+        let version = |name: &'static str| -> Result<String, ConfigError> {
+            let v = var(name).unwrap_or_else(|| SUPPORTED_VERSIONS[0].to_string());
+            if SUPPORTED_VERSIONS.contains(&v.as_str()) {
+                Ok(v)
+            } else {
+                Err(invalid(name, &v, format!("this Lynx implements {}", SUPPORTED_VERSIONS.join(", "))))
+            }
+        };
+        let protocol_version = version("LYNX_PROTOCOL_VERSION")?;
+        let toolset_version = version("MCP_TOOLSET_VERSION")?;
+
+        let bind = match (var("LYNX_BIND"), var("PORT")) {
+            (Some(b), _) => b.parse().map_err(|_| invalid("LYNX_BIND", &b, "must be HOST:PORT such as 0.0.0.0:8000 or 127.0.0.1:0"))?,
+            (None, Some(p)) => {
+                let port: u16 = p.parse().map_err(|_| invalid("PORT", &p, "must be a port number 0-65535"))?;
+                SocketAddr::from(([0, 0, 0, 0], port))
+            }
+            (None, None) => SocketAddr::from(([0, 0, 0, 0], 8000)),
+        };
+
+        let allowed_hosts = match var("LYNX_ALLOWED_HOSTS") {
+            Some(v) if v == "*" => Vec::new(),
+            Some(v) => v.split(',').map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect(),
+            None => vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+        };
+
+        let log_json = match var("LYNX_LOG_FORMAT").as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(v) => return Err(invalid("LYNX_LOG_FORMAT", v, "allowed values are text or json")),
+        };
+
+        Ok(Self {
+            mode,
+            database,
+            kernel,
+            maintenance,
+            protocol_version,
+            toolset_version,
+            bind,
+            api_key: var("LYNX_API_KEY"),
+            allowed_hosts,
+            log_json,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_ones() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.mode, Mode::Dev);
+        assert_eq!(s.database, DatabaseUrl::Sqlite { path: "lynx.db".into() });
+        assert_eq!(s.kernel, KernelSource::Demo);
+        assert_eq!(s.bind.to_string(), "0.0.0.0:8000");
+        assert!(!s.maintenance);
+        assert_eq!(settings(&[("PORT", "9000")]).unwrap().bind.to_string(), "0.0.0.0:9000");
+    }
+
+    #[test]
+    fn bad_values_name_variable_value_and_allowed() {
+        let e = settings(&[("LYNX_MODE", "production")]).unwrap_err().to_string();
+        assert_eq!(e, "LYNX_MODE=\"production\" is not valid: allowed values are dev, staging, prod");
+        let e = settings(&[("MCP_TOOLSET_VERSION", "9.9.9")]).unwrap_err().to_string();
+        assert!(e.contains("MCP_TOOLSET_VERSION=\"9.9.9\"") && e.contains("0.1.0"), "{e}");
+        let e = settings(&[("LYNX_MAINTENANCE_MODE", "maybe")]).unwrap_err().to_string();
+        assert!(e.contains("LYNX_MAINTENANCE_MODE") && e.contains("true or false"), "{e}");
+        let e = settings(&[("LYNX_BIND", "nowhere")]).unwrap_err().to_string();
+        assert!(e.contains("LYNX_BIND=\"nowhere\""), "{e}");
+        let e = settings(&[("LYNX_DATABASE_URL", "mysql://u:secret@h/db")]).unwrap_err().to_string();
+        assert!(e.contains("LYNX_DATABASE_URL") && !e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn prod_needs_a_durable_store_and_supabase_needs_a_connection_string() {
+        let e = settings(&[("LYNX_MODE", "prod"), ("LYNX_DATABASE_URL", "sqlite::memory:")]).unwrap_err().to_string();
+        assert!(e.contains("durable"), "{e}");
+        assert!(settings(&[("LYNX_MODE", "prod"), ("LYNX_DATABASE_URL", "sqlite://lynx.db")]).is_ok());
+        let e = settings(&[("SUPABASE_URL", "https://x.supabase.co"), ("SUPABASE_KEY", "k")]).unwrap_err().to_string();
+        assert!(e.contains("Connection string") && e.contains("LYNX_DATABASE_URL"), "{e}");
+    }
+}

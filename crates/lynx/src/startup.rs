@@ -1,0 +1,157 @@
+//! Wiring: settings → store, Kernel, registry → the pipeline, and the HTTP application around it
+//! (zero2prod's `Application::build` → `addr()` → `run_until_stopped()`).
+
+use std::{net::SocketAddr, sync::Arc};
+
+use lynx_governance::{Pipeline, RuntimeInfo, Services, identity};
+use lynx_kernel::{EmbeddedKernel, KernelFile};
+use lynx_model::{Mode, TenantId, UserId, clock::SystemClock, kernel::Kernel};
+use tokio::net::TcpListener;
+
+use crate::{
+    cli::output,
+    configuration::{KernelSource, Settings},
+};
+
+/// A start-up failure, already worded for the operator.
+#[derive(Debug)]
+pub struct Fatal(pub String);
+
+impl std::fmt::Display for Fatal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<E: std::error::Error> From<E> for Fatal {
+    fn from(e: E) -> Self {
+        Fatal(e.to_string())
+    }
+}
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Loads the Kernel the settings name; a bad Kernel file stops start-up naming the file and the problem.
+pub fn kernel(settings: &Settings) -> Result<Arc<dyn Kernel>, Fatal> {
+    match &settings.kernel {
+        KernelSource::Demo => Ok(Arc::new(EmbeddedKernel::demo())),
+        KernelSource::File(path) => {
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Fatal(format!("Kernel file {name}: cannot be read: {e} (set by LYNX_KERNEL_FILE)")))?;
+            let data = KernelFile::parse(&text, &name)?;
+            Ok(Arc::new(EmbeddedKernel::new(data, format!("file {name}"))))
+        }
+    }
+}
+
+/// Connects and migrates storage, loads the Kernel, and fixes the runtime facts.
+pub async fn services(settings: &Settings) -> Result<Services, Fatal> {
+    let kernel = kernel(settings)?;
+    let store = lynx_store::connect(&settings.database)
+        .await
+        .map_err(|e| Fatal(format!("cannot open {}: {e}", settings.database.describe())))?;
+    store.migrate().await.map_err(|e| Fatal(format!("cannot migrate {}: {e}", settings.database.describe())))?;
+    Ok(Services {
+        store,
+        kernel,
+        clock: Arc::new(SystemClock),
+        runtime: runtime_info(settings),
+    })
+}
+
+pub fn runtime_info(settings: &Settings) -> RuntimeInfo {
+    RuntimeInfo {
+        mode: settings.mode,
+        protocol_version: settings.protocol_version.clone(),
+        toolset_version: settings.toolset_version.clone(),
+        maintenance_from_env: settings.maintenance,
+        version: VERSION.to_string(),
+        storage_label: storage_label(settings),
+    }
+}
+
+pub fn storage_label(settings: &Settings) -> String {
+    match settings.database {
+        lynx_store::DatabaseUrl::Sqlite { .. } => "Storage (SQLite)".into(),
+    }
+}
+
+pub fn pipeline(services: Services) -> Pipeline {
+    Pipeline::new(services, Arc::new(lynx_tools::registry()))
+}
+
+/// On the first start of a dev database with no keys, creates and prints keys for the demo tenant's
+/// agent and approver, so a new user can connect in one step.
+pub async fn demo_keys_on_first_run(services: &Services) -> Result<(), Fatal> {
+    if services.runtime.mode != Mode::Dev || services.store.count_api_keys().await? > 0 {
+        return Ok(());
+    }
+    let tenant = TenantId::parse("tenant-123").expect("valid id");
+    let users = [("agent-001", "demo agent"), ("approver-001", "demo approver")];
+    let mut created = Vec::new();
+    for (user, label) in users {
+        let user = UserId::parse(user).expect("valid id");
+        // A custom Kernel file may not have the demo tenant: then there is nothing to create.
+        if services.kernel.user(&tenant, &user).await.is_err() {
+            return Ok(());
+        }
+        let key = identity::create_key(services, &tenant, &user, label, "lynx-serve:first-run")
+            .await
+            .map_err(|r| Fatal(r.message))?;
+        created.push((user, key.secret));
+    }
+    output::demo_keys(&tenant, &created);
+    Ok(())
+}
+
+/// The HTTP server, bound and ready.
+pub struct Application {
+    listener: TcpListener,
+    router: lynx_http::Router,
+    addr: SocketAddr,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings, pipeline: Pipeline) -> Result<Self, Fatal> {
+        let listener = TcpListener::bind(settings.bind)
+            .await
+            .map_err(|e| Fatal(format!("cannot listen on {} (LYNX_BIND/PORT): {e}", settings.bind)))?;
+        let addr = listener.local_addr()?;
+        let mut allowed_hosts = settings.allowed_hosts.clone();
+        if !allowed_hosts.is_empty() && !addr.ip().is_unspecified() {
+            allowed_hosts.push(addr.ip().to_string());
+        }
+        let options = lynx_http::HttpOptions { allowed_hosts };
+        Ok(Self { listener, router: lynx_http::router(pipeline, &options), addr })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then stops accepting and lets in-flight calls finish.
+    pub async fn run_until_stopped(self) -> Result<(), Fatal> {
+        lynx_http::serve(self.listener, self.router, shutdown_signal()).await?;
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested: no new connections; finishing in-flight requests");
+}

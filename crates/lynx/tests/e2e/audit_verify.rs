@@ -1,0 +1,70 @@
+//! The audit trail is tamper-evident: `lynx audit verify` passes on an honest trail and, after one row
+//! is edited directly in the database, fails naming that row.
+
+use serde_json::json;
+use sqlx::Connection;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn editing_one_audit_row_is_detected_and_named() {
+    let sandbox = Sandbox::new();
+    let (acme, _) = sandbox.create_key("tenant-123", "agent-001");
+    let (globex, _) = sandbox.create_key("tenant-456", "agent-456");
+    {
+        let server = sandbox.serve();
+        let a = server.mcp(&acme).await;
+        let b = server.mcp(&globex).await;
+        for _ in 0..3 {
+            call_ok(&a, "tenant.domain.profile.read", json!({})).await;
+            call_ok(&b, "docs.domain.registry.read", json!({})).await;
+        }
+        call_err(&a, "audit.domain.run.read", json!({"limit": 1000})).await;
+    }
+    let out = sandbox.cli_ok(&["audit", "verify"]);
+    assert!(out.contains("✅ tenant-123") && out.contains("✅ tenant-456"), "{out}");
+    let report: serde_json::Value = serde_json::from_str(&sandbox.cli_ok(&["audit", "verify", "--json"])).unwrap();
+    assert_eq!(report["ok"], true);
+
+    // Tamper with tenant-123's sixth event, as someone with database access might.
+    let url = format!("sqlite://{}", sandbox.db_path().display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let (event_id,): (String,) = sqlx::query_as("SELECT event_id FROM lynx_audit_events WHERE tenant_id = 'tenant-123' AND seq = 6")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE lynx_audit_events SET actor_id = 'someone-else' WHERE event_id = ?")
+        .bind(&event_id)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+
+    let out = sandbox.cli(&["audit", "verify"]);
+    assert!(!out.status.success(), "verification must fail");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("❌ tenant-123: chain broken at seq 6"), "{text}");
+    assert!(text.contains(&event_id), "names the row: {text}");
+    assert!(text.contains("✅ tenant-456"), "other tenants' chains are unaffected: {text}");
+
+    // Deleting rows is refused by the database itself.
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let deleted = sqlx::query("DELETE FROM lynx_audit_events WHERE seq = 1").execute(&mut db).await;
+    assert!(deleted.is_err(), "the audit table is append-only");
+}
+
+#[tokio::test]
+async fn audit_tail_shows_the_newest_events() {
+    let sandbox = Sandbox::new();
+    let (acme, _) = sandbox.create_key("tenant-123", "agent-001");
+    let server = sandbox.serve();
+    let a = server.mcp(&acme).await;
+    let r = call(&a, "system.domain.health.read", json!({})).await;
+    let run = run_id(&r).unwrap();
+    let out = sandbox.cli_ok(&["audit", "tail", "-n", "2"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "header and two events: {out}");
+    assert!(lines[1].contains("STARTED") && lines[2].contains("SUCCEEDED") && lines[2].contains(&run), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&sandbox.cli_ok(&["audit", "tail", "--tenant", "tenant-123", "--json"])).unwrap();
+    assert!(json.as_array().unwrap().iter().any(|e| e["tool_id"] == "lynx.keys.create" && e["event_type"] == "human_action"));
+}

@@ -1,0 +1,90 @@
+//! The operator CLI: `lynx status` prints the runbook's block with live values and fails when
+//! something is unreachable; configuration errors name the variable; every command has `--help`.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn status_prints_the_runbook_block_with_live_values() {
+    let sandbox = Sandbox::new();
+    let (key, _) = sandbox.create_key("tenant-123", "agent-001");
+    {
+        let server = sandbox.serve();
+        let client = server.mcp(&key).await;
+        call_ok(&client, "tenant.domain.profile.read", json!({})).await;
+        call_err(&client, "audit.domain.run.read", json!({"limit": -1})).await;
+    }
+    let out = sandbox.cli(&["status"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "Lynx AI Status");
+    assert_eq!(lines[1], "==============");
+    assert!(lines[2].starts_with("Tool Registry: 12 tools registered"), "{text}");
+    assert_eq!(lines[3], "Protocol Version: 0.1.0");
+    assert_eq!(lines[4], "Toolset Version: 0.1.0");
+    assert_eq!(lines[5], "");
+    assert!(lines[6].starts_with("Kernel API: ✅ Reachable"), "{text}");
+    assert!(lines[7].starts_with("Storage (SQLite): ✅ Reachable"), "{text}");
+    assert!(text.contains("\nMode: dev\n"));
+    let runs = text.split("Last 5 Runs:\n").nth(1).expect("a Last 5 Runs section");
+    let runs: Vec<&str> = runs.lines().collect();
+    assert_eq!(runs.len(), 2, "{text}");
+    assert!(runs[0].starts_with("- Run 1: DENIED (20") && runs[0].contains("audit.domain.run.read"), "{text}");
+    assert!(runs[1].starts_with("- Run 2: SUCCEEDED (20") && runs[1].contains("tenant.domain.profile.read"), "{text}");
+
+    let json: serde_json::Value = serde_json::from_str(&sandbox.cli_ok(&["status", "--json"])).unwrap();
+    assert_eq!(json["tools_registered"], 12);
+    assert_eq!(json["healthy"], true);
+    assert_eq!(json["last_runs"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn status_fails_when_storage_is_unreachable() {
+    let mut sandbox = Sandbox::new();
+    sandbox.env.insert("LYNX_DATABASE_URL".into(), "sqlite:///nonexistent-dir/deeper/lynx.db".into());
+    let out = sandbox.cli(&["status"]);
+    assert!(!out.status.success(), "non-zero exit when storage is unreachable");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Storage (SQLite): ❌ Unreachable"), "{text}");
+    assert!(text.contains("Kernel API: ✅ Reachable"), "{text}");
+}
+
+#[test]
+fn configuration_errors_name_the_variable_the_value_and_the_allowed_values() {
+    let mut sandbox = Sandbox::new();
+    sandbox.env.insert("LYNX_MODE".into(), "production".into());
+    let out = sandbox.cli(&["status"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("LYNX_MODE=\"production\"") && err.contains("dev, staging, prod"), "{err}");
+}
+
+#[test]
+fn every_command_has_help() {
+    let sandbox = Sandbox::new();
+    for cmd in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["mcp", "--help"],
+        vec!["status", "--help"],
+        vec!["tools", "--help"],
+        vec!["migrate", "--help"],
+        vec!["keys", "--help"],
+        vec!["keys", "create", "--help"],
+        vec!["keys", "list", "--help"],
+        vec!["keys", "revoke", "--help"],
+        vec!["audit", "--help"],
+        vec!["audit", "tail", "--help"],
+        vec!["audit", "verify", "--help"],
+    ] {
+        let out = sandbox.cli(&cmd);
+        assert!(out.status.success(), "{cmd:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"), "{cmd:?}");
+    }
+    let tools = sandbox.cli_ok(&["tools"]);
+    assert!(tools.contains("vpm.domain.payment.status.read") && tools.contains("12 tools registered"));
+    let migrate = sandbox.cli_ok(&["migrate"]);
+    assert!(migrate.contains("schema is current"));
+}
