@@ -214,11 +214,15 @@ fn layer_rules(tool: &dyn ErasedTool) -> Result<(), Refusal> {
     }
 }
 
-/// Rules of the operating mode. Reads are the same in every mode.
+/// Rules of the operating mode. Reads are the same in every mode; only execution depends on it.
 fn mode_gate(mode: Mode, tool: &dyn ErasedTool) -> Result<(), Refusal> {
-    match (mode, tool.layer()) {
-        (_, Layer::Domain) => Ok(()),
-        (Mode::Dev | Mode::Staging | Mode::Prod, _) => Ok(()),
+    match tool.layer() {
+        Layer::Domain => Ok(()),
+        Layer::Cluster | Layer::Cell => Err(Refusal::new(
+            ErrorCode::LayerViolation,
+            format!("{} cannot run in {mode} mode: this server executes no {} tools", tool.spec().id, tool.layer()),
+            "Use the domain tools listed by tools/list.",
+        )),
     }
 }
 
