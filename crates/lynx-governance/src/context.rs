@@ -4,7 +4,7 @@
 //! one, so no tool context exists for a call that skipped a gate. Each context hands out views bound to
 //! the caller's tenant: a tool cannot even name another tenant.
 
-use std::sync::Arc;
+use std::{future::Future, sync::{Arc, OnceLock}};
 
 use chrono::{DateTime, Utc};
 use lynx_model::{
@@ -13,9 +13,15 @@ use lynx_model::{
     kernel::{Document, FinanceSummary, KernelError, PermissionDecision, PermissionRequest, Policies, TenantRecord, UserRecord, Vendor},
     store::{ActivityEvent, AuditFilter, PaymentFilter, PaymentRecord, QueueCounts, RunFilter, RunSummary, StoreError},
     ErrorCode,
+    draft::DraftStatus,
+    records::{Claim, Completion, DraftInsert, DraftRecord, Effect, ExecutionRecord, RollbackAction},
+    vocab::RunStatus,
+    Risk,
 };
+use serde_json::{Value, json};
+use uuid::Uuid;
 
-use crate::{health::Health, registry::Registry, services::{RuntimeInfo, Services}};
+use crate::{execution, health::Health, registry::Registry, services::{RuntimeInfo, Services}, tool::ToolSpec};
 
 /// Evidence that a call passed identity, registry, validation, permission, layer and mode gates.
 pub struct Cleared {
@@ -23,12 +29,27 @@ pub struct Cleared {
     pub(crate) registry: Arc<Registry>,
     pub(crate) principal: Principal,
     pub(crate) run_id: RunId,
+    pub(crate) tool: &'static ToolSpec,
+    pub(crate) request: RequestFacts,
+    /// Cell tools: the draft that passed the execution protocol's checks.
+    pub(crate) draft: Option<DraftRecord>,
+}
+
+/// What the pipeline read from a writing call's arguments.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestFacts {
+    pub request_id: Option<String>,
+    /// SHA-256 over the tool id and the canonical arguments: the same request, or not.
+    pub fingerprint: String,
+    pub explicit_approval: bool,
 }
 
 /// The context type of one layer. Built only from `Cleared`.
 pub trait LayerContext: Send + Sync + Sized + 'static {
     const LAYER: Layer;
     fn build(cleared: Cleared) -> Self;
+    /// What the layer does with the tool's answer once the tool has run.
+    fn finish(self, output: Value) -> impl Future<Output = Result<Value, Refusal>> + Send;
 }
 
 /// The domain layer's context: reads only, scoped to the caller's tenant.
@@ -40,6 +61,9 @@ impl LayerContext for ReadCtx {
     const LAYER: Layer = Layer::Domain;
     fn build(cleared: Cleared) -> Self {
         Self { cleared }
+    }
+    async fn finish(self, output: Value) -> Result<Value, Refusal> {
+        Ok(output)
     }
 }
 
@@ -122,6 +146,9 @@ impl TenantStore<'_> {
     pub async fn payments_in_status(&self, status: &str, vendor_id: Option<&str>) -> Result<Vec<PaymentRecord>, Refusal> {
         self.services.store.payments_in_status(self.tenant, status, vendor_id).await.map_err(store_refusal)
     }
+    pub async fn approvals(&self, draft_id: Uuid) -> Result<Vec<lynx_model::records::ApprovalRecord>, Refusal> {
+        self.services.store.approvals(self.tenant, draft_id).await.map_err(store_refusal)
+    }
     pub async fn queue_counts(&self, stuck_before: DateTime<Utc>) -> Result<QueueCounts, Refusal> {
         self.services.store.queue_counts(Some(self.tenant), stuck_before).await.map_err(store_refusal)
     }
@@ -164,5 +191,212 @@ impl TenantKernel<'_> {
     }
     pub async fn finance_summary(&self, period: &str) -> Result<FinanceSummary, Refusal> {
         self.services.kernel.finance_summary(self.tenant, period).await.map_err(kernel_refusal)
+    }
+}
+
+/// A draft as a cluster tool proposes it; the context saves it once the tool has answered.
+#[derive(Debug, Clone)]
+pub struct NewDraft {
+    pub payload: Value,
+    pub risk_level: Risk,
+    /// The Kernel facts the draft was built from.
+    pub source_context: Value,
+    pub recommended_approvers: Vec<String>,
+    pub preview_markdown: String,
+}
+
+/// The cluster layer's context: reads, plus staging exactly one draft. Nothing else changes.
+pub struct DraftCtx {
+    cleared: Cleared,
+    draft_id: Uuid,
+    staged: OnceLock<NewDraft>,
+}
+
+impl DraftCtx {
+    pub fn caller(&self) -> &Principal {
+        &self.cleared.principal
+    }
+    pub fn tenant_id(&self) -> &TenantId {
+        &self.cleared.principal.tenant_id
+    }
+    pub fn now(&self) -> DateTime<Utc> {
+        self.cleared.services.clock.now()
+    }
+    pub fn kernel(&self) -> TenantKernel<'_> {
+        TenantKernel { services: &self.cleared.services, tenant: self.tenant_id() }
+    }
+    /// The id the draft will have.
+    pub fn draft_id(&self) -> Uuid {
+        self.draft_id
+    }
+    /// Proposes the draft; a tool proposes one draft per call.
+    pub fn stage(&self, draft: NewDraft) -> Result<(), Refusal> {
+        self.staged.set(draft).map_err(|_| Refusal::internal("staging a second draft in one call"))
+    }
+}
+
+impl LayerContext for DraftCtx {
+    const LAYER: Layer = Layer::Cluster;
+    fn build(cleared: Cleared) -> Self {
+        Self { cleared, draft_id: Uuid::new_v4(), staged: OnceLock::new() }
+    }
+    async fn finish(self, output: Value) -> Result<Value, Refusal> {
+        let Self { cleared, draft_id, staged } = self;
+        let staged = staged.into_inner().ok_or_else(|| Refusal::internal("creating the draft (the tool proposed none)"))?;
+        let draft_type = cleared.tool.draft_type.ok_or_else(|| Refusal::internal("creating a draft of no type"))?;
+        let now = cleared.services.clock.now();
+        let record = DraftRecord {
+            draft_id,
+            tenant_id: cleared.principal.tenant_id.clone(),
+            draft_type,
+            payload: staged.payload,
+            status: DraftStatus::Draft,
+            risk_level: staged.risk_level,
+            created_by: cleared.principal.user_id.to_string(),
+            created_at: now,
+            updated_at: now,
+            source_context: staged.source_context,
+            recommended_approvers: staged.recommended_approvers,
+            preview_markdown: staged.preview_markdown,
+            request_id: cleared.request.request_id.clone(),
+            request_fingerprint: Some(cleared.request.fingerprint.clone()),
+            response_payload: Some(output.clone()),
+            submitted_at: None,
+            submitted_by: None,
+            approved_at: None,
+            approved_by: None,
+            rejected_at: None,
+            rejected_by: None,
+            rejection_reason: None,
+            cancelled_at: None,
+            cancelled_by: None,
+        };
+        match cleared.services.store.insert_draft(&record).await.map_err(store_refusal)? {
+            DraftInsert::Inserted => Ok(output),
+            // A concurrent call with the same request_id won the insert.
+            DraftInsert::Existing(existing) => execution::replay_draft(&existing, cleared.tool.id, &cleared.request.fingerprint),
+        }
+    }
+}
+
+/// The cell layer's context: the approved draft, reads, and staging exactly one effect, which the
+/// context applies under an exactly-once claim once the tool has answered.
+pub struct ExecCtx {
+    cleared: Cleared,
+    execution_id: Uuid,
+    staged: OnceLock<Effect>,
+}
+
+impl ExecCtx {
+    pub fn caller(&self) -> &Principal {
+        &self.cleared.principal
+    }
+    pub fn tenant_id(&self) -> &TenantId {
+        &self.cleared.principal.tenant_id
+    }
+    pub fn now(&self) -> DateTime<Utc> {
+        self.cleared.services.clock.now()
+    }
+    pub fn kernel(&self) -> TenantKernel<'_> {
+        TenantKernel { services: &self.cleared.services, tenant: self.tenant_id() }
+    }
+    pub fn store(&self) -> TenantStore<'_> {
+        TenantStore { services: &self.cleared.services, tenant: self.tenant_id() }
+    }
+    /// The draft, as it passed the execution protocol's checks.
+    pub fn draft(&self) -> &DraftRecord {
+        self.cleared.draft.as_ref().expect("a cell context is built with its draft")
+    }
+    /// The id the execution will have.
+    pub fn execution_id(&self) -> Uuid {
+        self.execution_id
+    }
+    /// Proposes the effect; a tool proposes one effect per call.
+    pub fn stage(&self, effect: Effect) -> Result<(), Refusal> {
+        self.staged.set(effect).map_err(|_| Refusal::internal("staging a second effect in one call"))
+    }
+}
+
+impl LayerContext for ExecCtx {
+    const LAYER: Layer = Layer::Cell;
+    fn build(cleared: Cleared) -> Self {
+        Self { cleared, execution_id: Uuid::new_v4(), staged: OnceLock::new() }
+    }
+    async fn finish(self, output: Value) -> Result<Value, Refusal> {
+        let Self { cleared, execution_id, staged } = self;
+        let effect = staged.into_inner().ok_or_else(|| Refusal::internal("executing (the tool proposed no effect)"))?;
+        let draft = cleared.draft.as_ref().ok_or_else(|| Refusal::internal("executing without a draft"))?;
+        let services = &cleared.services;
+        let now = services.clock.now();
+        let claim = ExecutionRecord {
+            execution_id,
+            draft_id: draft.draft_id,
+            tool_id: cleared.tool.id.to_string(),
+            tenant_id: cleared.principal.tenant_id.clone(),
+            actor_id: cleared.principal.user_id.to_string(),
+            status: RunStatus::Started,
+            result_payload: None,
+            created_at: now,
+            completed_at: None,
+            error_message: None,
+            rollback_instructions: None,
+            rolled_back_at: None,
+            rolled_back_by: None,
+            request_id: cleared.request.request_id.clone(),
+            request_fingerprint: Some(cleared.request.fingerprint.clone()),
+            explicit_approval: cleared.request.explicit_approval,
+            source_context: json!({
+                "run_id": cleared.run_id,
+                "draft_status": draft.status,
+                "draft_risk_level": draft.risk_level,
+                "approved_by": draft.approved_by,
+                "approved_at": draft.approved_at,
+            }),
+        };
+        match services.store.claim_execution(&claim).await.map_err(store_refusal)? {
+            Claim::Claimed => {}
+            Claim::Taken(live) => return Err(execution::taken(&live, draft.draft_id)),
+            Claim::RequestSeen(seen) => return execution::replay_execution(&seen, &cleared.request.fingerprint),
+        }
+        if let Some(pause) = services.runtime.failpoint_after_claim {
+            tokio::time::sleep(pause).await;
+        }
+        let rollback = rollback_instructions(&effect, draft.draft_id);
+        let completed = services.store.complete_execution(&claim, &effect, &output, &rollback, services.clock.now()).await;
+        match completed {
+            Ok(Completion::Succeeded(_)) => Ok(output),
+            Ok(Completion::ClaimLost(status)) => Err(Refusal::new(
+                ErrorCode::ExecutionFailed,
+                format!("Execution {execution_id} was marked {status} by an operator before it completed: nothing was applied"),
+                "Retry the call; the draft is unchanged.",
+            )),
+            Ok(Completion::DraftMoved(status)) => {
+                let why = format!("draft {} moved to {status} during execution: nothing was applied", draft.draft_id);
+                let _ = services.store.fail_execution(&claim.tenant_id, execution_id, &why, services.clock.now()).await;
+                Err(Refusal::new(ErrorCode::InvalidTransition, why, "Check the draft's status and history with `lynx drafts show`."))
+            }
+            Err(e) => {
+                let _ = services.store.fail_execution(&claim.tenant_id, execution_id, &e.to_string(), services.clock.now()).await;
+                Err(store_refusal(e))
+            }
+        }
+    }
+}
+
+fn rollback_instructions(effect: &Effect, draft_id: Uuid) -> Value {
+    let action = RollbackAction::for_effect(effect).as_str();
+    match effect {
+        Effect::Submit => json!({
+            "action": action, "draft_id": draft_id, "from_status": "SUBMITTED", "to_status": "DRAFT",
+            "description": "Return the draft to DRAFT (its approvals are forgotten); possible while it is still SUBMITTED."
+        }),
+        Effect::Publish(w) => json!({
+            "action": action, "workflow_id": w.workflow_id, "draft_id": draft_id,
+            "description": "Retire the published workflow; the draft stays PUBLISHED (exactly once)."
+        }),
+        Effect::Pay(p) => json!({
+            "action": action, "payment_id": p.payment_id, "draft_id": draft_id, "amount": p.amount, "currency": p.currency,
+            "description": "Reverse the payment and cancel its settlement intent; refused once the settlement is completed."
+        }),
     }
 }

@@ -97,6 +97,12 @@ pub async fn authenticate(services: &Services, credential: &Credential) -> Resul
 
 /// Role and scopes come from the Kernel's user record, never from the caller.
 pub async fn principal(services: &Services, who: &Authenticated) -> Result<Principal, Refusal> {
+    kernel_principal(services, &who.tenant_id, &who.user_id).await
+}
+
+/// The principal the Kernel knows for a tenant's user: for operator commands that name the user.
+pub async fn kernel_principal(services: &Services, tenant: &TenantId, user: &UserId) -> Result<Principal, Refusal> {
+    let who = Authenticated { tenant_id: tenant.clone(), user_id: user.clone(), key_id: None };
     match services.kernel.user(&who.tenant_id, &who.user_id).await {
         Ok(user) if user.active => Ok(Principal {
             tenant_id: who.tenant_id.clone(),

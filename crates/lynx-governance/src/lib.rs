@@ -7,18 +7,21 @@
 //! no I/O except through the `Store`, `Kernel` and `Clock` ports of `lynx-model`, and knows no concrete
 //! tool, transport or database.
 
+pub mod approvals;
 pub mod audit;
 pub mod context;
+pub mod execution;
 pub mod health;
 pub mod identity;
 pub mod maintenance;
+pub mod operations;
 pub mod pipeline;
 pub mod registry;
 pub mod services;
 pub mod tool;
 mod validation;
 
-pub use context::ReadCtx;
+pub use context::{DraftCtx, ExecCtx, NewDraft, ReadCtx};
 pub use identity::{Authenticated, Credential};
 pub use pipeline::{CallOutcome, Pipeline};
 pub use registry::{Registry, ToolDefinition};

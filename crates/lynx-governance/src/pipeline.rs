@@ -9,9 +9,12 @@
 //! 3. registry      — the tool must be registered
 //! 4. validation    — typed decode; unknown fields, wrong types, out-of-range values, oversized strings
 //! 5. permission    — the Kernel decides; a Kernel that cannot answer means no (fail closed)
-//! 6. layer rules   — what the tool's layer demands beyond its context type
-//! 7. mode gate     — what the operating mode demands
-//! 8. execute       — the tool runs with a context built from the gates' evidence
+//! 6. layer rules   — writing tools: module flag and role gate; a repeated request_id replays;
+//!                    cell tools: the execution protocol (draft found, type, not cancelled, exactly
+//!                    once, nothing in flight, the status the tool needs)
+//! 7. mode gate     — in prod, high-risk executions need explicit_approval: true
+//! 8. execute       — the tool runs with a context built from the gates' evidence; its layer's
+//!                    context then saves the draft, or claims and commits the effect exactly once
 //! 9. audit         — the closing row (`SUCCEEDED`, `FAILED`, or a `refusal` with status `DENIED`)
 //!
 //! Both audit rows are committed before the answer leaves: a call that could not be audited fails.
@@ -19,16 +22,18 @@
 use std::{sync::Arc, time::Instant};
 
 use lynx_model::{
-    ErrorCode, Layer, Mode, Principal, Refusal, RunId,
+    ErrorCode, Layer, Mode, Principal, Refusal, Risk, RunId,
     audit::EventType,
     kernel::KernelError,
     vocab::RunStatus,
 };
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::{
     audit,
-    context::{Cleared, store_refusal},
+    context::{Cleared, RequestFacts, kernel_refusal, store_refusal},
+    execution,
     identity::{self, Authenticated, Credential},
     maintenance,
     registry::Registry,
@@ -159,22 +164,83 @@ impl Pipeline {
 
         // 4. input validation.
         let input: Validated = tool.decode(args)?;
+        let request = request_facts(tool.spec().id, args);
 
         // 5. permission.
         self.permission(&principal, tool.as_ref()).await?;
 
-        // 6. layer rules.
-        layer_rules(tool.as_ref())?;
+        // 6. layer rules: module flags and role gates; request-id replay; the execution protocol.
+        let draft = match self.layer_rules(&principal, tool.as_ref(), args, &request).await? {
+            Clearance::Proceed(draft) => draft,
+            Clearance::Replay(answer) => return Ok(answer),
+        };
 
         // 7. mode gate.
-        mode_gate(self.services.runtime.mode, tool.as_ref())?;
+        mode_gate(self.services.runtime.mode, tool.as_ref(), &request)?;
 
         // 8. execute.
-        let cleared = Cleared { services: self.services.clone(), registry: self.registry.clone(), principal, run_id };
+        let cleared = Cleared {
+            services: self.services.clone(),
+            registry: self.registry.clone(),
+            principal,
+            run_id,
+            tool: tool.spec(),
+            request,
+            draft,
+        };
         tool.execute(cleared, input).await.map_err(|r| match r.code {
             ErrorCode::Internal | ErrorCode::StorageUnavailable | ErrorCode::KernelUnavailable => Stop::Failed(r),
             _ => Stop::Refused(r),
         })
+    }
+
+    async fn layer_rules(&self, caller: &Principal, tool: &dyn ErasedTool, args: &Value, request: &RequestFacts) -> Result<Clearance, Refusal> {
+        let spec = tool.spec();
+        if tool.layer() == Layer::Domain {
+            return Ok(Clearance::Proceed(None));
+        }
+        // Writing tools: the tenant's module must be on, and the caller's role must pass the role gate.
+        let tenant = self.services.kernel.tenant(&caller.tenant_id).await.map_err(kernel_refusal)?;
+        if !tenant.enabled_modules.iter().any(|m| m == spec.domain()) {
+            return Err(Refusal::new(
+                ErrorCode::ModuleDisabled,
+                format!("Module {} is not enabled for tenant {}: {} is unavailable", spec.domain(), caller.tenant_id, spec.id),
+                "Ask a tenant administrator to enable the module in the Kernel; featureflag.domain.status.read shows the modules.",
+            ));
+        }
+        if let Some(permission) = spec.role_gate {
+            let policies = self.services.kernel.policies(&caller.tenant_id).await.map_err(kernel_refusal)?;
+            let held = policies.role_gates.get(&caller.role).is_some_and(|p| p.iter().any(|p| p == permission));
+            if !held {
+                return Err(Refusal::new(
+                    ErrorCode::PermissionDenied,
+                    format!("Permission denied for {}: role {} does not hold {permission} in the tenant's role gates", spec.id, caller.role),
+                    "Use a key of a user whose role holds that permission; workflow.domain.policy.read shows the role gates.",
+                ));
+            }
+        }
+        let tenant_id = &caller.tenant_id;
+        if tool.layer() == Layer::Cluster {
+            if let Some(request_id) = &request.request_id {
+                let seen = self.services.store.draft_by_request(tenant_id, request_id).await.map_err(store_refusal)?;
+                if let Some(seen) = seen {
+                    return execution::replay_draft(&seen, spec.id, &request.fingerprint).map(Clearance::Replay);
+                }
+            }
+            return Ok(Clearance::Proceed(None));
+        }
+        if let Some(request_id) = &request.request_id {
+            let seen = self.services.store.execution_for_request(tenant_id, spec.id, request_id).await.map_err(store_refusal)?;
+            if let Some(seen) = seen {
+                return execution::replay_execution(&seen, &request.fingerprint).map(Clearance::Replay);
+            }
+        }
+        let draft_id = args
+            .get("draft_id")
+            .and_then(Value::as_str)
+            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+            .ok_or_else(|| Refusal::invalid_input("draft_id", "is required"))?;
+        execution::check(&self.services, caller, spec, draft_id).await.map(|d| Clearance::Proceed(Some(d)))
     }
 
     async fn permission(&self, principal: &Principal, tool: &dyn ErasedTool) -> Result<(), Refusal> {
@@ -201,29 +267,40 @@ impl Pipeline {
     }
 }
 
-/// Rules a layer adds beyond its context type. Domain tools read through a tenant-bound, read-only
-/// context, which is the whole of their rule.
-fn layer_rules(tool: &dyn ErasedTool) -> Result<(), Refusal> {
-    match tool.layer() {
-        Layer::Domain => Ok(()),
-        Layer::Cluster | Layer::Cell => Err(Refusal::new(
-            ErrorCode::LayerViolation,
-            format!("{} belongs to the {} layer, which this server does not serve", tool.spec().id, tool.layer()),
-            "Use the domain tools listed by tools/list.",
-        )),
+/// What the layer gate decided.
+enum Clearance {
+    /// Go on; cell tools carry the draft that passed the execution protocol.
+    Proceed(Option<lynx_model::records::DraftRecord>),
+    /// A repeated `request_id` with the same input: the original answer, without running again.
+    Replay(Value),
+}
+
+/// The facts a writing call's arguments carry for the gates (already validated by the tool's input type).
+fn request_facts(tool_id: &str, args: &Value) -> RequestFacts {
+    // serde_json's maps are sorted, so this text is canonical: equal inputs, equal fingerprints.
+    let fingerprint = hex::encode(Sha256::digest(format!("{tool_id}\n{args}").as_bytes()));
+    RequestFacts {
+        request_id: args.get("request_id").and_then(Value::as_str).map(str::to_string),
+        fingerprint,
+        explicit_approval: args.get("explicit_approval").and_then(Value::as_bool) == Some(true),
     }
 }
 
-/// Rules of the operating mode. Reads are the same in every mode; only execution depends on it.
-fn mode_gate(mode: Mode, tool: &dyn ErasedTool) -> Result<(), Refusal> {
-    match tool.layer() {
-        Layer::Domain => Ok(()),
-        Layer::Cluster | Layer::Cell => Err(Refusal::new(
-            ErrorCode::LayerViolation,
-            format!("{} cannot run in {mode} mode: this server executes no {} tools", tool.spec().id, tool.layer()),
-            "Use the domain tools listed by tools/list.",
-        )),
+/// Rules of the operating mode: in `prod`, a high-risk execution needs `explicit_approval: true` on the
+/// call as well as an approved draft. Reads and drafts are the same in every mode.
+fn mode_gate(mode: Mode, tool: &dyn ErasedTool, request: &RequestFacts) -> Result<(), Refusal> {
+    let high_risk_execution = tool.layer() == Layer::Cell && tool.spec().risk == Risk::High;
+    if mode == Mode::Prod && high_risk_execution && !request.explicit_approval {
+        return Err(Refusal::new(
+            ErrorCode::ExplicitApprovalRequired,
+            format!(
+                "High-risk action requires explicit approval: explicit approval required for {} in prod mode (approved draft + explicit_approval=true)",
+                tool.spec().id
+            ),
+            "Confirm with the human that this exact action should happen now, then call again with explicit_approval: true.",
+        ));
     }
+    Ok(())
 }
 
 fn unknown_tool(tool_id: &str) -> Refusal {

@@ -16,6 +16,8 @@ pub struct RuntimeInfo {
     pub version: String,
     /// How storage is labelled for operators: `SQLite`, `PostgreSQL` or `Supabase`.
     pub storage_label: String,
+    /// Dev-mode fault injection for crash tests: pause between an execution's claim and its commit.
+    pub failpoint_after_claim: Option<std::time::Duration>,
 }
 
 #[derive(Clone)]

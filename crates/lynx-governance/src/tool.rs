@@ -6,7 +6,7 @@
 
 use std::{any::Any, future::Future};
 
-use lynx_model::{Layer, Refusal, Risk};
+use lynx_model::{Layer, Refusal, Risk, draft::DraftType};
 use schemars::JsonSchema;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -21,6 +21,11 @@ pub struct ToolSpec {
     /// A human title.
     pub title: &'static str,
     pub risk: Risk,
+    /// Cluster: the type of draft it creates. Cell: the type of approved draft it executes; `None` for
+    /// the cell tool that acts on a draft of any type in status `DRAFT` (submit for approval).
+    pub draft_type: Option<DraftType>,
+    /// The Kernel role-gate permission a caller's role must hold (cluster tools: `payment_create`, …).
+    pub role_gate: Option<&'static str>,
     pub description: &'static str,
 }
 
@@ -92,6 +97,9 @@ impl<T: Tool> ErasedTool for Erased<T> {
         let input = *input.0.downcast::<T::Input>().map_err(|_| Refusal::internal("decoding the validated input"))?;
         let ctx = T::Context::build(cleared);
         let output = self.0.run(&ctx, input).await?;
-        serde_json::to_value(output).map_err(|_| Refusal::internal("encoding the tool's output"))
+        let output = serde_json::to_value(output).map_err(|_| Refusal::internal("encoding the tool's output"))?;
+        // The layer decides what becomes of the answer: a read returns it; a draft is saved with it;
+        // an execution claims, applies its effect and commits with it.
+        ctx.finish(output).await
     }
 }

@@ -9,7 +9,7 @@ mod routes;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{middleware, routing::get};
+use axum::{middleware, routing::{get, post}};
 use lynx_governance::Pipeline;
 use tokio::net::TcpListener;
 use tower_http::{limit::RequestBodyLimitLayer, trace::TraceLayer};
@@ -38,6 +38,15 @@ pub fn router(pipeline: Pipeline, options: &HttpOptions) -> Router {
         .route("/status", get(routes::api::status))
         .route("/tools", get(routes::api::tools))
         .route("/audit/events", get(routes::api::audit_events))
+        .route("/drafts", get(routes::drafts::list))
+        .route("/drafts/{id}", get(routes::drafts::show))
+        .route("/drafts/{id}/approve", post(routes::drafts::approve))
+        .route("/drafts/{id}/reject", post(routes::drafts::reject))
+        .route("/drafts/{id}/cancel", post(routes::drafts::cancel))
+        .route("/executions", get(routes::operations::executions))
+        .route("/executions/{id}", get(routes::operations::execution))
+        .route("/settlements", get(routes::operations::settlements))
+        .route("/settlements/{payment_id}", post(routes::operations::mark_settlement))
         .fallback(routes::api::not_found);
     let protected = Router::new()
         .nest("/api", api)

@@ -27,6 +27,7 @@ pub enum ErrorCode {
     InvalidTransition,
     AlreadyExecuted,
     ExecutionInProgress,
+    ExecutionFailed,
     ExplicitApprovalRequired,
     IdempotencyConflict,
     VendorInactive,
@@ -56,6 +57,7 @@ impl ErrorCode {
             ErrorCode::InvalidTransition => "INVALID_TRANSITION",
             ErrorCode::AlreadyExecuted => "ALREADY_EXECUTED",
             ErrorCode::ExecutionInProgress => "EXECUTION_IN_PROGRESS",
+            ErrorCode::ExecutionFailed => "EXECUTION_FAILED",
             ErrorCode::ExplicitApprovalRequired => "EXPLICIT_APPROVAL_REQUIRED",
             ErrorCode::IdempotencyConflict => "IDEMPOTENCY_CONFLICT",
             ErrorCode::VendorInactive => "VENDOR_INACTIVE",
@@ -80,6 +82,7 @@ impl ErrorCode {
             | ErrorCode::InvalidTransition
             | ErrorCode::AlreadyExecuted
             | ErrorCode::ExecutionInProgress
+            | ErrorCode::ExecutionFailed
             | ErrorCode::IdempotencyConflict
             | ErrorCode::RollbackNotPossible => 409,
             ErrorCode::ExplicitApprovalRequired | ErrorCode::VendorInactive | ErrorCode::PolicyViolation => 422,

@@ -6,11 +6,14 @@
 
 pub mod audit;
 pub mod clock;
+pub mod draft;
+pub mod money;
 pub mod error;
 pub mod ids;
 pub mod kernel;
 pub mod params;
 pub mod principal;
+pub mod records;
 pub mod store;
 pub mod vocab;
 

@@ -137,3 +137,155 @@ mod tests {
         assert!(Since::parse("yesterday").unwrap_err().contains("ISO 8601"));
     }
 }
+
+/// A caller-chosen idempotency key: 1–128 characters of `A-Z a-z 0-9 - _ . :`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct RequestId(String);
+
+impl RequestId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() || s.len() > 128 || !s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
+            return Err(format!(
+                "must be 1-128 characters of letters, digits, '-', '_', '.' or ':' (got {:?})",
+                truncate(s, 40)
+            ));
+        }
+        Ok(Self(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for RequestId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RequestId".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9_.:-]+$",
+            "description": "Idempotency key: repeating a call with the same request_id and input returns the original answer"
+        })
+    }
+}
+
+/// The id of a draft, as a tool argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct DraftIdParam(pub uuid::Uuid);
+
+impl<'de> Deserialize<'de> for DraftIdParam {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        uuid::Uuid::parse_str(&s)
+            .map(DraftIdParam)
+            .map_err(|_| serde::de::Error::custom(format!("must be a draft id (a UUID) (got {:?})", truncate(&s, 40))))
+    }
+}
+
+impl schemars::JsonSchema for DraftIdParam {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DraftId".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "format": "uuid", "description": "The draft's id, as a cluster tool returned it"})
+    }
+}
+
+/// A required piece of text: trimmed length between `MIN` and `MAX` characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Text<const MIN: usize, const MAX: usize>(String);
+
+impl<const MIN: usize, const MAX: usize> Text<MIN, MAX> {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let n = s.trim().chars().count();
+        if n < MIN {
+            return Err(if MIN == 1 { "must not be empty".into() } else { format!("must be at least {MIN} characters") });
+        }
+        if s.chars().count() > MAX {
+            return Err(format!("must be at most {MAX} characters (got {})", s.chars().count()));
+        }
+        Ok(Self(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de, const MIN: usize, const MAX: usize> Deserialize<'de> for Text<MIN, MAX> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<const MIN: usize, const MAX: usize> schemars::JsonSchema for Text<MIN, MAX> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("Text{MIN}To{MAX}").into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "minLength": MIN, "maxLength": MAX})
+    }
+}
+
+#[cfg(test)]
+mod write_param_tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_draft_ids_and_texts_validate_themselves() {
+        assert!(RequestId::parse("req-1:a.b_c").is_ok());
+        assert!(RequestId::parse("").is_err() && RequestId::parse("has space").is_err());
+        let e = serde_json::from_str::<DraftIdParam>("\"nope\"").unwrap_err().to_string();
+        assert!(e.contains("must be a draft id"), "{e}");
+        assert_eq!(Text::<1, 5>::parse("   ").unwrap_err(), "must not be empty");
+        assert!(Text::<1, 5>::parse("abcdef").unwrap_err().contains("at most 5"));
+    }
+
+    #[test]
+    fn json_maps_serialise_with_sorted_keys() {
+        // Fingerprints and the registry hash rely on this (serde_json without `preserve_order`).
+        assert_eq!(serde_json::json!({"b": 1, "a": 2}).to_string(), r#"{"a":2,"b":1}"#);
+    }
+}
+
+/// A due date: an ISO 8601 date (`2026-02-01`) or date-time with offset, kept as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct IsoDate(String);
+
+impl IsoDate {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Since::parse(s).map(|_| Self(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for IsoDate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for IsoDate {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "IsoDate".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "description": "ISO 8601 date (2026-02-01) or date-time with offset"})
+    }
+}

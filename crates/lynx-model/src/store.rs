@@ -8,7 +8,13 @@ use serde::Serialize;
 
 use crate::{
     audit::{AuditEvent, NewAuditEvent},
+    draft::{DraftStatus, Transition},
     ids::{KeyId, RunId, TenantId, UserId},
+    records::{
+        ApprovalRecord, Claim, Completion, Decision, DecisionOutcome, DraftFilter, DraftInsert, DraftRecord, Effect,
+        ExecutionCounts, ExecutionFilter, ExecutionRecord, RollbackOutcome, SettlementChange, SettlementRecord,
+        TransitionOutcome,
+    },
     vocab::RunStatus,
 };
 
@@ -160,4 +166,95 @@ pub trait Store: Send + Sync {
     async fn payments(&self, tenant: &TenantId, filter: &PaymentFilter) -> StoreResult<Vec<PaymentRecord>>;
     /// Every payment of a tenant in one status (for totals computed in exact decimal).
     async fn payments_in_status(&self, tenant: &TenantId, status: &str, vendor_id: Option<&str>) -> StoreResult<Vec<PaymentRecord>>;
+
+    // Drafts.
+    /// Inserts a draft; with a `request_id` already used in the tenant, returns that draft instead.
+    async fn insert_draft(&self, draft: &DraftRecord) -> StoreResult<DraftInsert>;
+    /// A draft of the tenant, or of any tenant when `tenant` is `None` (operator tools).
+    async fn draft(&self, tenant: Option<&TenantId>, draft_id: uuid::Uuid) -> StoreResult<Option<DraftRecord>>;
+    async fn draft_by_request(&self, tenant: &TenantId, request_id: &str) -> StoreResult<Option<DraftRecord>>;
+    /// Drafts newest first, for one tenant or (`None`) all.
+    async fn drafts(&self, tenant: Option<&TenantId>, filter: &DraftFilter) -> StoreResult<Vec<DraftRecord>>;
+    async fn approvals(&self, tenant: &TenantId, draft_id: uuid::Uuid) -> StoreResult<Vec<ApprovalRecord>>;
+    /// Records one approver's decision on a `SUBMITTED` draft, atomically: one decision per approver;
+    /// a rejection rejects; the `required`-th approval approves.
+    #[allow(clippy::too_many_arguments)]
+    async fn decide(
+        &self,
+        tenant: &TenantId,
+        draft_id: uuid::Uuid,
+        approver: &str,
+        decision: Decision,
+        note: Option<&str>,
+        required: u32,
+        at: DateTime<Utc>,
+    ) -> StoreResult<DecisionOutcome>;
+    /// Cancel (`by` recorded), or reset to `DRAFT` (which also forgets the draft's approvals and marks its
+    /// submit execution rolled back, so it can be submitted again).
+    async fn transition_draft(
+        &self,
+        tenant: &TenantId,
+        draft_id: uuid::Uuid,
+        transition: Transition,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<TransitionOutcome>;
+
+    // Executions: the claim is the exactly-once guarantee; effects commit with SUCCEEDED.
+    async fn execution_for_request(&self, tenant: &TenantId, tool_id: &str, request_id: &str) -> StoreResult<Option<ExecutionRecord>>;
+    /// The draft's executions that count: `STARTED` or `SUCCEEDED` and not rolled back.
+    async fn live_executions(&self, tenant: &TenantId, draft_id: uuid::Uuid) -> StoreResult<Vec<ExecutionRecord>>;
+    /// Inserts the `STARTED` row unless another live execution of the draft and tool, or an earlier use of
+    /// the `request_id`, exists.
+    async fn claim_execution(&self, execution: &ExecutionRecord) -> StoreResult<Claim>;
+    /// Applies the effect, moves the draft and marks the execution `SUCCEEDED`, in one transaction.
+    async fn complete_execution(
+        &self,
+        execution: &ExecutionRecord,
+        effect: &Effect,
+        result: &serde_json::Value,
+        rollback_instructions: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Completion>;
+    async fn fail_execution(&self, tenant: &TenantId, execution_id: uuid::Uuid, error: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    async fn execution(&self, tenant: Option<&TenantId>, execution_id: uuid::Uuid) -> StoreResult<Option<ExecutionRecord>>;
+    async fn executions(&self, tenant: Option<&TenantId>, filter: &ExecutionFilter) -> StoreResult<Vec<ExecutionRecord>>;
+    /// Marks `STARTED` executions created before `before` as `FAILED` (stuck); returns them.
+    async fn clear_stuck(&self, before: DateTime<Utc>, at: DateTime<Utc>) -> StoreResult<Vec<ExecutionRecord>>;
+    /// Carries out a `SUCCEEDED` execution's rollback instructions in one transaction.
+    async fn rollback_execution(&self, tenant: &TenantId, execution_id: uuid::Uuid, by: &str, at: DateTime<Utc>) -> StoreResult<RollbackOutcome>;
+    async fn execution_counts(&self, tenant: Option<&TenantId>) -> StoreResult<ExecutionCounts>;
+
+    // Settlements.
+    async fn settlements(&self, tenant: Option<&TenantId>, status: Option<&str>, limit: u32) -> StoreResult<Vec<SettlementRecord>>;
+    /// Moves a settlement intent along `queued → processing → completed | failed` (provider `manual`);
+    /// `completed` settles the payment and `failed` fails it, in the same transaction.
+    async fn set_settlement_status(
+        &self,
+        tenant: &TenantId,
+        payment_id: uuid::Uuid,
+        to: &str,
+        by: &str,
+        note: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<SettlementChange>;
+}
+
+/// Which statuses a settlement intent may move to from each status.
+pub fn settlement_next(from: &str) -> &'static [&'static str] {
+    match from {
+        "queued" => &["processing", "failed"],
+        "processing" => &["completed", "failed"],
+        _ => &[],
+    }
+}
+
+/// The draft status an effect needs, and the one it leaves.
+pub fn effect_transition(effect: &Effect) -> (DraftStatus, DraftStatus) {
+    let t = match effect {
+        Effect::Submit => Transition::Submit,
+        Effect::Publish(_) => Transition::Publish,
+        Effect::Pay(_) => Transition::Execute,
+    };
+    (t.rule().0[0], t.target())
 }

@@ -7,11 +7,15 @@ use std::sync::Arc;
 
 use lynx_governance::{Registry, tool::ErasedTool};
 
+pub mod cell;
+pub mod cluster;
 pub mod domain;
+mod drafting;
 
 /// Every registered tool.
 pub fn all() -> Vec<Arc<dyn ErasedTool>> {
     use domain::*;
+    // TOOLS.md order: domain, cluster, cell.
     vec![
         Registry::entry(finance_health_read::FinanceHealthRead),
         Registry::entry(kernel_registry_read::KernelRegistryRead),
@@ -25,6 +29,12 @@ pub fn all() -> Vec<Arc<dyn ErasedTool>> {
         Registry::entry(system_health_read::SystemHealthRead),
         Registry::entry(vpm_vendor_read::VpmVendorRead),
         Registry::entry(vpm_payment_status_read::VpmPaymentStatusRead),
+        Registry::entry(cluster::docs_draft_create::DocsDraftCreate),
+        Registry::entry(cluster::workflow_draft_create::WorkflowDraftCreate),
+        Registry::entry(cluster::vpm_payment_draft_create::VpmPaymentDraftCreate),
+        Registry::entry(cell::docs_draft_submit::DocsDraftSubmit),
+        Registry::entry(cell::workflow_draft_publish::WorkflowDraftPublish),
+        Registry::entry(cell::vpm_payment_execute::VpmPaymentExecute),
     ]
 }
 

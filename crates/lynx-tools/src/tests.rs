@@ -7,6 +7,9 @@ use lynx_model::Layer;
 fn the_registry_is_consistent() {
     let registry = crate::registry();
     assert_eq!(registry.count(Layer::Domain), 12);
+    assert_eq!(registry.count(Layer::Cluster), 3);
+    assert_eq!(registry.count(Layer::Cell), 3);
+    assert_eq!(registry.len(), 18);
     for d in registry.definitions() {
         let parts: Vec<&str> = d.id.split('.').collect();
         assert!(parts.len() >= 4, "{}: ids are domain.layer.object.verb", d.id);

@@ -42,6 +42,8 @@ pub struct Settings {
     pub api_key: Option<String>,
     pub allowed_hosts: Vec<String>,
     pub log_json: bool,
+    /// Dev mode only: pause between an execution's claim and its commit (crash tests).
+    pub failpoint_after_claim_ms: Option<u64>,
 }
 
 impl Settings {
@@ -136,7 +138,16 @@ impl Settings {
             Some(v) => return Err(invalid("LYNX_LOG_FORMAT", v, "allowed values are text or json")),
         };
 
+        let failpoint_after_claim_ms = match var("LYNX_FAILPOINT_AFTER_CLAIM_MS") {
+            None => None,
+            Some(v) if mode != Mode::Dev => {
+                return Err(invalid("LYNX_FAILPOINT_AFTER_CLAIM_MS", &v, "fault injection is accepted in dev mode only"));
+            }
+            Some(v) => Some(v.parse().map_err(|_| invalid("LYNX_FAILPOINT_AFTER_CLAIM_MS", &v, "must be a number of milliseconds"))?),
+        };
+
         Ok(Self {
+            failpoint_after_claim_ms,
             mode,
             database,
             kernel,

@@ -68,6 +68,7 @@ pub fn runtime_info(settings: &Settings) -> RuntimeInfo {
         maintenance_from_env: settings.maintenance,
         version: VERSION.to_string(),
         storage_label: storage_label(settings),
+        failpoint_after_claim: settings.failpoint_after_claim_ms.map(std::time::Duration::from_millis),
     }
 }
 

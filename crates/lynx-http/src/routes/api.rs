@@ -15,6 +15,7 @@ use lynx_model::{
 };
 use serde_json::{Value, json};
 
+use super::query;
 use crate::{AppState, error::ApiError};
 
 pub async fn not_found() -> ApiError {
@@ -41,9 +42,6 @@ pub async fn tools(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
-    q.get(name).map(String::as_str).filter(|v| !v.is_empty())
-}
 
 /// `GET /api/audit/events?run_id&tool_id&status&since&limit&cursor`: the caller's tenant's events,
 /// newest first; `next_cursor` fetches the next page.
@@ -52,30 +50,21 @@ pub async fn audit_events(
     Extension(who): Extension<Authenticated>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    const KNOWN: [&str; 6] = ["run_id", "tool_id", "status", "since", "limit", "cursor"];
-    if let Some(unknown) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(Refusal::invalid_input(unknown, format!("unknown query parameter (allowed: {})", KNOWN.join(", "))).into());
-    }
-    let run_id = param(&q, "run_id")
+    query::known(&q, &["run_id", "tool_id", "status", "since", "limit", "cursor"])?;
+    let run_id = query::param(&q, "run_id")
         .map(|v| v.parse::<uuid::Uuid>().map(RunId).map_err(|_| Refusal::invalid_input("run_id", "must be a UUID")))
         .transpose()?;
-    let status = param(&q, "status")
+    let status = query::param(&q, "status")
         .map(|v| RunStatus::parse(v).ok_or_else(|| Refusal::invalid_input("status", "must be STARTED, SUCCEEDED, FAILED or DENIED")))
         .transpose()?;
-    let since = param(&q, "since").map(|v| Since::parse(v).map_err(|e| Refusal::invalid_input("since", e))).transpose()?;
-    let limit = match param(&q, "limit") {
-        None => 50,
-        Some(v) => match v.parse::<u32>() {
-            Ok(n @ 1..=500) => n,
-            _ => return Err(Refusal::invalid_input("limit", "must be an integer between 1 and 500").into()),
-        },
-    };
-    let before_seq = param(&q, "cursor")
+    let since = query::param(&q, "since").map(|v| Since::parse(v).map_err(|e| Refusal::invalid_input("since", e))).transpose()?;
+    let limit = query::limit(&q, 50, 500)?;
+    let before_seq = query::param(&q, "cursor")
         .map(|v| v.parse::<i64>().map_err(|_| Refusal::invalid_input("cursor", "must be the next_cursor of a previous page")))
         .transpose()?;
     let filter = AuditFilter {
         run_id,
-        tool_id: param(&q, "tool_id").map(str::to_string),
+        tool_id: query::param(&q, "tool_id").map(str::to_string),
         status,
         since: since.map(|s| s.0),
         before_seq,

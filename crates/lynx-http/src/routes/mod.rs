@@ -1,4 +1,9 @@
-//! Route handlers: `health` (unauthenticated) and `api` (the JSON API).
+//! Route handlers: `health` (unauthenticated), `api` (status, tools, audit), `drafts` (the approval
+//! surface) and `operations` (executions and settlements).
 
 pub mod api;
+mod body;
+pub mod drafts;
 pub mod health;
+pub mod operations;
+mod query;

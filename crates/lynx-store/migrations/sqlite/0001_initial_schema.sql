@@ -16,6 +16,7 @@ CREATE TABLE lynx_drafts (
     preview_markdown      TEXT NOT NULL DEFAULT '',
     request_id            TEXT,
     request_fingerprint   TEXT,
+    response_payload      TEXT CHECK (response_payload IS NULL OR json_valid(response_payload)),
     submitted_at          TEXT,
     submitted_by          TEXT,
     approved_at           TEXT,
@@ -60,8 +61,11 @@ CREATE TABLE lynx_executions (
     source_context        TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(source_context))
 );
 -- This index is the exactly-once guarantee: one live claim or success per tenant, draft and tool.
+-- A rolled-back execution no longer counts (a rolled-back submit lets the draft be submitted again;
+-- a rolled-back payment leaves its draft EXECUTED, which the execution protocol refuses anyway).
 CREATE UNIQUE INDEX lynx_executions_once_uq ON lynx_executions (tenant_id, draft_id, tool_id)
-    WHERE status IN ('STARTED', 'SUCCEEDED');
+    WHERE status IN ('STARTED', 'SUCCEEDED') AND rolled_back_at IS NULL;
+CREATE INDEX lynx_executions_tenant_draft_idx ON lynx_executions (tenant_id, draft_id);
 CREATE UNIQUE INDEX lynx_executions_request_uq ON lynx_executions (tenant_id, tool_id, request_id)
     WHERE request_id IS NOT NULL;
 CREATE INDEX lynx_executions_tenant_created_idx ON lynx_executions (tenant_id, created_at DESC);

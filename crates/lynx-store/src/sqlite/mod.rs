@@ -2,8 +2,11 @@
 //! crash), writers serialised by `BEGIN IMMEDIATE` so the audit chain never forks.
 
 mod audit;
+mod drafts;
+mod executions;
 mod keys;
 mod reads;
+mod settlements;
 
 use std::{str::FromStr, time::Duration};
 
@@ -12,11 +15,19 @@ use lynx_model::{
     TenantId,
     audit::{AuditEvent, NewAuditEvent},
     ids::KeyId,
+    draft::Transition,
+    records::{
+        ApprovalRecord, Claim, Completion, Decision, DecisionOutcome, DraftFilter, DraftInsert, DraftRecord, Effect,
+        ExecutionCounts, ExecutionFilter, ExecutionRecord, RollbackOutcome, SettlementChange, SettlementRecord,
+        TransitionOutcome,
+    },
     store::{
         ActivityEvent, ApiKeyRecord, AuditFilter, PaymentFilter, PaymentRecord, QueueCounts, RunFilter, RunSummary,
         Store, StoreResult,
     },
 };
+use serde_json::Value;
+use uuid::Uuid;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::error::map;
@@ -130,6 +141,90 @@ impl Store for SqliteStore {
     }
     async fn payments_in_status(&self, tenant: &TenantId, status: &str, vendor_id: Option<&str>) -> StoreResult<Vec<PaymentRecord>> {
         reads::payments_in_status(&self.pool, tenant, status, vendor_id).await
+    }
+
+    async fn insert_draft(&self, draft: &DraftRecord) -> StoreResult<DraftInsert> {
+        drafts::insert(&self.pool, draft).await
+    }
+    async fn draft(&self, tenant: Option<&TenantId>, draft_id: Uuid) -> StoreResult<Option<DraftRecord>> {
+        drafts::get(&self.pool, tenant, draft_id).await
+    }
+    async fn draft_by_request(&self, tenant: &TenantId, request_id: &str) -> StoreResult<Option<DraftRecord>> {
+        drafts::by_request(&self.pool, tenant, request_id).await
+    }
+    async fn drafts(&self, tenant: Option<&TenantId>, filter: &DraftFilter) -> StoreResult<Vec<DraftRecord>> {
+        drafts::list(&self.pool, tenant, filter).await
+    }
+    async fn approvals(&self, tenant: &TenantId, draft_id: Uuid) -> StoreResult<Vec<ApprovalRecord>> {
+        drafts::approvals(&self.pool, tenant, draft_id).await
+    }
+    async fn decide(
+        &self,
+        tenant: &TenantId,
+        draft_id: Uuid,
+        approver: &str,
+        decision: Decision,
+        note: Option<&str>,
+        required: u32,
+        at: DateTime<Utc>,
+    ) -> StoreResult<DecisionOutcome> {
+        drafts::decide(&self.pool, tenant, draft_id, approver, decision, note, required, at).await
+    }
+    async fn transition_draft(&self, tenant: &TenantId, draft_id: Uuid, t: Transition, by: &str, at: DateTime<Utc>) -> StoreResult<TransitionOutcome> {
+        drafts::transition(&self.pool, tenant, draft_id, t, by, at).await
+    }
+
+    async fn execution_for_request(&self, tenant: &TenantId, tool_id: &str, request_id: &str) -> StoreResult<Option<ExecutionRecord>> {
+        executions::for_request(&self.pool, tenant, tool_id, request_id).await
+    }
+    async fn live_executions(&self, tenant: &TenantId, draft_id: Uuid) -> StoreResult<Vec<ExecutionRecord>> {
+        executions::live(&self.pool, tenant, draft_id).await
+    }
+    async fn claim_execution(&self, execution: &ExecutionRecord) -> StoreResult<Claim> {
+        executions::claim(&self.pool, execution).await
+    }
+    async fn complete_execution(
+        &self,
+        execution: &ExecutionRecord,
+        effect: &Effect,
+        result: &Value,
+        rollback_instructions: &Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Completion> {
+        executions::complete(&self.pool, execution, effect, result, rollback_instructions, at).await
+    }
+    async fn fail_execution(&self, tenant: &TenantId, execution_id: Uuid, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        executions::fail(&self.pool, tenant, execution_id, error, at).await
+    }
+    async fn execution(&self, tenant: Option<&TenantId>, execution_id: Uuid) -> StoreResult<Option<ExecutionRecord>> {
+        executions::get(&self.pool, tenant, execution_id).await
+    }
+    async fn executions(&self, tenant: Option<&TenantId>, filter: &ExecutionFilter) -> StoreResult<Vec<ExecutionRecord>> {
+        executions::list(&self.pool, tenant, filter).await
+    }
+    async fn clear_stuck(&self, before: DateTime<Utc>, at: DateTime<Utc>) -> StoreResult<Vec<ExecutionRecord>> {
+        executions::clear_stuck(&self.pool, before, at).await
+    }
+    async fn rollback_execution(&self, tenant: &TenantId, execution_id: Uuid, by: &str, at: DateTime<Utc>) -> StoreResult<RollbackOutcome> {
+        executions::rollback(&self.pool, tenant, execution_id, by, at).await
+    }
+    async fn execution_counts(&self, tenant: Option<&TenantId>) -> StoreResult<ExecutionCounts> {
+        executions::counts(&self.pool, tenant).await
+    }
+
+    async fn settlements(&self, tenant: Option<&TenantId>, status: Option<&str>, limit: u32) -> StoreResult<Vec<SettlementRecord>> {
+        settlements::list(&self.pool, tenant, status, limit).await
+    }
+    async fn set_settlement_status(
+        &self,
+        tenant: &TenantId,
+        payment_id: Uuid,
+        to: &str,
+        by: &str,
+        note: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<SettlementChange> {
+        settlements::set_status(&self.pool, tenant, payment_id, to, by, note, at).await
     }
 }
 

@@ -57,6 +57,8 @@ impl Tool for AuditRunRead {
         id: "audit.domain.run.read",
         title: "Audit runs",
         risk: Risk::Low,
+        draft_type: None,
+        role_gate: None,
         description: "Lists the tenant's tool runs from Lynx's audit trail, newest first: who ran which tool, its status, start and end times and error, filterable by status, tool and time.",
     };
 

@@ -45,6 +45,8 @@ impl Tool for DocsRegistryRead {
         id: "docs.domain.registry.read",
         title: "Document registry",
         risk: Risk::Low,
+        draft_type: None,
+        role_gate: None,
         description: "Lists the tenant's registered documents from the Kernel with type, title, version, status and checksum, optionally filtered by document type.",
     };
 

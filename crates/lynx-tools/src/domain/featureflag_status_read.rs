@@ -34,6 +34,8 @@ impl Tool for FeatureflagStatusRead {
         id: "featureflag.domain.status.read",
         title: "Modules and feature flags",
         risk: Risk::Low,
+        draft_type: None,
+        role_gate: None,
         description: "Shows which business modules (docs, workflow, vpm, finance, …) are enabled for the tenant and the state of each feature flag, from the Kernel.",
     };
 

@@ -99,6 +99,8 @@ impl Tool for FinanceHealthRead {
         id: "finance.domain.health.read",
         title: "Financial health",
         risk: Risk::Low,
+        draft_type: None,
+        role_gate: None,
         description: "Scores the tenant's financial health (0-100) for a period from the Kernel's revenue, expenses and outstanding figures and Lynx's payments pending settlement, with risks and recommendations.",
     };
 

@@ -62,6 +62,8 @@ impl Tool for KernelRegistryRead {
         id: "kernel.domain.registry.read",
         title: "Tool registry",
         risk: Risk::Low,
+        draft_type: None,
+        role_gate: None,
         description: "Lists every registered Lynx tool with its layer, risk and domain, the Kernel's role and scope policy for each, and the registry's version hash.",
     };
 

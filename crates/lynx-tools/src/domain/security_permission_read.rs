@@ -52,6 +52,8 @@ impl Tool for SecurityPermissionRead {
         id: "security.domain.permission.read",
         title: "Permission check",
         risk: Risk::Low,
+        draft_type: None,
+        role_gate: None,
         description: "Asks the Kernel whether the caller may perform an action (a tool id or a permission name) and explains the decision: required roles and scopes versus the caller's own.",
     };
 

@@ -67,6 +67,8 @@ impl Tool for SystemHealthRead {
         id: "system.domain.health.read",
         title: "System health",
         risk: Risk::Low,
+        draft_type: None,
+        role_gate: None,
         description: "Probes the Kernel and Lynx's storage live and reports reachability with measured latency, the tenant's work queues (pending approvals, queued settlements, stuck executions), the mode and maintenance state.",
     };
 

@@ -43,6 +43,8 @@ impl Tool for TenantProfileRead {
         id: "tenant.domain.profile.read",
         title: "Tenant profile",
         risk: Risk::Low,
+        draft_type: None,
+        role_gate: None,
         description: "Returns the caller's tenant profile from the Kernel (name, plan, region, enabled modules) and the caller's own role and scopes.",
     };
 

@@ -82,6 +82,8 @@ impl Tool for VpmPaymentStatusRead {
         id: "vpm.domain.payment.status.read",
         title: "Payment status",
         risk: Risk::Low,
+        draft_type: None,
+        role_gate: None,
         description: "Lists executed vendor payments and their settlement status (filter by vendor, status, time), with the number of payment drafts awaiting approval, failed payments and the total pending settlement.",
     };
 

@@ -54,6 +54,8 @@ impl Tool for VpmVendorRead {
         id: "vpm.domain.vendor.read",
         title: "Vendor",
         risk: Risk::Low,
+        draft_type: None,
+        role_gate: None,
         description: "With a vendor_id: the vendor's status, risk flags, payment terms and bank details from the Kernel plus what Lynx has paid and owes it. Without: the number of vendors in each status.",
     };
 

@@ -37,6 +37,8 @@ impl Tool for WorkflowPolicyRead {
         id: "workflow.domain.policy.read",
         title: "Approval policy",
         risk: Risk::Low,
+        draft_type: None,
+        role_gate: None,
         description: "Returns the tenant's approval rules from the Kernel (approver roles and scopes, amount thresholds, required number of approvals per draft type) and the role gates.",
     };
 

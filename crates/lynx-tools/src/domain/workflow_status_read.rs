@@ -88,6 +88,8 @@ impl Tool for WorkflowStatusRead {
         id: "workflow.domain.status.read",
         title: "Workflow status",
         risk: Risk::Low,
+        draft_type: None,
+        role_gate: None,
         description: "Reports workflow activity in the tenant: active published workflows, drafts waiting for approval, and the most recent draft and workflow events from the audit trail.",
     };
 

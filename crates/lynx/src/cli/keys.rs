@@ -7,7 +7,7 @@ use lynx_model::{KeyId, TenantId, UserId};
 use serde_json::json;
 
 use crate::{
-    cli::{self, output},
+    cli::{self, output, refusal},
     configuration::Settings,
     startup::Fatal,
 };
@@ -40,10 +40,6 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-}
-
-fn refusal(r: lynx_model::Refusal) -> Fatal {
-    Fatal(format!("{}: {} ({})", r.code, r.message, r.hint))
 }
 
 pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fatal> {

@@ -2,11 +2,15 @@
 //! `--json` for scripts. Commands print through `output.rs` only.
 
 mod audit;
+mod drafts;
+mod executions;
 mod keys;
+mod maintenance;
 mod mcp;
 mod migrate;
 pub mod output;
 mod serve;
+mod settlements;
 mod status;
 mod tools;
 
@@ -49,6 +53,18 @@ enum Command {
     /// Read and verify the audit trail.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Review and decide on drafts.
+    #[command(subcommand)]
+    Drafts(drafts::Command),
+    /// Inspect executions; clear stuck ones; roll back.
+    #[command(subcommand)]
+    Executions(executions::Command),
+    /// The settlement queue.
+    #[command(subcommand)]
+    Settlements(settlements::Command),
+    /// Pause or resume executions on every instance.
+    #[command(subcommand)]
+    Maintenance(maintenance::Command),
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
@@ -69,6 +85,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Keys(cmd) => keys::run(&settings, cmd).await,
         Command::Migrate => migrate::run(&settings).await,
         Command::Audit(cmd) => audit::run(&settings, cmd).await,
+        Command::Drafts(cmd) => drafts::run(&settings, cmd).await,
+        Command::Executions(cmd) => executions::run(&settings, cmd).await,
+        Command::Settlements(cmd) => settlements::run(&settings, cmd).await,
+        Command::Maintenance(cmd) => maintenance::run(&settings, cmd).await,
     };
     match result {
         Ok(code) => code,
@@ -88,4 +108,9 @@ pub(crate) async fn services(settings: &Settings) -> Result<lynx_governance::Ser
 pub(crate) fn operator() -> String {
     let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
     format!("operator:{user}")
+}
+
+/// A refusal, worded for the terminal.
+pub(crate) fn refusal(r: lynx_model::Refusal) -> Fatal {
+    Fatal(format!("{}: {} ({})", r.code, r.message, r.hint))
 }

@@ -21,7 +21,7 @@ async fn status_prints_the_runbook_block_with_live_values() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "Lynx AI Status");
     assert_eq!(lines[1], "==============");
-    assert!(lines[2].starts_with("Tool Registry: 12 tools registered"), "{text}");
+    assert_eq!(lines[2], "Tool Registry: 18 tools registered (12 Domain, 3 Cluster, 3 Cell)", "{text}");
     assert_eq!(lines[3], "Protocol Version: 0.1.0");
     assert_eq!(lines[4], "Toolset Version: 0.1.0");
     assert_eq!(lines[5], "");
@@ -35,7 +35,7 @@ async fn status_prints_the_runbook_block_with_live_values() {
     assert!(runs[1].starts_with("- Run 2: SUCCEEDED (20") && runs[1].contains("tenant.domain.profile.read"), "{text}");
 
     let json: serde_json::Value = serde_json::from_str(&sandbox.cli_ok(&["status", "--json"])).unwrap();
-    assert_eq!(json["tools_registered"], 12);
+    assert_eq!(json["tools_registered"], 18);
     assert_eq!(json["healthy"], true);
     assert_eq!(json["last_runs"].as_array().unwrap().len(), 2);
 }
@@ -78,13 +78,31 @@ fn every_command_has_help() {
         vec!["audit", "--help"],
         vec!["audit", "tail", "--help"],
         vec!["audit", "verify", "--help"],
+        vec!["drafts", "--help"],
+        vec!["drafts", "list", "--help"],
+        vec!["drafts", "show", "--help"],
+        vec!["drafts", "approve", "--help"],
+        vec!["drafts", "reject", "--help"],
+        vec!["drafts", "cancel", "--help"],
+        vec!["drafts", "reset", "--help"],
+        vec!["executions", "--help"],
+        vec!["executions", "list", "--help"],
+        vec!["executions", "show", "--help"],
+        vec!["executions", "clear-stuck", "--help"],
+        vec!["executions", "rollback", "--help"],
+        vec!["settlements", "list", "--help"],
+        vec!["settlements", "mark", "--help"],
+        vec!["maintenance", "--help"],
+        vec!["maintenance", "on", "--help"],
+        vec!["maintenance", "off", "--help"],
+        vec!["maintenance", "status", "--help"],
     ] {
         let out = sandbox.cli(&cmd);
         assert!(out.status.success(), "{cmd:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"), "{cmd:?}");
     }
     let tools = sandbox.cli_ok(&["tools"]);
-    assert!(tools.contains("vpm.domain.payment.status.read") && tools.contains("12 tools registered"));
+    assert!(tools.contains("vpm.cell.payment.execute") && tools.contains("18 tools registered"));
     let migrate = sandbox.cli_ok(&["migrate"]);
     assert!(migrate.contains("schema is current"));
 }

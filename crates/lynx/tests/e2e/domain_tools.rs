@@ -20,14 +20,28 @@ const DOMAIN_TOOLS: [&str; 12] = [
     "vpm.domain.payment.status.read",
 ];
 
+const CLUSTER_TOOLS: [&str; 3] = ["docs.cluster.draft.create", "workflow.cluster.draft.create", "vpm.cluster.payment.draft.create"];
+const CELL_TOOLS: [&str; 3] = ["docs.cell.draft.submit_for_approval", "workflow.cell.draft.publish", "vpm.cell.payment.execute"];
+
 async fn check_tool_list(client: &Client) {
     let tools = client.list_all_tools().await.unwrap();
     let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
     names.sort();
-    let mut expected = DOMAIN_TOOLS.to_vec();
+    let mut expected = [DOMAIN_TOOLS.as_slice(), CLUSTER_TOOLS.as_slice(), CELL_TOOLS.as_slice()].concat();
     expected.sort();
     assert_eq!(names, expected, "exactly the registered tools");
     for t in &tools {
+        let a = t.annotations.as_ref().expect("annotations");
+        assert_eq!(a.idempotent_hint, Some(true), "{}", t.name);
+        if CLUSTER_TOOLS.contains(&t.name.as_ref()) {
+            assert_eq!((a.read_only_hint, a.destructive_hint), (Some(false), Some(false)), "{}", t.name);
+        }
+        if CELL_TOOLS.contains(&t.name.as_ref()) {
+            let destructive = t.name != "docs.cell.draft.submit_for_approval";
+            assert_eq!((a.read_only_hint, a.destructive_hint), (Some(false), Some(destructive)), "{}", t.name);
+        }
+    }
+    for t in tools.iter().filter(|t| DOMAIN_TOOLS.contains(&t.name.as_ref())) {
         assert_eq!(t.input_schema.get("type"), Some(&json!("object")), "{}", t.name);
         assert_eq!(t.input_schema.get("additionalProperties"), Some(&json!(false)), "{}: unknown fields rejected", t.name);
         let out = t.output_schema.as_ref().unwrap_or_else(|| panic!("{} has an output schema", t.name));
@@ -71,7 +85,7 @@ async fn check_all_domain_tools(client: &Client) {
 
     let v = call_ok(client, "kernel.domain.registry.read", json!({})).await;
     assert_eq!(v["tenant_id"], tenant);
-    assert_eq!(v["tools"].as_array().unwrap().len(), 12);
+    assert_eq!(v["tools"].as_array().unwrap().len(), 18);
     assert_eq!(v["version_hash"].as_str().unwrap().len(), 64);
     let pay = v["policies"].as_array().unwrap().iter().find(|p| p["tool_id"] == "audit.domain.run.read").unwrap();
     let kernel_pay = acme["policies"]["tool_policies"].as_array().unwrap().iter().find(|p| p["tool_id"] == "audit.domain.run.read").unwrap();
@@ -172,7 +186,7 @@ async fn domain_tools_over_http() {
     assert_eq!(body["tool_registry_hash"], v["version_hash"]);
     let (status, tools) = server.get("/api/tools", Some(&key)).await;
     assert_eq!(status, 200);
-    assert_eq!(tools["total"], 12);
+    assert_eq!(tools["total"], 18);
     assert_eq!(tools["tools"][0]["layer"], "domain");
     client.cancel().await.unwrap();
 }

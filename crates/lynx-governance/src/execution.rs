@@ -1,0 +1,155 @@
+//! The execution protocol of cell tools (SPEC §4, checks 2–7), and the request-id replay rules shared
+//! by the cluster and cell layers. Check 1 (maintenance) is the pipeline's second gate, check 8 its mode
+//! gate, check 9 the tool's own; the claim and the atomic commit live in `ExecCtx`.
+
+use lynx_model::{
+    ErrorCode, Principal, Refusal,
+    draft::DraftStatus,
+    records::{DraftRecord, ExecutionRecord},
+    vocab::RunStatus,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{context::store_refusal, services::Services, tool::ToolSpec};
+
+pub fn draft_not_found(draft_id: Uuid, tenant: &lynx_model::TenantId) -> Refusal {
+    Refusal::new(
+        ErrorCode::DraftNotFound,
+        format!("Draft not found or does not belong to tenant (draft_id: {draft_id}, tenant_id: {tenant})"),
+        "Check the draft_id a cluster tool returned; drafts of other tenants cannot be used.",
+    )
+}
+
+pub fn already_executed(draft_id: Uuid, by: Option<&ExecutionRecord>, status: DraftStatus) -> Refusal {
+    let message = match by {
+        Some(e) => format!("Draft has already been successfully executed by {} (execution_id: {})", e.tool_id, e.execution_id),
+        None => format!("Draft has already been successfully executed (draft_id: {draft_id}, status: {})", status.lower()),
+    };
+    Refusal::new(
+        ErrorCode::AlreadyExecuted,
+        message,
+        "This is expected: a draft executes exactly once. Create a new draft if the action is needed again.",
+    )
+}
+
+fn in_progress(e: &ExecutionRecord) -> Refusal {
+    Refusal::new(
+        ErrorCode::ExecutionInProgress,
+        format!("Execution already in progress for draft {} by {} (execution_id: {}, started {})", e.draft_id, e.tool_id, e.execution_id, e.created_at),
+        "Wait and read the result with audit.domain.run.read; if it stays STARTED, an operator clears it with `lynx executions clear-stuck`.",
+    )
+}
+
+/// Checks 2–7 against the draft's current state; returns the draft that passed.
+pub(crate) async fn check(services: &Services, caller: &Principal, tool: &ToolSpec, draft_id: Uuid) -> Result<DraftRecord, Refusal> {
+    let tenant = &caller.tenant_id;
+    // 2. The draft exists in the caller's tenant (another tenant's draft looks exactly like a missing one).
+    let draft = services
+        .store
+        .draft(Some(tenant), draft_id)
+        .await
+        .map_err(store_refusal)?
+        .ok_or_else(|| draft_not_found(draft_id, tenant))?;
+    // 3. The draft type matches the tool.
+    if let Some(needed) = tool.draft_type.filter(|t| *t != draft.draft_type) {
+        return Err(Refusal::new(
+            ErrorCode::WrongDraftType,
+            format!("Draft {draft_id} is a {} draft; {} acts on {needed} drafts only", draft.draft_type, tool.id),
+            "Use the cell tool for this draft's type (workflow → workflow.cell.draft.publish, vpm_payment → vpm.cell.payment.execute).",
+        ));
+    }
+    // 4. Not cancelled.
+    if draft.status == DraftStatus::Cancelled {
+        return Err(Refusal::new(
+            ErrorCode::DraftCancelled,
+            format!(
+                "Draft {draft_id} was cancelled (status: cancelled) by {} at {}",
+                draft.cancelled_by.as_deref().unwrap_or("unknown"),
+                draft.cancelled_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+            ),
+            "A cancelled draft cannot be used; create a new draft.",
+        ));
+    }
+    // 5 and 6. Exactly once: no success for this tool, draft not already published or executed, no claim in flight.
+    let live = services.store.live_executions(tenant, draft_id).await.map_err(store_refusal)?;
+    let succeeded = live.iter().find(|e| e.status == RunStatus::Succeeded && (e.tool_id == tool.id || draft.status.is_done()));
+    if succeeded.is_some() || draft.status.is_done() {
+        let by = succeeded.or_else(|| live.iter().find(|e| e.status == RunStatus::Succeeded && e.tool_id != tool.id));
+        return Err(already_executed(draft_id, by, draft.status));
+    }
+    if let Some(e) = live.iter().find(|e| e.status == RunStatus::Started && e.tool_id == tool.id) {
+        return Err(in_progress(e));
+    }
+    // 7. The status the tool needs: DRAFT to submit, APPROVED to publish or execute.
+    let needed = if tool.draft_type.is_none() { DraftStatus::Draft } else { DraftStatus::Approved };
+    if draft.status != needed {
+        return Err(match needed {
+            DraftStatus::Approved => Refusal::new(
+                ErrorCode::DraftNotApproved,
+                format!(
+                    "Draft is not approved (status: {}): draft {draft_id} must be APPROVED before {}",
+                    draft.status.lower(),
+                    tool.id
+                ),
+                match draft.status {
+                    DraftStatus::Draft => "Submit the draft with docs.cell.draft.submit_for_approval, then have an approver approve it.",
+                    DraftStatus::Submitted => "Wait for an approver to approve it (dashboard, `lynx drafts approve` or POST /api/drafts/{id}/approve).",
+                    _ => "A rejected draft cannot be executed; create a new draft.",
+                },
+            ),
+            _ => Refusal::new(
+                ErrorCode::InvalidTransition,
+                format!("Draft cannot be submitted (status: {}): only a DRAFT can be submitted for approval (draft_id: {draft_id})", draft.status.lower()),
+                "Nothing to do if it is already submitted or approved; a rejected draft needs a new draft.",
+            ),
+        });
+    }
+    Ok(draft)
+}
+
+/// A concurrent claim won: the draft is done, or being done.
+pub(crate) fn taken(live: &ExecutionRecord, draft_id: Uuid) -> Refusal {
+    match live.status {
+        RunStatus::Succeeded => already_executed(draft_id, Some(live), DraftStatus::Executed),
+        _ => in_progress(live),
+    }
+}
+
+fn conflict(request_id: &str, tool: &str) -> Refusal {
+    Refusal::new(
+        ErrorCode::IdempotencyConflict,
+        format!("request_id {request_id:?} was already used for a different request (another tool or other input than this {tool} call)"),
+        "Use a new request_id for a new request; repeat a request only with exactly the same input.",
+    )
+}
+
+/// A cluster call that repeats a `request_id`: the original answer, or a conflict.
+pub(crate) fn replay_draft(existing: &DraftRecord, tool: &str, fingerprint: &str) -> Result<Value, Refusal> {
+    let request_id = existing.request_id.as_deref().unwrap_or_default();
+    match (&existing.request_fingerprint, &existing.response_payload) {
+        (Some(f), Some(response)) if f == fingerprint => Ok(response.clone()),
+        _ => Err(conflict(request_id, tool)),
+    }
+}
+
+/// A cell call that repeats a `request_id`: the stored answer, or why there is none.
+pub(crate) fn replay_execution(seen: &ExecutionRecord, fingerprint: &str) -> Result<Value, Refusal> {
+    let request_id = seen.request_id.as_deref().unwrap_or_default();
+    if seen.request_fingerprint.as_deref() != Some(fingerprint) {
+        return Err(conflict(request_id, &seen.tool_id));
+    }
+    match seen.status {
+        RunStatus::Succeeded => seen.result_payload.clone().ok_or_else(|| Refusal::internal("replaying a stored result")),
+        RunStatus::Started => Err(in_progress(seen)),
+        RunStatus::Failed | RunStatus::Denied => Err(Refusal::new(
+            ErrorCode::ExecutionFailed,
+            format!(
+                "The earlier call with request_id {request_id:?} failed and applied nothing (execution_id: {}): {}",
+                seen.execution_id,
+                seen.error_message.as_deref().unwrap_or("no reason recorded")
+            ),
+            "Retry with a new request_id (or none).",
+        )),
+    }
+}

@@ -1,0 +1,111 @@
+//! `/api/executions` and `/api/settlements`: what was executed, and the settlement queue an operator
+//! moves along (`POST /api/settlements/{payment_id}` needs the Kernel's `settlement_manage`).
+
+use std::collections::HashMap;
+
+use axum::{
+    Extension, Json,
+    body::Bytes,
+    extract::{Path, Query, State},
+};
+use lynx_governance::{Authenticated, operations};
+use lynx_model::{ErrorCode, Refusal, kernel::PermissionRequest, records::ExecutionFilter, vocab::RunStatus};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{body, drafts::{cursor_of, parse_cursor}, query};
+use crate::{AppState, error::ApiError};
+
+/// `GET /api/executions?status=&draft_id=&tool_id=&limit=&cursor=`
+pub async fn executions(
+    State(state): State<AppState>,
+    Extension(who): Extension<Authenticated>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    query::known(&q, &["status", "draft_id", "tool_id", "limit", "cursor"])?;
+    let status = query::param(&q, "status")
+        .map(|s| RunStatus::parse(s).ok_or_else(|| Refusal::invalid_input("status", "must be STARTED, SUCCEEDED, FAILED or DENIED")))
+        .transpose()?;
+    let draft_id = query::param(&q, "draft_id")
+        .map(|s| Uuid::parse_str(s).map_err(|_| Refusal::invalid_input("draft_id", "must be a UUID")))
+        .transpose()?;
+    let limit = query::limit(&q, 50, 200)?;
+    let before = query::param(&q, "cursor").map(parse_cursor).transpose()?;
+    let filter = ExecutionFilter { status, draft_id, tool_id: query::param(&q, "tool_id").map(str::to_string), before, limit };
+    let rows = state.pipeline.services().store.executions(Some(who.tenant_id()), &filter).await.map_err(Refusal::storage_unavailable)?;
+    let next_cursor = (rows.len() == limit as usize).then(|| rows.last().map(|e| cursor_of(e.created_at, e.execution_id))).flatten();
+    Ok(Json(json!({"tenant_id": who.tenant_id(), "executions": rows, "next_cursor": next_cursor})))
+}
+
+/// `GET /api/executions/{id}`
+pub async fn execution(
+    State(state): State<AppState>,
+    Extension(who): Extension<Authenticated>,
+    Path(raw): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = Uuid::parse_str(&raw).map_err(|_| Refusal::invalid_input("execution_id", "must be a UUID"))?;
+    let e = state
+        .pipeline
+        .services()
+        .store
+        .execution(Some(who.tenant_id()), id)
+        .await
+        .map_err(Refusal::storage_unavailable)?
+        .ok_or_else(|| Refusal::new(ErrorCode::NotFound, format!("No execution {id} in tenant {}", who.tenant_id()), "List executions with GET /api/executions."))?;
+    Ok(Json(json!(e)))
+}
+
+/// `GET /api/settlements?status=&limit=`
+pub async fn settlements(
+    State(state): State<AppState>,
+    Extension(who): Extension<Authenticated>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    query::known(&q, &["status", "limit"])?;
+    let limit = query::limit(&q, 50, 500)?;
+    let rows = state
+        .pipeline
+        .services()
+        .store
+        .settlements(Some(who.tenant_id()), query::param(&q, "status"), limit)
+        .await
+        .map_err(Refusal::storage_unavailable)?;
+    Ok(Json(json!({"tenant_id": who.tenant_id(), "settlements": rows})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettlementBody {
+    status: String,
+    note: Option<String>,
+}
+
+/// `POST /api/settlements/{payment_id}` with `{"status": "processing"|"completed"|"failed", "note"?}`
+pub async fn mark_settlement(
+    State(state): State<AppState>,
+    Extension(who): Extension<Authenticated>,
+    Path(raw): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let payment_id = Uuid::parse_str(&raw).map_err(|_| Refusal::invalid_input("payment_id", "must be a UUID"))?;
+    let body: SettlementBody = body::json(&bytes)?;
+    let services = state.pipeline.services();
+    let request = PermissionRequest {
+        user_id: who.user_id().clone(),
+        tenant_id: who.tenant_id().clone(),
+        action: "settlement_manage".into(),
+        resource_type: "settlement".into(),
+    };
+    let decision = services.kernel.check_permission(&request).await.map_err(|e| Refusal::kernel_unavailable(e))?;
+    if !decision.allowed {
+        return Err(Refusal::new(
+            ErrorCode::PermissionDenied,
+            format!("Permission denied: {}", decision.reason),
+            "Settlements are moved by users whose role holds settlement_manage (for example finance_manager).",
+        )
+        .into());
+    }
+    let record = operations::mark_settlement(services, who.tenant_id(), payment_id, &body.status, who.user_id().as_str(), body.note).await?;
+    Ok(Json(json!(record)))
+}

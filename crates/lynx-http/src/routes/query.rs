@@ -1,0 +1,26 @@
+//! Query-string helpers: unknown parameters are refused, limits are bounded, empty values are absent.
+
+use std::collections::HashMap;
+
+use lynx_model::Refusal;
+
+pub fn known(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), Refusal> {
+    match q.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(unknown) => Err(Refusal::invalid_input(unknown, format!("unknown query parameter (allowed: {})", allowed.join(", ")))),
+        None => Ok(()),
+    }
+}
+
+pub fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    q.get(name).map(String::as_str).filter(|v| !v.is_empty())
+}
+
+pub fn limit(q: &HashMap<String, String>, default: u32, max: u32) -> Result<u32, Refusal> {
+    match param(q, "limit") {
+        None => Ok(default),
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(Refusal::invalid_input("limit", format!("must be an integer between 1 and {max}"))),
+        },
+    }
+}

@@ -1,0 +1,67 @@
+//! `workflow.cell.draft.publish` — publishes an approved workflow draft as an active workflow, once.
+//! Re-checks the Kernel's current approval policy first. Risk: medium.
+
+use lynx_governance::{ExecCtx, Tool, ToolSpec};
+use lynx_model::{
+    Refusal, Risk, TenantId,
+    draft::{DraftStatus, DraftType},
+    params::{DraftIdParam, RequestId},
+    records::{Effect, WorkflowDetails},
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    pub draft_id: DraftIdParam,
+    pub request_id: Option<RequestId>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Output {
+    #[schemars(with = "String")]
+    pub execution_id: uuid::Uuid,
+    #[schemars(with = "String")]
+    pub draft_id: uuid::Uuid,
+    #[schemars(with = "String")]
+    pub workflow_id: uuid::Uuid,
+    pub status: DraftStatus,
+    pub tenant_id: TenantId,
+}
+
+pub struct WorkflowDraftPublish;
+
+impl Tool for WorkflowDraftPublish {
+    type Input = Input;
+    type Output = Output;
+    type Context = ExecCtx;
+    const SPEC: ToolSpec = ToolSpec {
+        id: "workflow.cell.draft.publish",
+        title: "Publish an approved workflow",
+        risk: Risk::Medium,
+        draft_type: Some(DraftType::Workflow),
+        role_gate: None,
+        description: "Publishes an APPROVED workflow draft as an active workflow, exactly once, after re-checking the Kernel's current approval policy.",
+    };
+
+    async fn run(&self, ctx: &ExecCtx, input: Input) -> Result<Output, Refusal> {
+        super::approvals_still_satisfy_policy(ctx).await?;
+        let payload = &ctx.draft().payload;
+        let text = |k: &str| payload.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let workflow_id = uuid::Uuid::new_v4();
+        ctx.stage(Effect::Publish(WorkflowDetails {
+            workflow_id,
+            name: text("name"),
+            workflow_kind: text("workflow_kind"),
+            steps: payload.get("steps").cloned().unwrap_or_default(),
+        }))?;
+        Ok(Output {
+            execution_id: ctx.execution_id(),
+            draft_id: input.draft_id.0,
+            workflow_id,
+            status: DraftStatus::Published,
+            tenant_id: ctx.tenant_id().clone(),
+        })
+    }
+}
