@@ -73,9 +73,10 @@ pub(crate) async fn check(services: &Services, caller: &Principal, tool: &ToolSp
     }
     // 5 and 6. Exactly once: no success for this tool, draft not already published or executed, no claim in flight.
     let live = services.store.live_executions(tenant, draft_id).await.map_err(store_refusal)?;
-    let succeeded = live.iter().find(|e| e.status == RunStatus::Succeeded && (e.tool_id == tool.id || draft.status.is_done()));
-    if succeeded.is_some() || draft.status.is_done() {
-        let by = succeeded.or_else(|| live.iter().find(|e| e.status == RunStatus::Succeeded && e.tool_id != tool.id));
+    let same_tool = live.iter().find(|e| e.status == RunStatus::Succeeded && e.tool_id == tool.id);
+    if same_tool.is_some() || draft.status.is_done() {
+        // Name this tool's success, else the latest success (the publish or payment that finished the draft).
+        let by = same_tool.or_else(|| live.iter().rev().find(|e| e.status == RunStatus::Succeeded));
         return Err(already_executed(draft_id, by, draft.status));
     }
     if let Some(e) = live.iter().find(|e| e.status == RunStatus::Started && e.tool_id == tool.id) {

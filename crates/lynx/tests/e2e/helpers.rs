@@ -41,7 +41,8 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        // Under target/ rather than /tmp, so `prod` mode (which refuses a temporary store) can be tested too.
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let mut env = HashMap::new();
         env.insert("LYNX_DATABASE_URL".into(), format!("sqlite://{}", dir.path().join("lynx.db").display()));
         env.insert("LYNX_BIND".into(), "127.0.0.1:0".into());
@@ -172,4 +173,41 @@ pub async fn call_err(client: &Client, tool: &str, args: Value) -> Value {
 
 pub fn run_id(r: &CallToolResult) -> Option<String> {
     r.meta.as_ref()?.0.get("lynx/run_id")?.as_str().map(str::to_string)
+}
+
+impl Server {
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
+        let resp = self.http().post(format!("{}{path}", self.base)).bearer_auth(key).json(&body).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Approves a draft through the HTTP API; returns the decision's answer.
+    pub async fn approve(&self, key: &str, draft_id: &str) -> Value {
+        let (status, body) = self.post(&format!("/api/drafts/{draft_id}/approve"), key, serde_json::json!({"notes": "looks right"})).await;
+        assert_eq!(status, 200, "approve: {body}");
+        body
+    }
+}
+
+/// One SQL count against the sandbox's database, for checking invariants from outside.
+pub async fn count(sandbox: &Sandbox, sql: &str) -> i64 {
+    use sqlx::Connection;
+    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", sandbox.db_path().display())).await.unwrap();
+    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&mut db).await.unwrap();
+    db.close().await.unwrap();
+    n
+}
+
+pub fn payment_args(vendor: &str, amount: &str) -> Value {
+    serde_json::json!({"vendor_id": vendor, "amount": amount, "currency": "USD", "due_date": "2026-12-31", "invoice_refs": ["INV-1001"]})
+}
+
+/// Creates, submits and approves a payment draft; returns its id.
+pub async fn approved_payment(server: &Server, agent: &Client, approver: &str, amount: &str) -> String {
+    let draft = call_ok(agent, "vpm.cluster.payment.draft.create", payment_args("V-001", amount)).await;
+    let id = draft["draft_id"].as_str().unwrap().to_string();
+    call_ok(agent, "docs.cell.draft.submit_for_approval", serde_json::json!({"draft_id": id})).await;
+    server.approve(approver, &id).await;
+    id
 }
