@@ -51,6 +51,7 @@ pub fn event(
         error_message: error,
         created_at: services.clock.now(),
         duration_ms,
+        instance_id: Some(services.runtime.instance_id.clone()),
     }
 }
 

@@ -18,6 +18,8 @@ pub struct RuntimeInfo {
     pub storage_label: String,
     /// Dev-mode fault injection for crash tests: pause between an execution's claim and its commit.
     pub failpoint_after_claim: Option<std::time::Duration>,
+    /// Names this instance in the audit trail (`LYNX_INSTANCE_ID`, or host and process id).
+    pub instance_id: String,
 }
 
 #[derive(Clone)]

@@ -4,6 +4,7 @@
 
 mod auth;
 mod error;
+mod kernel_api;
 mod mcp;
 mod routes;
 
@@ -16,6 +17,7 @@ use tower_http::{limit::RequestBodyLimitLayer, trace::TraceLayer};
 
 pub use axum::Router;
 pub use error::ApiError;
+pub use kernel_api::kernel_router;
 
 /// The largest request body accepted anywhere (a 5 MB argument must reach validation and be refused there).
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;

@@ -55,6 +55,8 @@ pub struct NewAuditEvent {
     pub error_message: Option<String>,
     pub created_at: DateTime<Utc>,
     pub duration_ms: Option<i64>,
+    /// The Lynx instance that wrote it (`LYNX_INSTANCE_ID`, or host and process id).
+    pub instance_id: Option<String>,
 }
 
 /// An event as stored: its place in the chain and its hash.
@@ -82,6 +84,7 @@ pub fn chain_hash(e: &NewAuditEvent, seq: i64, prev_hash: &str) -> String {
         e.error_message,
         e.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
         e.duration_ms,
+        e.instance_id,
         seq,
         prev_hash,
     ]);
@@ -106,6 +109,7 @@ mod tests {
             error_message: None,
             created_at: DateTime::from_timestamp(0, 0).unwrap(),
             duration_ms: None,
+            instance_id: Some("i-1".into()),
         }
     }
 

@@ -9,14 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{TenantId, UserId};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
+    #[schemars(with = "String")]
     pub approval_threshold: Decimal,
     pub currency: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantRecord {
     pub tenant_id: TenantId,
@@ -28,7 +29,7 @@ pub struct TenantRecord {
     pub settings: TenantSettings,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserRecord {
     pub user_id: UserId,
@@ -38,7 +39,7 @@ pub struct UserRecord {
     pub active: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PermissionRequest {
     pub user_id: UserId,
     pub tenant_id: TenantId,
@@ -46,7 +47,7 @@ pub struct PermissionRequest {
     pub resource_type: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PermissionDecision {
     pub allowed: bool,
     pub reason: String,
@@ -76,7 +77,7 @@ pub struct ToolPolicy {
     pub required_scope: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policies {
     pub approval_rules: Vec<ApprovalRule>,
@@ -102,7 +103,7 @@ impl VendorStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Vendor {
     pub vendor_id: String,
@@ -113,7 +114,7 @@ pub struct Vendor {
     pub bank_details_present: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Document {
     pub document_id: String,
@@ -124,12 +125,15 @@ pub struct Document {
     pub checksum: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FinanceSummary {
     pub period: String,
+    #[schemars(with = "String")]
     pub revenue: Decimal,
+    #[schemars(with = "String")]
     pub expenses: Decimal,
+    #[schemars(with = "String")]
     pub outstanding: Decimal,
     pub currency: String,
 }

@@ -6,12 +6,14 @@
 //! indexes and transactions in the schema, never locks in this process.
 
 mod error;
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
 
 use lynx_model::store::{Store, StoreError};
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Where the data lives, parsed from `LYNX_DATABASE_URL`.
@@ -19,10 +21,12 @@ pub use sqlite::SqliteStore;
 pub enum DatabaseUrl {
     /// `sqlite://PATH` (relative to the working directory) or `sqlite::memory:`.
     Sqlite { path: String },
+    /// `postgres://…` or `postgresql://…` (TLS with `?sslmode=require`).
+    Postgres { url: String },
 }
 
 impl DatabaseUrl {
-    pub const ALLOWED: &'static str = "sqlite://PATH (for example sqlite://lynx.db)";
+    pub const ALLOWED: &'static str = "sqlite://PATH (for example sqlite://lynx.db) or postgres://USER:PASSWORD@HOST:PORT/DATABASE";
 
     pub fn parse(url: &str) -> Result<Self, String> {
         if url == "sqlite::memory:" {
@@ -36,7 +40,7 @@ impl DatabaseUrl {
             return Ok(Self::Sqlite { path: path.to_string() });
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err("PostgreSQL is not supported by this build yet; use sqlite://PATH".into());
+            return Ok(Self::Postgres { url: url.to_string() });
         }
         Err("unrecognised database URL scheme".into())
     }
@@ -47,20 +51,36 @@ impl DatabaseUrl {
             Self::Sqlite { path } => {
                 path == ":memory:" || path.starts_with("/tmp/") || path.starts_with(&std::env::temp_dir().display().to_string())
             }
+            Self::Postgres { .. } => false,
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
             Self::Sqlite { path } => format!("sqlite ({path})"),
+            // Host, port and database only: the URL may carry a password.
+            Self::Postgres { url } => {
+                let rest = url.split("://").nth(1).unwrap_or_default();
+                let host = rest.rsplit('@').next().unwrap_or(rest);
+                format!("postgres ({})", host.split('?').next().unwrap_or(host))
+            }
         }
     }
 }
 
-/// Opens the store a URL names. Migrations are not applied here; call `Store::migrate`.
-pub async fn connect(url: &DatabaseUrl) -> Result<Arc<dyn Store>, StoreError> {
+/// A Supabase project (`SUPABASE_URL`, `SUPABASE_KEY`): its REST endpoint is probed with the storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupabaseProject {
+    pub url: String,
+    pub key: String,
+}
+
+/// Opens the store a URL names, with at most `pool_size` connections (PostgreSQL). Migrations are not
+/// applied here; call `Store::migrate`.
+pub async fn connect(url: &DatabaseUrl, pool_size: u32, supabase: Option<SupabaseProject>) -> Result<Arc<dyn Store>, StoreError> {
     match url {
         DatabaseUrl::Sqlite { path } => Ok(Arc::new(SqliteStore::open(path).await?)),
+        DatabaseUrl::Postgres { url } => Ok(Arc::new(PgStore::open(url, pool_size, supabase).await?)),
     }
 }
 
@@ -76,6 +96,9 @@ mod tests {
         assert!(DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap().is_ephemeral());
         assert!(!DatabaseUrl::parse("sqlite://lynx.db").unwrap().is_ephemeral());
         assert!(DatabaseUrl::parse("mysql://x").is_err());
+        let pg = DatabaseUrl::parse("postgres://lynx:s3cret@db.example.com:5432/lynx?sslmode=require").unwrap();
+        assert!(!pg.is_ephemeral());
+        assert_eq!(pg.describe(), "postgres (db.example.com:5432/lynx)");
         assert!(DatabaseUrl::parse("sqlite://").is_err());
     }
 }

@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use lynx_model::Mode;
-use lynx_store::DatabaseUrl;
+use lynx_store::{DatabaseUrl, SupabaseProject};
 
 /// Versions of the tool contract and protocol this binary implements.
 pub const SUPPORTED_VERSIONS: &[&str] = &["0.1.0"];
@@ -28,12 +28,19 @@ pub enum KernelSource {
     Demo,
     /// A Kernel file (`LYNX_KERNEL_FILE`).
     File(PathBuf),
+    /// The Kernel's HTTP API (`KERNEL_API_URL`, `KERNEL_API_KEY`, `KERNEL_TIMEOUT_MS`).
+    Http { url: String, key: String, timeout_ms: u64 },
 }
 
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub mode: Mode,
     pub database: DatabaseUrl,
+    pub supabase: Option<SupabaseProject>,
+    /// At most this many database connections (PostgreSQL), `LYNX_DB_POOL_SIZE`.
+    pub pool_size: u32,
+    /// Names this instance in the audit trail, `LYNX_INSTANCE_ID`.
+    pub instance_id: String,
     pub kernel: KernelSource,
     pub maintenance: bool,
     pub protocol_version: String,
@@ -85,16 +92,47 @@ impl Settings {
             )));
         }
 
-        if var("KERNEL_API_URL").is_some() {
-            return Err(ConfigError::Inconsistent(
-                "KERNEL_API_URL is set, but this build of Lynx serves the embedded Kernel only: unset KERNEL_API_URL and \
-                 KERNEL_API_KEY to use LYNX_KERNEL_FILE or the built-in demo data"
-                    .into(),
-            ));
-        }
-        let kernel = match var("LYNX_KERNEL_FILE") {
-            Some(path) => KernelSource::File(PathBuf::from(path)),
-            None => KernelSource::Demo,
+        let supabase = match supabase {
+            (Some(url), Some(key)) => {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(invalid("SUPABASE_URL", &url, "must be the project's URL, such as https://xyzcompany.supabase.co"));
+                }
+                Some(SupabaseProject { url, key })
+            }
+            (Some(_), None) => return Err(ConfigError::Inconsistent("SUPABASE_URL is set but SUPABASE_KEY is not: set both, or neither".into())),
+            (None, Some(_)) => return Err(ConfigError::Inconsistent("SUPABASE_KEY is set but SUPABASE_URL is not: set both, or neither".into())),
+            (None, None) => None,
+        };
+        let pool_size = match var("LYNX_DB_POOL_SIZE") {
+            None => 16,
+            Some(v) => v.parse().ok().filter(|n| (1..=512).contains(n)).ok_or_else(|| invalid("LYNX_DB_POOL_SIZE", &v, "must be a number from 1 to 512"))?,
+        };
+
+        let kernel = match (var("KERNEL_API_URL"), var("LYNX_KERNEL_FILE")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Inconsistent(
+                    "KERNEL_API_URL and LYNX_KERNEL_FILE are both set: use the Kernel's HTTP API or a Kernel file, not both".into(),
+                ));
+            }
+            (Some(url), None) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(invalid("KERNEL_API_URL", &url, "must be an http:// or https:// URL such as http://localhost:3000"));
+                }
+                let key = var("KERNEL_API_KEY").ok_or_else(|| {
+                    ConfigError::Inconsistent("KERNEL_API_URL is set but KERNEL_API_KEY is not: the Kernel API needs Lynx's key".into())
+                })?;
+                let timeout_ms = match var("KERNEL_TIMEOUT_MS") {
+                    None => 3000,
+                    Some(v) => v
+                        .parse()
+                        .ok()
+                        .filter(|n| (50..=60_000).contains(n))
+                        .ok_or_else(|| invalid("KERNEL_TIMEOUT_MS", &v, "must be a number of milliseconds from 50 to 60000"))?,
+                };
+                KernelSource::Http { url, key, timeout_ms }
+            }
+            (None, Some(path)) => KernelSource::File(PathBuf::from(path)),
+            (None, None) => KernelSource::Demo,
         };
 
         let maintenance = match var("LYNX_MAINTENANCE_MODE").as_deref().map(str::to_ascii_lowercase).as_deref() {
@@ -146,7 +184,12 @@ impl Settings {
             Some(v) => Some(v.parse().map_err(|_| invalid("LYNX_FAILPOINT_AFTER_CLAIM_MS", &v, "must be a number of milliseconds"))?),
         };
 
+        let instance_id = var("LYNX_INSTANCE_ID").unwrap_or_else(default_instance_id);
+
         Ok(Self {
+            supabase,
+            pool_size,
+            instance_id,
             failpoint_after_claim_ms,
             mode,
             database,
@@ -160,6 +203,13 @@ impl Settings {
             log_json,
         })
     }
+}
+
+/// `host:pid`, so concurrent instances are told apart in the audit trail.
+fn default_instance_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty());
+    let host = host.or_else(|| std::env::var("HOSTNAME").ok()).unwrap_or_else(|| "lynx".into());
+    format!("{host}:{}", std::process::id())
 }
 
 #[cfg(test)]
@@ -205,5 +255,17 @@ mod tests {
         assert!(settings(&[("LYNX_MODE", "prod"), ("LYNX_DATABASE_URL", "sqlite://lynx.db")]).is_ok());
         let e = settings(&[("SUPABASE_URL", "https://x.supabase.co"), ("SUPABASE_KEY", "k")]).unwrap_err().to_string();
         assert!(e.contains("Connection string") && e.contains("LYNX_DATABASE_URL"), "{e}");
+        let s = settings(&[("SUPABASE_URL", "https://x.supabase.co"), ("SUPABASE_KEY", "k"), ("SUPABASE_DB_URL", "postgres://u:p@h/db")]).unwrap();
+        assert!(s.supabase.is_some() && matches!(s.database, DatabaseUrl::Postgres { .. }));
+    }
+
+    #[test]
+    fn the_kernel_over_http_needs_its_key() {
+        let e = settings(&[("KERNEL_API_URL", "http://localhost:3000")]).unwrap_err().to_string();
+        assert!(e.contains("KERNEL_API_KEY"), "{e}");
+        let s = settings(&[("KERNEL_API_URL", "http://localhost:3000"), ("KERNEL_API_KEY", "k")]).unwrap();
+        assert_eq!(s.kernel, KernelSource::Http { url: "http://localhost:3000".into(), key: "k".into(), timeout_ms: 3000 });
+        let e = settings(&[("KERNEL_API_URL", "localhost:3000"), ("KERNEL_API_KEY", "k")]).unwrap_err().to_string();
+        assert!(e.contains("KERNEL_API_URL=\"localhost:3000\""), "{e}");
     }
 }

@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use lynx_governance::{Pipeline, RuntimeInfo, Services, identity};
-use lynx_kernel::{EmbeddedKernel, KernelFile};
+use lynx_kernel::{EmbeddedKernel, HttpKernel, KernelFile};
 use lynx_model::{Mode, TenantId, UserId, clock::SystemClock, kernel::Kernel};
 use tokio::net::TcpListener;
 
@@ -42,16 +42,25 @@ pub fn kernel(settings: &Settings) -> Result<Arc<dyn Kernel>, Fatal> {
             let data = KernelFile::parse(&text, &name)?;
             Ok(Arc::new(EmbeddedKernel::new(data, format!("file {name}"))))
         }
+        KernelSource::Http { url, key, timeout_ms } => {
+            Ok(Arc::new(HttpKernel::new(url, key, std::time::Duration::from_millis(*timeout_ms)).map_err(Fatal)?))
+        }
     }
+}
+
+/// Opens (and migrates) the configured store.
+pub async fn store(settings: &Settings) -> Result<Arc<dyn lynx_model::store::Store>, Fatal> {
+    let store = lynx_store::connect(&settings.database, settings.pool_size, settings.supabase.clone())
+        .await
+        .map_err(|e| Fatal(format!("cannot open {}: {e}", settings.database.describe())))?;
+    store.migrate().await.map_err(|e| Fatal(format!("cannot migrate {}: {e}", settings.database.describe())))?;
+    Ok(store)
 }
 
 /// Connects and migrates storage, loads the Kernel, and fixes the runtime facts.
 pub async fn services(settings: &Settings) -> Result<Services, Fatal> {
     let kernel = kernel(settings)?;
-    let store = lynx_store::connect(&settings.database)
-        .await
-        .map_err(|e| Fatal(format!("cannot open {}: {e}", settings.database.describe())))?;
-    store.migrate().await.map_err(|e| Fatal(format!("cannot migrate {}: {e}", settings.database.describe())))?;
+    let store = store(settings).await?;
     Ok(Services {
         store,
         kernel,
@@ -69,12 +78,16 @@ pub fn runtime_info(settings: &Settings) -> RuntimeInfo {
         version: VERSION.to_string(),
         storage_label: storage_label(settings),
         failpoint_after_claim: settings.failpoint_after_claim_ms.map(std::time::Duration::from_millis),
+        instance_id: settings.instance_id.clone(),
     }
 }
 
+/// The status line's label: the runbook's `Supabase` when a Supabase project is configured.
 pub fn storage_label(settings: &Settings) -> String {
-    match settings.database {
-        lynx_store::DatabaseUrl::Sqlite { .. } => "Storage (SQLite)".into(),
+    match (&settings.database, &settings.supabase) {
+        (_, Some(_)) => "Supabase".into(),
+        (lynx_store::DatabaseUrl::Postgres { .. }, None) => "Storage (PostgreSQL)".into(),
+        (lynx_store::DatabaseUrl::Sqlite { .. }, None) => "Storage (SQLite)".into(),
     }
 }
 
@@ -138,7 +151,7 @@ impl Application {
     }
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -127,6 +127,7 @@ CREATE TABLE lynx_audit_events (
     error_message TEXT,
     created_at    TEXT NOT NULL,
     duration_ms   INTEGER,
+    instance_id   TEXT,              -- which Lynx instance wrote the row
     seq           INTEGER NOT NULL,
     prev_hash     TEXT NOT NULL,
     hash          TEXT NOT NULL

@@ -14,7 +14,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, sqlite::SqliteRow};
 use crate::error::{corrupt, map};
 
 const COLUMNS: &str = "event_id, run_id, tenant_id, tool_id, event_type, status, actor_id, input_data, output_data, \
-                       error_message, created_at, duration_ms, seq, prev_hash, hash";
+                       error_message, created_at, duration_ms, instance_id, seq, prev_hash, hash";
 
 pub(super) async fn append(pool: &SqlitePool, events: &[NewAuditEvent]) -> StoreResult<()> {
     if events.is_empty() {
@@ -37,7 +37,7 @@ pub(super) async fn append(pool: &SqlitePool, events: &[NewAuditEvent]) -> Store
         let head = heads.get_mut(&e.tenant_id).expect("head was just loaded");
         let seq = head.0 + 1;
         let hash = chain_hash(e, seq, &head.1);
-        sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO lynx_audit_events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")))
+        sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO lynx_audit_events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")))
             .bind(e.event_id.to_string())
             .bind(e.run_id.to_string())
             .bind(e.tenant_id.as_str())
@@ -50,6 +50,7 @@ pub(super) async fn append(pool: &SqlitePool, events: &[NewAuditEvent]) -> Store
             .bind(&e.error_message)
             .bind(e.created_at)
             .bind(e.duration_ms)
+            .bind(&e.instance_id)
             .bind(seq)
             .bind(&head.1)
             .bind(&hash)
@@ -82,6 +83,7 @@ fn from_row(r: &SqliteRow) -> StoreResult<AuditEvent> {
             error_message: r.try_get("error_message").map_err(map)?,
             created_at: r.try_get("created_at").map_err(map)?,
             duration_ms: r.try_get("duration_ms").map_err(map)?,
+            instance_id: r.try_get("instance_id").map_err(map)?,
         },
         seq: r.try_get("seq").map_err(map)?,
         prev_hash: get("prev_hash")?,

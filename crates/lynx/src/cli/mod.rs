@@ -5,6 +5,7 @@ mod audit;
 mod drafts;
 mod executions;
 mod keys;
+mod kernel;
 mod maintenance;
 mod mcp;
 mod migrate;
@@ -65,6 +66,9 @@ enum Command {
     /// Pause or resume executions on every instance.
     #[command(subcommand)]
     Maintenance(maintenance::Command),
+    /// The reference Kernel server.
+    #[command(subcommand)]
+    Kernel(kernel::Command),
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
@@ -75,7 +79,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let default_level = if matches!(cli.command, Command::Serve) { "info" } else { "warn" };
+    let default_level = if matches!(cli.command, Command::Serve | Command::Kernel(_)) { "info" } else { "warn" };
     telemetry::init(default_level, settings.log_json);
     let result = match cli.command {
         Command::Serve => serve::run(&settings).await,
@@ -89,6 +93,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Executions(cmd) => executions::run(&settings, cmd).await,
         Command::Settlements(cmd) => settlements::run(&settings, cmd).await,
         Command::Maintenance(cmd) => maintenance::run(&settings, cmd).await,
+        Command::Kernel(cmd) => kernel::run(&settings, cmd).await,
     };
     match result {
         Ok(code) => code,

@@ -2,13 +2,11 @@
 //! is edited directly in the database, fails naming that row.
 
 use serde_json::json;
-use sqlx::Connection;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn editing_one_audit_row_is_detected_and_named() {
-    let sandbox = Sandbox::new();
+pub async fn editing_one_audit_row_is_detected_and_named(engine: Engine) {
+    let sandbox = Sandbox::new(engine);
     let (acme, _) = sandbox.create_key("tenant-123", "agent-001");
     let (globex, _) = sandbox.create_key("tenant-456", "agent-456");
     {
@@ -27,18 +25,10 @@ async fn editing_one_audit_row_is_detected_and_named() {
     assert_eq!(report["ok"], true);
 
     // Tamper with tenant-123's sixth event, as someone with database access might.
-    let url = format!("sqlite://{}", sandbox.db_path().display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let (event_id,): (String,) = sqlx::query_as("SELECT event_id FROM lynx_audit_events WHERE tenant_id = 'tenant-123' AND seq = 6")
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE lynx_audit_events SET actor_id = 'someone-else' WHERE event_id = ?")
-        .bind(&event_id)
-        .execute(&mut db)
-        .await
-        .unwrap();
-    db.close().await.unwrap();
+    let event_id: String =
+        scalar(&sandbox, "SELECT CAST(event_id AS TEXT) FROM lynx_audit_events WHERE tenant_id = 'tenant-123' AND seq = 6").await.unwrap();
+    let changed = execute(&sandbox, &format!("UPDATE lynx_audit_events SET actor_id = 'someone-else' WHERE event_id = '{event_id}'")).await;
+    assert_eq!(changed, Ok(1));
 
     let out = sandbox.cli(&["audit", "verify"]);
     assert!(!out.status.success(), "verification must fail");
@@ -48,14 +38,12 @@ async fn editing_one_audit_row_is_detected_and_named() {
     assert!(text.contains("✅ tenant-456"), "other tenants' chains are unaffected: {text}");
 
     // Deleting rows is refused by the database itself.
-    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let deleted = sqlx::query("DELETE FROM lynx_audit_events WHERE seq = 1").execute(&mut db).await;
-    assert!(deleted.is_err(), "the audit table is append-only");
+    let deleted = execute(&sandbox, "DELETE FROM lynx_audit_events WHERE seq = 1").await;
+    assert!(deleted.unwrap_err().contains("append-only"), "the audit table is append-only");
 }
 
-#[tokio::test]
-async fn audit_tail_shows_the_newest_events() {
-    let sandbox = Sandbox::new();
+pub async fn audit_tail_shows_the_newest_events(engine: Engine) {
+    let sandbox = Sandbox::new(engine);
     let (acme, _) = sandbox.create_key("tenant-123", "agent-001");
     let server = sandbox.serve();
     let a = server.mcp(&acme).await;

@@ -7,9 +7,8 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn http_requires_a_valid_unrevoked_key() {
-    let sandbox = Sandbox::new();
+pub async fn http_requires_a_valid_unrevoked_key(engine: Engine) {
+    let sandbox = Sandbox::new(engine);
     let (key, key_id) = sandbox.create_key("tenant-123", "agent-001");
     let server = sandbox.serve();
 
@@ -45,9 +44,8 @@ async fn http_requires_a_valid_unrevoked_key() {
     assert!(listed.contains("revoked_at"));
 }
 
-#[tokio::test]
-async fn stdio_refuses_to_serve_without_a_valid_key() {
-    let sandbox = Sandbox::new();
+pub async fn stdio_refuses_to_serve_without_a_valid_key(engine: Engine) {
+    let sandbox = Sandbox::new(engine);
     let (key, key_id) = sandbox.create_key("tenant-123", "agent-001");
     sandbox.cli_ok(&["keys", "revoke", &key_id]);
     for (label, key) in [("no key", None), ("bad key", Some("lynx_bogus")), ("revoked key", Some(key.as_str()))] {
@@ -71,9 +69,8 @@ async fn stdio_refuses_to_serve_without_a_valid_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("dev mode only"));
 }
 
-#[tokio::test]
-async fn a_key_revoked_during_a_stdio_session_stops_working() {
-    let sandbox = Sandbox::new();
+pub async fn a_key_revoked_during_a_stdio_session_stops_working(engine: Engine) {
+    let sandbox = Sandbox::new(engine);
     let (key, key_id) = sandbox.create_key("tenant-123", "agent-001");
     let client = mcp_stdio(&sandbox, &key).await;
     call_ok(&client, "tenant.domain.profile.read", json!({})).await;
@@ -92,7 +89,7 @@ async fn call_err_unaudited(client: &Client) -> serde_json::Value {
 
 #[tokio::test]
 async fn dev_flags_stand_in_for_a_key_in_dev_mode() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::new(Engine::Sqlite);
     let mut cmd = tokio::process::Command::new(LYNX);
     cmd.env_clear().envs(&sandbox.env).args(["mcp", "--tenant", "tenant-456", "--user", "agent-456"]).current_dir(sandbox.dir.path());
     let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd).stderr(Stdio::null()).spawn().unwrap();
@@ -105,7 +102,7 @@ async fn dev_flags_stand_in_for_a_key_in_dev_mode() {
 
 #[tokio::test]
 async fn first_serve_of_an_empty_dev_database_prints_working_demo_keys() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::new(Engine::Sqlite);
     let server = sandbox.serve();
     let keys: Vec<String> = server
         .startup_output

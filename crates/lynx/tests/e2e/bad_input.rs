@@ -17,9 +17,8 @@ async fn audited_refusal(server: &Server, key: &str, run_id: &str) -> Vec<Value>
     events
 }
 
-#[tokio::test]
-async fn bad_input_is_refused_naming_the_field_and_audited() {
-    let sandbox = Sandbox::new();
+pub async fn bad_input_is_refused_naming_the_field_and_audited(engine: Engine) {
+    let sandbox = Sandbox::new(engine);
     let (key, _) = sandbox.create_key("tenant-123", "agent-001");
     let server = sandbox.serve();
     let client = server.mcp(&key).await;

@@ -5,9 +5,8 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn status_prints_the_runbook_block_with_live_values() {
-    let sandbox = Sandbox::new();
+pub async fn status_prints_the_runbook_block_with_live_values(engine: Engine) {
+    let sandbox = Sandbox::new(engine);
     let (key, _) = sandbox.create_key("tenant-123", "agent-001");
     {
         let server = sandbox.serve();
@@ -26,7 +25,8 @@ async fn status_prints_the_runbook_block_with_live_values() {
     assert_eq!(lines[4], "Toolset Version: 0.1.0");
     assert_eq!(lines[5], "");
     assert!(lines[6].starts_with("Kernel API: ✅ Reachable"), "{text}");
-    assert!(lines[7].starts_with("Storage (SQLite): ✅ Reachable"), "{text}");
+    let storage = if sandbox.is_postgres() { "Storage (PostgreSQL): ✅ Reachable" } else { "Storage (SQLite): ✅ Reachable" };
+    assert!(lines[7].starts_with(storage), "{text}");
     assert!(text.contains("\nMode: dev\n"));
     let runs = text.split("Last 5 Runs:\n").nth(1).expect("a Last 5 Runs section");
     let runs: Vec<&str> = runs.lines().collect();
@@ -42,7 +42,7 @@ async fn status_prints_the_runbook_block_with_live_values() {
 
 #[test]
 fn status_fails_when_storage_is_unreachable() {
-    let mut sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::new(Engine::Sqlite);
     sandbox.env.insert("LYNX_DATABASE_URL".into(), "sqlite:///nonexistent-dir/deeper/lynx.db".into());
     let out = sandbox.cli(&["status"]);
     assert!(!out.status.success(), "non-zero exit when storage is unreachable");
@@ -53,7 +53,7 @@ fn status_fails_when_storage_is_unreachable() {
 
 #[test]
 fn configuration_errors_name_the_variable_the_value_and_the_allowed_values() {
-    let mut sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::new(Engine::Sqlite);
     sandbox.env.insert("LYNX_MODE".into(), "production".into());
     let out = sandbox.cli(&["status"]);
     assert!(!out.status.success());
@@ -63,7 +63,7 @@ fn configuration_errors_name_the_variable_the_value_and_the_allowed_values() {
 
 #[test]
 fn every_command_has_help() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::new(Engine::Sqlite);
     for cmd in [
         vec!["--help"],
         vec!["serve", "--help"],

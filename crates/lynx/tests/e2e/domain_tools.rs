@@ -170,9 +170,8 @@ async fn check_all_domain_tools(client: &Client) {
     assert_eq!(v["total_pending_amount"], "0");
 }
 
-#[tokio::test]
-async fn domain_tools_over_http() {
-    let sandbox = Sandbox::new();
+pub async fn domain_tools_over_http(engine: Engine) {
+    let sandbox = Sandbox::new(engine);
     let (key, _) = sandbox.create_key("tenant-123", "agent-001");
     let server = sandbox.serve();
     let client = server.mcp(&key).await;
@@ -191,9 +190,8 @@ async fn domain_tools_over_http() {
     client.cancel().await.unwrap();
 }
 
-#[tokio::test]
-async fn domain_tools_over_stdio() {
-    let sandbox = Sandbox::new();
+pub async fn domain_tools_over_stdio(engine: Engine) {
+    let sandbox = Sandbox::new(engine);
     let (key, _) = sandbox.create_key("tenant-123", "agent-001");
     let client = mcp_stdio(&sandbox, &key).await;
     check_tool_list(&client).await;
@@ -201,9 +199,8 @@ async fn domain_tools_over_stdio() {
     client.cancel().await.unwrap();
 }
 
-#[tokio::test]
-async fn permission_is_the_kernels_and_refusals_are_audited() {
-    let sandbox = Sandbox::new();
+pub async fn permission_is_the_kernels_and_refusals_are_audited(engine: Engine) {
+    let sandbox = Sandbox::new(engine);
     let (contractor, _) = sandbox.create_key("tenant-123", "contractor-001");
     let (former, _) = sandbox.create_key("tenant-123", "former-001");
     let server = sandbox.serve();

@@ -33,25 +33,83 @@ pub fn demo_tenant(kernel: &Value, tenant: &str) -> Value {
     kernel["tenants"].as_array().unwrap().iter().find(|t| t["tenant_id"] == tenant).unwrap().clone()
 }
 
+/// Which database a sandbox runs on.
+#[derive(Debug, Clone)]
+pub enum Engine {
+    Sqlite,
+    /// The admin URL of a PostgreSQL server; each sandbox gets a fresh database on it.
+    Postgres(String),
+}
+
+impl Engine {
+    /// PostgreSQL when `LYNX_TEST_POSTGRES_URL` names a server (CI sets it), else `None`.
+    pub fn postgres() -> Option<Self> {
+        std::env::var("LYNX_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()).map(Engine::Postgres)
+    }
+}
+
+/// Runs `f` on a private runtime in its own thread (usable from `Drop` and from sync tests).
+fn blocking<T: Send + 'static>(f: impl std::future::Future<Output = T> + Send + 'static) -> T {
+    std::thread::spawn(move || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f))
+        .join()
+        .unwrap()
+}
+
+/// `postgres://u@h:p/db?x` with another database name.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = url.split_once('?').map(|(b, q)| (b, format!("?{q}"))).unwrap_or((url, String::new()));
+    let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
+    format!("{base}/{db}{query}")
+}
+
 /// A temporary home for one Lynx: its database and environment.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
     pub env: HashMap<String, String>,
+    pub database_url: String,
+    /// PostgreSQL: the admin URL and the database to drop afterwards.
+    pg: Option<(String, String)>,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some((admin, db)) = self.pg.take() {
+            blocking(async move {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))).execute(&mut conn).await;
+                }
+            });
+        }
+    }
 }
 
 impl Sandbox {
-    pub fn new() -> Self {
+    pub fn new(engine: Engine) -> Self {
         // Under target/ rather than /tmp, so `prod` mode (which refuses a temporary store) can be tested too.
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let (database_url, pg) = match engine {
+            Engine::Sqlite => (format!("sqlite://{}", dir.path().join("lynx.db").display()), None),
+            Engine::Postgres(admin) => {
+                let db = format!("lynx_e2e_{}", uuid_simple());
+                let (a, d) = (admin.clone(), db.clone());
+                blocking(async move {
+                    use sqlx::Connection;
+                    let mut conn = sqlx::PgConnection::connect(&a).await.expect("LYNX_TEST_POSTGRES_URL reachable");
+                    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {d}"))).execute(&mut conn).await.unwrap();
+                });
+                (with_database(&admin, &db), Some((admin, db)))
+            }
+        };
         let mut env = HashMap::new();
-        env.insert("LYNX_DATABASE_URL".into(), format!("sqlite://{}", dir.path().join("lynx.db").display()));
+        env.insert("LYNX_DATABASE_URL".into(), database_url.clone());
         env.insert("LYNX_BIND".into(), "127.0.0.1:0".into());
         env.insert("LYNX_MODE".into(), "dev".into());
-        Self { dir, env }
+        Self { dir, env, database_url, pg }
     }
 
-    pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("lynx.db")
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
     }
 
     pub fn command(&self) -> Command {
@@ -114,8 +172,15 @@ impl Drop for Server {
     }
 }
 
+/// reqwest is built without a TLS provider of its own (Lynx installs ring); tests do the same.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
 impl Server {
     pub fn http(&self) -> reqwest::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
     }
 
@@ -132,7 +197,7 @@ impl Server {
     /// An MCP client over streamable HTTP, authenticated with `key`.
     pub async fn mcp(&self, key: &str) -> Client {
         let config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", self.base)).auth_header(key.to_string());
-        let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+        let transport = StreamableHttpClientTransport::with_client(http_client(), config);
         ().serve(transport).await.expect("MCP client connects over HTTP")
     }
 }
@@ -192,11 +257,47 @@ impl Server {
 
 /// One SQL count against the sandbox's database, for checking invariants from outside.
 pub async fn count(sandbox: &Sandbox, sql: &str) -> i64 {
+    scalar::<i64>(sandbox, sql).await.expect("count query")
+}
+
+/// One value from a query against the sandbox's database, as a client other than Lynx would read it.
+pub async fn scalar<T>(sandbox: &Sandbox, sql: &str) -> Result<T, String>
+where
+    T: Send + Unpin + 'static + for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
     use sqlx::Connection;
-    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", sandbox.db_path().display())).await.unwrap();
-    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&mut db).await.unwrap();
-    db.close().await.unwrap();
-    n
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    if sandbox.is_postgres() {
+        let mut db = sqlx::PgConnection::connect(&sandbox.database_url).await.map_err(|e| e.to_string())?;
+        sqlx::query_scalar(sql).fetch_one(&mut db).await.map_err(|e| e.to_string())
+    } else {
+        let mut db = sqlx::SqliteConnection::connect(&sandbox.database_url).await.map_err(|e| e.to_string())?;
+        sqlx::query_scalar(sql).fetch_one(&mut db).await.map_err(|e| e.to_string())
+    }
+}
+
+/// Runs a statement against the sandbox's database directly; returns the rows affected or the error.
+pub async fn execute(sandbox: &Sandbox, sql: &str) -> Result<u64, String> {
+    use sqlx::Connection;
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    if sandbox.is_postgres() {
+        let mut db = sqlx::PgConnection::connect(&sandbox.database_url).await.map_err(|e| e.to_string())?;
+        sqlx::query(sql).execute(&mut db).await.map(|r| r.rows_affected()).map_err(|e| e.to_string())
+    } else {
+        let mut db = sqlx::SqliteConnection::connect(&sandbox.database_url).await.map_err(|e| e.to_string())?;
+        sqlx::query(sql).execute(&mut db).await.map(|r| r.rows_affected()).map_err(|e| e.to_string())
+    }
+}
+
+pub fn uuid_simple() -> String {
+    format!("{:032x}", rand_u128())
+}
+
+fn rand_u128() -> u128 {
+    use std::hash::{BuildHasher, RandomState};
+    let a = RandomState::new().hash_one(std::time::SystemTime::now()) as u128;
+    let b = RandomState::new().hash_one(std::process::id()) as u128;
+    (a << 64) | b
 }
 
 pub fn payment_args(vendor: &str, amount: &str) -> Value {

@@ -7,7 +7,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn a_custom_kernel_file_is_served() {
-    let mut sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::new(Engine::Sqlite);
     let mut kernel = demo_kernel();
     kernel["tenants"][0]["name"] = json!("Acme Renamed Ltd");
     let path = sandbox.dir.path().join("kernel.json");
@@ -22,7 +22,7 @@ async fn a_custom_kernel_file_is_served() {
 
 #[test]
 fn a_kernel_file_with_an_error_fails_startup_naming_file_and_problem() {
-    let mut sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::new(Engine::Sqlite);
     let mut kernel = demo_kernel();
     kernel["tenants"][0]["users"][2]["active"] = json!("yes");
     let path = sandbox.dir.path().join("broken-kernel.json");

@@ -6,9 +6,8 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn payment_workflow_and_docs_lifecycles() {
-    let sandbox = Sandbox::new();
+pub async fn payment_workflow_and_docs_lifecycles(engine: Engine) {
+    let sandbox = Sandbox::new(engine);
     let (agent_key, _) = sandbox.create_key("tenant-123", "agent-001");
     let (approver_key, _) = sandbox.create_key("tenant-123", "approver-001");
     let (finance_key, _) = sandbox.create_key("tenant-123", "finance-001");
@@ -140,9 +139,8 @@ async fn payment_workflow_and_docs_lifecycles() {
     agent.cancel().await.unwrap();
 }
 
-#[tokio::test]
-async fn policies_can_require_several_distinct_approvals() {
-    let sandbox = Sandbox::new();
+pub async fn policies_can_require_several_distinct_approvals(engine: Engine) {
+    let sandbox = Sandbox::new(engine);
     let (agent_key, _) = sandbox.create_key("tenant-123", "agent-001");
     let (a1, _) = sandbox.create_key("tenant-123", "approver-001");
     let (a2, _) = sandbox.create_key("tenant-123", "approver-002");

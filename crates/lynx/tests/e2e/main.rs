@@ -13,3 +13,51 @@ mod kernel_file;
 mod lifecycle;
 mod refusals;
 mod tenancy;
+
+/// Runs each listed test on SQLite, and on PostgreSQL when `LYNX_TEST_POSTGRES_URL` is set (CI sets it;
+/// without it the PostgreSQL variants pass after saying they were skipped).
+macro_rules! on_both_engines {
+    ($($module:ident :: $test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    super::$module::$test(crate::helpers::Engine::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    match crate::helpers::Engine::postgres() {
+                        Some(engine) => super::$module::$test(engine).await,
+                        None => eprintln!("skipped: LYNX_TEST_POSTGRES_URL is not set"),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_engines! {
+    audit_verify::editing_one_audit_row_is_detected_and_named,
+    audit_verify::audit_tail_shows_the_newest_events,
+    auth::http_requires_a_valid_unrevoked_key,
+    auth::stdio_refuses_to_serve_without_a_valid_key,
+    auth::a_key_revoked_during_a_stdio_session_stops_working,
+    bad_input::bad_input_is_refused_naming_the_field_and_audited,
+    cli::status_prints_the_runbook_block_with_live_values,
+    concurrency::thirty_two_concurrent_executions_succeed_exactly_once,
+    concurrency::sixteen_concurrent_creations_with_one_request_id_make_one_draft,
+    concurrency::a_crash_mid_execution_leaves_no_effect_and_the_retry_succeeds_once,
+    domain_tools::domain_tools_over_http,
+    domain_tools::domain_tools_over_stdio,
+    domain_tools::permission_is_the_kernels_and_refusals_are_audited,
+    lifecycle::payment_workflow_and_docs_lifecycles,
+    lifecycle::policies_can_require_several_distinct_approvals,
+    refusals::the_execution_protocol_refuses_in_order_with_the_runbooks_phrases,
+    refusals::prod_requires_explicit_approval_for_high_risk_execution,
+    refusals::bad_input_on_every_write_tool_is_refused_and_changes_nothing,
+    tenancy::tenants_never_see_each_others_audit_rows,
+}

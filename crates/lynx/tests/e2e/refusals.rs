@@ -5,9 +5,8 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn the_execution_protocol_refuses_in_order_with_the_runbooks_phrases() {
-    let sandbox = Sandbox::new();
+pub async fn the_execution_protocol_refuses_in_order_with_the_runbooks_phrases(engine: Engine) {
+    let sandbox = Sandbox::new(engine);
     let (agent_key, _) = sandbox.create_key("tenant-123", "agent-001");
     let (approver_key, _) = sandbox.create_key("tenant-123", "approver-001");
     let (other_agent_key, _) = sandbox.create_key("tenant-123", "agent-002");
@@ -115,9 +114,8 @@ fn uuid_like() -> String {
     "7f3e4b1a-0000-4000-8000-000000000001".into()
 }
 
-#[tokio::test]
-async fn prod_requires_explicit_approval_for_high_risk_execution() {
-    let mut sandbox = Sandbox::new();
+pub async fn prod_requires_explicit_approval_for_high_risk_execution(engine: Engine) {
+    let mut sandbox = Sandbox::new(engine);
     sandbox.env.insert("LYNX_MODE".into(), "prod".into());
     let (agent_key, _) = sandbox.create_key("tenant-123", "agent-001");
     let (approver_key, _) = sandbox.create_key("tenant-123", "approver-001");
@@ -137,9 +135,8 @@ async fn prod_requires_explicit_approval_for_high_risk_execution() {
     assert_eq!(shown["executions"][0]["explicit_approval"], true);
 }
 
-#[tokio::test]
-async fn bad_input_on_every_write_tool_is_refused_and_changes_nothing() {
-    let sandbox = Sandbox::new();
+pub async fn bad_input_on_every_write_tool_is_refused_and_changes_nothing(engine: Engine) {
+    let sandbox = Sandbox::new(engine);
     let (agent_key, _) = sandbox.create_key("tenant-123", "agent-001");
     let server = sandbox.serve();
     let agent = server.mcp(&agent_key).await;

@@ -4,9 +4,8 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn tenants_never_see_each_others_audit_rows() {
-    let sandbox = Sandbox::new();
+pub async fn tenants_never_see_each_others_audit_rows(engine: Engine) {
+    let sandbox = Sandbox::new(engine);
     let (acme, _) = sandbox.create_key("tenant-123", "agent-001");
     let (globex, _) = sandbox.create_key("tenant-456", "agent-456");
     let server = sandbox.serve();

@@ -1,0 +1,84 @@
+//! `lynx_api_keys` on PostgreSQL.
+
+use chrono::{DateTime, Utc};
+use lynx_model::{
+    TenantId, UserId,
+    ids::KeyId,
+    store::{ApiKeyRecord, StoreResult},
+};
+use sqlx::{PgPool, Row, postgres::PgRow};
+
+use crate::error::{corrupt, map};
+
+const COLUMNS: &str = "key_id, tenant_id, user_id, label, key_hash, created_at, revoked_at, last_used_at";
+
+fn from_row(r: &PgRow) -> StoreResult<ApiKeyRecord> {
+    Ok(ApiKeyRecord {
+        key_id: KeyId::parse(r.try_get::<String, _>("key_id").map_err(map)?).map_err(corrupt)?,
+        tenant_id: super::tenant(r.try_get("tenant_id").map_err(map)?)?,
+        user_id: UserId::parse(r.try_get::<String, _>("user_id").map_err(map)?).map_err(corrupt)?,
+        label: r.try_get("label").map_err(map)?,
+        key_hash: r.try_get("key_hash").map_err(map)?,
+        created_at: r.try_get("created_at").map_err(map)?,
+        revoked_at: r.try_get("revoked_at").map_err(map)?,
+        last_used_at: r.try_get("last_used_at").map_err(map)?,
+    })
+}
+
+pub(super) async fn insert(pool: &PgPool, k: &ApiKeyRecord) -> StoreResult<()> {
+    sqlx::query("INSERT INTO lynx_api_keys (key_id, tenant_id, user_id, label, key_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(k.key_id.as_str())
+        .bind(k.tenant_id.as_str())
+        .bind(k.user_id.as_str())
+        .bind(&k.label)
+        .bind(&k.key_hash)
+        .bind(k.created_at)
+        .execute(pool)
+        .await
+        .map_err(map)?;
+    Ok(())
+}
+
+pub(super) async fn by_hash(pool: &PgPool, hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM lynx_api_keys WHERE key_hash = $1")))
+        .bind(hash)
+        .fetch_optional(pool)
+        .await
+        .map_err(map)?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub(super) async fn list(pool: &PgPool, tenant: Option<&TenantId>) -> StoreResult<Vec<ApiKeyRecord>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM lynx_api_keys WHERE ($1::text IS NULL OR tenant_id = $1) ORDER BY tenant_id, created_at, key_id"
+    )))
+    .bind(tenant.map(|t| t.as_str().to_string()))
+    .fetch_all(pool)
+    .await
+    .map_err(map)?;
+    rows.iter().map(from_row).collect()
+}
+
+pub(super) async fn revoke(pool: &PgPool, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<bool> {
+    let done = sqlx::query("UPDATE lynx_api_keys SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL")
+        .bind(at)
+        .bind(key_id.as_str())
+        .execute(pool)
+        .await
+        .map_err(map)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn touch(pool: &PgPool, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query("UPDATE lynx_api_keys SET last_used_at = $1 WHERE key_id = $2")
+        .bind(at)
+        .bind(key_id.as_str())
+        .execute(pool)
+        .await
+        .map_err(map)?;
+    Ok(())
+}
+
+pub(super) async fn count(pool: &PgPool) -> StoreResult<i64> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM lynx_api_keys").fetch_one(pool).await.map_err(map)
+}
