@@ -1,0 +1,315 @@
+//! The storage contract: every rule the `Store` port promises, checked through the trait on each
+//! engine — SQLite always, PostgreSQL when `LYNX_TEST_POSTGRES_URL` names a server (CI sets it).
+//! The concurrency rules (one claim wins, one draft per request_id, one decision per approver, an
+//! unforked audit chain) are exercised with real concurrent callers.
+
+use std::sync::Arc;
+
+use chrono::{TimeDelta, Utc};
+use lynx_model::{
+    Risk, RunId, TenantId,
+    audit::{EventType, GENESIS_HASH, NewAuditEvent, chain_hash},
+    draft::{DraftStatus, DraftType, Transition},
+    records::{Claim, Completion, Decision, DecisionOutcome, DraftInsert, DraftRecord, Effect, ExecutionRecord, PaymentDetails, SettlementChange},
+    store::Store,
+    vocab::RunStatus,
+};
+use serde_json::json;
+use sqlx::Connection;
+use uuid::Uuid;
+
+struct Engine {
+    name: &'static str,
+    store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+    /// PostgreSQL: the admin URL and the test database to drop afterwards.
+    drop_db: Option<(String, String)>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some((admin, db)) = self.drop_db.take() {
+            let _ = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async move {
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))).execute(&mut conn).await;
+                    }
+                })
+            })
+            .join();
+        }
+    }
+}
+
+async fn engines() -> Vec<Engine> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = lynx_store::DatabaseUrl::parse(&format!("sqlite://{}", dir.path().join("contract.db").display())).unwrap();
+    let sqlite = lynx_store::connect(&url, 4, None).await.unwrap();
+    sqlite.migrate().await.unwrap();
+    let mut all = vec![Engine { name: "sqlite", store: sqlite, _dir: Some(dir), drop_db: None }];
+    match std::env::var("LYNX_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
+        Some(admin) => {
+            let db = format!("lynx_contract_{}", Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("LYNX_TEST_POSTGRES_URL reachable");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&mut conn).await.unwrap();
+            let base = admin.split('?').next().unwrap();
+            let url = format!("{}/{db}", base.rsplit_once('/').unwrap().0);
+            let pg = lynx_store::connect(&lynx_store::DatabaseUrl::parse(&url).unwrap(), 16, None).await.unwrap();
+            pg.migrate().await.unwrap();
+            all.push(Engine { name: "postgres", store: pg, _dir: None, drop_db: Some((admin.clone(), db)) });
+        }
+        None => eprintln!("PostgreSQL contract run skipped: LYNX_TEST_POSTGRES_URL is not set"),
+    }
+    all
+}
+
+fn tenant(t: &str) -> TenantId {
+    TenantId::parse(t).unwrap()
+}
+
+fn event(t: &TenantId, i: usize) -> NewAuditEvent {
+    NewAuditEvent {
+        event_id: Uuid::new_v4(),
+        run_id: RunId::new(),
+        tenant_id: t.clone(),
+        tool_id: "x.domain.y.read".into(),
+        event_type: EventType::ToolCall,
+        status: RunStatus::Started,
+        actor_id: format!("user-{i}"),
+        input_data: Some(json!({"i": i, "text": "ünïcödé \"quoted\""}).to_string()),
+        output_data: None,
+        error_message: None,
+        created_at: lynx_model::clock::Clock::now(&lynx_model::clock::SystemClock),
+        duration_ms: Some(i as i64),
+        instance_id: Some("contract".into()),
+    }
+}
+
+fn draft(t: &TenantId, status: DraftStatus, request_id: Option<&str>) -> DraftRecord {
+    let now = lynx_model::clock::Clock::now(&lynx_model::clock::SystemClock);
+    DraftRecord {
+        draft_id: Uuid::new_v4(),
+        tenant_id: t.clone(),
+        draft_type: DraftType::VpmPayment,
+        payload: json!({"vendor_id": "V-001", "amount": "10.00"}),
+        status,
+        risk_level: Risk::Medium,
+        created_by: "agent-001".into(),
+        created_at: now,
+        updated_at: now,
+        source_context: json!({}),
+        recommended_approvers: vec!["approver".into()],
+        preview_markdown: "p".into(),
+        request_id: request_id.map(str::to_string),
+        request_fingerprint: Some("fp".into()),
+        response_payload: Some(json!({"draft_id": "original"})),
+        submitted_at: None,
+        submitted_by: None,
+        approved_at: None,
+        approved_by: None,
+        rejected_at: None,
+        rejected_by: None,
+        rejection_reason: None,
+        cancelled_at: None,
+        cancelled_by: None,
+    }
+}
+
+fn claim(d: &DraftRecord, request_id: Option<&str>) -> ExecutionRecord {
+    ExecutionRecord {
+        execution_id: Uuid::new_v4(),
+        draft_id: d.draft_id,
+        tool_id: "vpm.cell.payment.execute".into(),
+        tenant_id: d.tenant_id.clone(),
+        actor_id: "agent-001".into(),
+        status: RunStatus::Started,
+        result_payload: None,
+        created_at: lynx_model::clock::Clock::now(&lynx_model::clock::SystemClock),
+        completed_at: None,
+        error_message: None,
+        rollback_instructions: None,
+        rolled_back_at: None,
+        rolled_back_by: None,
+        request_id: request_id.map(str::to_string),
+        request_fingerprint: Some("fp".into()),
+        explicit_approval: false,
+        source_context: json!({}),
+    }
+}
+
+fn pay() -> Effect {
+    Effect::Pay(PaymentDetails { payment_id: Uuid::new_v4(), vendor_id: "V-001".into(), amount: "10.00".parse().unwrap(), currency: "USD".into(), due_date: "2026-12-31".into() })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_audit_appends_form_one_unbroken_chain_per_tenant() {
+    for e in engines().await {
+        let (a, b) = (tenant("tenant-a"), tenant("tenant-b"));
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let (store, a, b) = (e.store.clone(), a.clone(), b.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..15 {
+                    let batch = if i % 3 == 0 { vec![event(&a, w * 100 + i), event(&b, w * 100 + i)] } else { vec![event(&a, w * 100 + i)] };
+                    store.append_audit(&batch).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        for (t, expected) in [(&a, 120), (&b, 40)] {
+            let rows = e.store.audit_chain_page(t, 0, 1000).await.unwrap();
+            assert_eq!(rows.len(), expected, "{}: every append landed", e.name);
+            let mut prev = GENESIS_HASH.to_string();
+            for (i, row) in rows.iter().enumerate() {
+                assert_eq!(row.seq, i as i64 + 1, "{}: contiguous sequence", e.name);
+                assert_eq!(row.prev_hash, prev, "{}: linked", e.name);
+                assert_eq!(chain_hash(&row.event, row.seq, &row.prev_hash), row.hash, "{}: stored text hashes back", e.name);
+                prev = row.hash.clone();
+            }
+        }
+        assert_eq!(e.store.audit_tenants().await.unwrap(), vec![a.clone(), b.clone()]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_one_concurrent_claim_wins_and_effects_commit_with_success() {
+    for e in engines().await {
+        let t = tenant("tenant-a");
+        let d = draft(&t, DraftStatus::Approved, None);
+        e.store.insert_draft(&d).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (store, c) = (e.store.clone(), claim(&d, None));
+            tasks.push(tokio::spawn(async move { (store.claim_execution(&c).await.unwrap(), c) }));
+        }
+        let mut winners = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                (Claim::Claimed, c) => winners.push(c),
+                (Claim::Taken(live), _) => assert_eq!(live.status, RunStatus::Started),
+                (other, _) => panic!("{}: unexpected {other:?}", e.name),
+            }
+        }
+        assert_eq!(winners.len(), 1, "{}: one claim wins", e.name);
+        let won = &winners[0];
+        let now = Utc::now();
+        let done = e.store.complete_execution(won, &pay(), &json!({"ok": true}), &json!({"action": "reverse_payment"}), now).await.unwrap();
+        assert!(matches!(done, Completion::Succeeded(_)), "{}", e.name);
+        assert_eq!(e.store.draft(Some(&t), d.draft_id).await.unwrap().unwrap().status, DraftStatus::Executed);
+        assert_eq!(e.store.payments_in_status(&t, "pending_settlement", None).await.unwrap().len(), 1);
+        assert_eq!(e.store.settlements(Some(&t), Some("queued"), 10).await.unwrap().len(), 1);
+        // After success, a new claim is taken by the success.
+        match e.store.claim_execution(&claim(&d, None)).await.unwrap() {
+            Claim::Taken(live) => assert_eq!(live.status, RunStatus::Succeeded),
+            other => panic!("{}: {other:?}", e.name),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cleared_claim_commits_nothing_and_a_moved_draft_commits_nothing() {
+    for e in engines().await {
+        let t = tenant("tenant-a");
+        let d = draft(&t, DraftStatus::Approved, None);
+        e.store.insert_draft(&d).await.unwrap();
+        let c = claim(&d, Some("req-1"));
+        assert_eq!(e.store.claim_execution(&c).await.unwrap(), Claim::Claimed);
+        let seen = e.store.claim_execution(&claim(&d, Some("req-1"))).await.unwrap();
+        assert!(matches!(seen, Claim::RequestSeen(ref s) if s.execution_id == c.execution_id), "{}: request_id replay", e.name);
+        let cleared = e.store.clear_stuck(Utc::now() + TimeDelta::seconds(1), Utc::now()).await.unwrap();
+        assert_eq!(cleared.len(), 1);
+        assert_eq!(cleared[0].error_message.as_deref(), Some("Manual intervention: execution stuck"));
+        let done = e.store.complete_execution(&c, &pay(), &json!({}), &json!({}), Utc::now()).await.unwrap();
+        assert_eq!(done, Completion::ClaimLost(RunStatus::Failed), "{}", e.name);
+        assert!(e.store.payments_in_status(&t, "pending_settlement", None).await.unwrap().is_empty(), "{}: no effect", e.name);
+        assert_eq!(e.store.draft(Some(&t), d.draft_id).await.unwrap().unwrap().status, DraftStatus::Approved);
+
+        // A draft that is not APPROVED when the effect commits: nothing is applied.
+        let d2 = draft(&t, DraftStatus::Submitted, None);
+        e.store.insert_draft(&d2).await.unwrap();
+        let c2 = claim(&d2, None);
+        assert_eq!(e.store.claim_execution(&c2).await.unwrap(), Claim::Claimed);
+        let done = e.store.complete_execution(&c2, &pay(), &json!({}), &json!({}), Utc::now()).await.unwrap();
+        assert_eq!(done, Completion::DraftMoved(DraftStatus::Submitted), "{}", e.name);
+        assert!(e.store.payments_in_status(&t, "pending_settlement", None).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_draft_per_request_id_and_one_decision_per_approver() {
+    for e in engines().await {
+        let t = tenant("tenant-a");
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (store, d) = (e.store.clone(), draft(&t, DraftStatus::Draft, Some("same-request")));
+            tasks.push(tokio::spawn(async move { store.insert_draft(&d).await.unwrap() }));
+        }
+        let mut inserted = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                DraftInsert::Inserted => inserted += 1,
+                DraftInsert::Existing(existing) => assert_eq!(existing.response_payload, Some(json!({"draft_id": "original"}))),
+            }
+        }
+        assert_eq!(inserted, 1, "{}: one draft per request_id", e.name);
+        // The same request_id in another tenant is another draft.
+        assert_eq!(e.store.insert_draft(&draft(&tenant("tenant-b"), DraftStatus::Draft, Some("same-request"))).await.unwrap(), DraftInsert::Inserted);
+
+        let d = draft(&t, DraftStatus::Submitted, None);
+        e.store.insert_draft(&d).await.unwrap();
+        assert_eq!(e.store.draft(Some(&tenant("tenant-b")), d.draft_id).await.unwrap(), None, "{}: other tenants see nothing", e.name);
+        let mut tasks = Vec::new();
+        for approver in ["ana", "bo", "ana", "bo"] {
+            let store = e.store.clone();
+            let t = t.clone();
+            tasks.push(tokio::spawn(async move { store.decide(&t, d.draft_id, approver, Decision::Approved, None, 2, Utc::now()).await.unwrap() }));
+        }
+        let mut recorded = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                DecisionOutcome::Recorded { .. } => recorded += 1,
+                DecisionOutcome::AlreadyDecided | DecisionOutcome::WrongStatus(DraftStatus::Approved) => {}
+                other => panic!("{}: {other:?}", e.name),
+            }
+        }
+        assert_eq!(recorded, 2, "{}: one decision per approver", e.name);
+        let approved = e.store.draft(Some(&t), d.draft_id).await.unwrap().unwrap();
+        assert_eq!(approved.status, DraftStatus::Approved);
+        assert_eq!(e.store.approvals(&t, d.draft_id).await.unwrap().len(), 2);
+
+        // Cancel is guarded by the status it starts from.
+        let out = e.store.transition_draft(&t, d.draft_id, Transition::Cancel, "ana", Utc::now()).await.unwrap();
+        assert_eq!(out, lynx_model::records::TransitionOutcome::WrongStatus(DraftStatus::Approved));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn settlements_move_forward_only_and_settle_the_payment() {
+    for e in engines().await {
+        let t = tenant("tenant-a");
+        let d = draft(&t, DraftStatus::Approved, None);
+        e.store.insert_draft(&d).await.unwrap();
+        let c = claim(&d, None);
+        e.store.claim_execution(&c).await.unwrap();
+        let effect = pay();
+        let Effect::Pay(p) = &effect else { unreachable!() };
+        e.store.complete_execution(&c, &effect, &json!({}), &json!({}), Utc::now()).await.unwrap();
+        let step = |to: &'static str| {
+            let (store, t, id) = (e.store.clone(), t.clone(), p.payment_id);
+            async move { store.set_settlement_status(&t, id, to, "ops", Some("note"), Utc::now()).await.unwrap() }
+        };
+        assert_eq!(step("completed").await, SettlementChange::WrongStatus("queued".into()), "{}", e.name);
+        assert!(matches!(step("processing").await, SettlementChange::Done(_)));
+        match step("completed").await {
+            SettlementChange::Done(s) => {
+                assert_eq!((s.status.as_str(), s.provider.as_str(), s.payment_status.as_str()), ("completed", "manual", "settled"));
+                assert_eq!(s.metadata["history"].as_array().unwrap().len(), 2, "{}: history kept", e.name);
+                assert_eq!(s.amount.to_string(), "10.00");
+            }
+            other => panic!("{}: {other:?}", e.name),
+        }
+        assert_eq!(step("failed").await, SettlementChange::WrongStatus("completed".into()));
+    }
+}
