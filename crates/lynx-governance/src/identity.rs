@@ -100,6 +100,12 @@ pub async fn principal(services: &Services, who: &Authenticated) -> Result<Princ
     kernel_principal(services, &who.tenant_id, &who.user_id).await
 }
 
+/// A key-authenticated caller with no role or scopes, for the one tool that serves during a Kernel
+/// outage (`ToolSpec::serves_during_kernel_outage`).
+pub fn without_kernel(who: &Authenticated) -> Principal {
+    Principal { tenant_id: who.tenant_id.clone(), user_id: who.user_id.clone(), role: String::new(), scopes: Vec::new() }
+}
+
 /// The principal the Kernel knows for a tenant's user: for operator commands that name the user.
 pub async fn kernel_principal(services: &Services, tenant: &TenantId, user: &UserId) -> Result<Principal, Refusal> {
     let who = Authenticated { tenant_id: tenant.clone(), user_id: user.clone(), key_id: None };

@@ -150,7 +150,12 @@ impl Pipeline {
 
     async fn gates(&self, who: &Authenticated, tool_id: &str, args: &Value, run_id: RunId) -> Result<Value, Stop> {
         // 1. identity, continued: the Kernel supplies role and scopes.
-        let principal = identity::principal(&self.services, who).await?;
+        let outage_safe = self.registry.get(tool_id).is_some_and(|t| t.spec().serves_during_kernel_outage);
+        let principal = match identity::principal(&self.services, who).await {
+            Ok(p) => p,
+            Err(r) if r.code == ErrorCode::KernelUnavailable && outage_safe => identity::without_kernel(who),
+            Err(r) => return Err(r.into()),
+        };
 
         // 2. maintenance: executions pause; reads and drafts go on.
         if self.registry.get(tool_id).is_some_and(|t| t.layer() == Layer::Cell)
@@ -257,6 +262,7 @@ impl Pipeline {
                 format!("Permission denied for {}: {}", tool.spec().id, decision.reason),
                 "Call security.domain.permission.read to see what is required, or ask a tenant administrator for that role or scope.",
             )),
+            Err(KernelError::Unavailable(_)) if tool.spec().serves_during_kernel_outage => Ok(()),
             Err(KernelError::Unavailable(m)) => Err(Refusal::kernel_unavailable(m)),
             Err(KernelError::NotFound(m)) => Err(Refusal::new(
                 ErrorCode::PermissionDenied,

@@ -26,6 +26,10 @@ pub struct ToolSpec {
     pub draft_type: Option<DraftType>,
     /// The Kernel role-gate permission a caller's role must hold (cluster tools: `payment_create`, …).
     pub role_gate: Option<&'static str>,
+    /// The one exception to "no Kernel, no call": a diagnostic read of Lynx's own health, which must
+    /// be able to report a Kernel outage. During an outage (only then) a caller authenticated by key
+    /// may call it without a role; it reads no Kernel data.
+    pub serves_during_kernel_outage: bool,
     pub description: &'static str,
 }
 

@@ -40,6 +40,7 @@ impl Tool for DocsDraftSubmit {
         title: "Submit a draft for approval",
         risk: Risk::Low,
         draft_type: None,
+        serves_during_kernel_outage: false,
         role_gate: None,
         description: "Submits a draft of any type for human approval (DRAFT to SUBMITTED), exactly once. Approvers then decide in the dashboard, the CLI or the API.",
     };

@@ -62,6 +62,7 @@ impl Tool for VpmPaymentExecute {
         title: "Execute an approved payment",
         risk: Risk::High,
         draft_type: Some(DraftType::VpmPayment),
+        serves_during_kernel_outage: false,
         role_gate: None,
         description: "Executes an APPROVED vendor payment draft exactly once: re-checks the vendor and the approval policy in the Kernel, then records a payment pending settlement and a queued settlement intent (provider none). No money moves. In prod mode the call needs explicit_approval: true.",
     };

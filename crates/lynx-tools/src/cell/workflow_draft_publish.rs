@@ -41,6 +41,7 @@ impl Tool for WorkflowDraftPublish {
         title: "Publish an approved workflow",
         risk: Risk::Medium,
         draft_type: Some(DraftType::Workflow),
+        serves_during_kernel_outage: false,
         role_gate: None,
         description: "Publishes an APPROVED workflow draft as an active workflow, exactly once, after re-checking the Kernel's current approval policy.",
     };

@@ -51,6 +51,7 @@ impl Tool for DocsDraftCreate {
         title: "Draft a document",
         risk: Risk::Medium,
         draft_type: Some(DraftType::Docs),
+        serves_during_kernel_outage: false,
         role_gate: Some("document_create"),
         description: "Creates a document draft (PRD, SRS, ADR, DECISION, LAW, …) for human approval, with a summary of how it relates to the Kernel's document registry and an escaped Markdown preview.",
     };

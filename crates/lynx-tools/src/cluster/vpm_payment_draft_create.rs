@@ -82,6 +82,7 @@ impl Tool for VpmPaymentDraftCreate {
         title: "Draft a vendor payment",
         risk: Risk::Medium,
         draft_type: Some(DraftType::VpmPayment),
+        serves_during_kernel_outage: false,
         role_gate: Some("payment_create"),
         description: "Creates a vendor payment draft for human approval: checks the vendor in the Kernel, computes the risk (above the tenant's approval threshold or a risk-flagged vendor is high), and returns a vendor snapshot, execution readiness and an escaped Markdown preview. Moves no money.",
     };

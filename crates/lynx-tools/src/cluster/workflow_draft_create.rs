@@ -67,6 +67,7 @@ impl Tool for WorkflowDraftCreate {
         title: "Draft a workflow",
         risk: Risk::Medium,
         draft_type: Some(DraftType::Workflow),
+        serves_during_kernel_outage: false,
         role_gate: Some("workflow_create"),
         description: "Creates a workflow draft (1-200 named steps with optional roles and actions) for human approval, with the tenant's workflow approval policy as a snapshot and an escaped Markdown preview. Publishes nothing.",
     };

@@ -58,6 +58,7 @@ impl Tool for AuditRunRead {
         title: "Audit runs",
         risk: Risk::Low,
         draft_type: None,
+        serves_during_kernel_outage: false,
         role_gate: None,
         description: "Lists the tenant's tool runs from Lynx's audit trail, newest first: who ran which tool, its status, start and end times and error, filterable by status, tool and time.",
     };

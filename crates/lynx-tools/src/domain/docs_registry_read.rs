@@ -46,6 +46,7 @@ impl Tool for DocsRegistryRead {
         title: "Document registry",
         risk: Risk::Low,
         draft_type: None,
+        serves_during_kernel_outage: false,
         role_gate: None,
         description: "Lists the tenant's registered documents from the Kernel with type, title, version, status and checksum, optionally filtered by document type.",
     };

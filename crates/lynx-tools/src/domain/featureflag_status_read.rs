@@ -35,6 +35,7 @@ impl Tool for FeatureflagStatusRead {
         title: "Modules and feature flags",
         risk: Risk::Low,
         draft_type: None,
+        serves_during_kernel_outage: false,
         role_gate: None,
         description: "Shows which business modules (docs, workflow, vpm, finance, …) are enabled for the tenant and the state of each feature flag, from the Kernel.",
     };

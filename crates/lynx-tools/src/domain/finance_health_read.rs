@@ -100,6 +100,7 @@ impl Tool for FinanceHealthRead {
         title: "Financial health",
         risk: Risk::Low,
         draft_type: None,
+        serves_during_kernel_outage: false,
         role_gate: None,
         description: "Scores the tenant's financial health (0-100) for a period from the Kernel's revenue, expenses and outstanding figures and Lynx's payments pending settlement, with risks and recommendations.",
     };

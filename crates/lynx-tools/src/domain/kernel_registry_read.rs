@@ -63,6 +63,7 @@ impl Tool for KernelRegistryRead {
         title: "Tool registry",
         risk: Risk::Low,
         draft_type: None,
+        serves_during_kernel_outage: false,
         role_gate: None,
         description: "Lists every registered Lynx tool with its layer, risk and domain, the Kernel's role and scope policy for each, and the registry's version hash.",
     };

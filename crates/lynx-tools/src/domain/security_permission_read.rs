@@ -53,6 +53,7 @@ impl Tool for SecurityPermissionRead {
         title: "Permission check",
         risk: Risk::Low,
         draft_type: None,
+        serves_during_kernel_outage: false,
         role_gate: None,
         description: "Asks the Kernel whether the caller may perform an action (a tool id or a permission name) and explains the decision: required roles and scopes versus the caller's own.",
     };

@@ -68,6 +68,7 @@ impl Tool for SystemHealthRead {
         title: "System health",
         risk: Risk::Low,
         draft_type: None,
+        serves_during_kernel_outage: true,
         role_gate: None,
         description: "Probes the Kernel and Lynx's storage live and reports reachability with measured latency, the tenant's work queues (pending approvals, queued settlements, stuck executions), the mode and maintenance state.",
     };

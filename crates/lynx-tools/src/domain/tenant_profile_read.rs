@@ -44,6 +44,7 @@ impl Tool for TenantProfileRead {
         title: "Tenant profile",
         risk: Risk::Low,
         draft_type: None,
+        serves_during_kernel_outage: false,
         role_gate: None,
         description: "Returns the caller's tenant profile from the Kernel (name, plan, region, enabled modules) and the caller's own role and scopes.",
     };

@@ -83,6 +83,7 @@ impl Tool for VpmPaymentStatusRead {
         title: "Payment status",
         risk: Risk::Low,
         draft_type: None,
+        serves_during_kernel_outage: false,
         role_gate: None,
         description: "Lists executed vendor payments and their settlement status (filter by vendor, status, time), with the number of payment drafts awaiting approval, failed payments and the total pending settlement.",
     };

@@ -55,6 +55,7 @@ impl Tool for VpmVendorRead {
         title: "Vendor",
         risk: Risk::Low,
         draft_type: None,
+        serves_during_kernel_outage: false,
         role_gate: None,
         description: "With a vendor_id: the vendor's status, risk flags, payment terms and bank details from the Kernel plus what Lynx has paid and owes it. Without: the number of vendors in each status.",
     };

@@ -38,6 +38,7 @@ impl Tool for WorkflowPolicyRead {
         title: "Approval policy",
         risk: Risk::Low,
         draft_type: None,
+        serves_during_kernel_outage: false,
         role_gate: None,
         description: "Returns the tenant's approval rules from the Kernel (approver roles and scopes, amount thresholds, required number of approvals per draft type) and the role gates.",
     };

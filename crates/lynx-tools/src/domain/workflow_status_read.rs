@@ -89,6 +89,7 @@ impl Tool for WorkflowStatusRead {
         title: "Workflow status",
         risk: Risk::Low,
         draft_type: None,
+        serves_during_kernel_outage: false,
         role_gate: None,
         description: "Reports workflow activity in the tenant: active published workflows, drafts waiting for approval, and the most recent draft and workflow events from the audit trail.",
     };

@@ -54,7 +54,7 @@ async fn check_tool_list(client: &Client) {
 }
 
 /// Calls every domain tool as tenant-123's agent and checks the answers against the demo Kernel.
-async fn check_all_domain_tools(client: &Client) {
+pub async fn check_all_domain_tools(client: &Client) {
     let kernel = demo_kernel();
     let acme = demo_tenant(&kernel, "tenant-123");
     let tenant = json!("tenant-123");

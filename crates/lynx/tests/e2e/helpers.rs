@@ -139,7 +139,16 @@ impl Sandbox {
 
     /// Starts `lynx serve` and waits until it listens.
     pub fn serve(&self) -> Server {
-        let mut child = self.command().arg("serve").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        self.serve_with(&[])
+    }
+
+    /// Starts `lynx serve` with extra environment (another instance on the same database, say).
+    pub fn serve_with(&self, extra: &[(&str, &str)]) -> Server {
+        let mut cmd = self.command();
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.arg("serve").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -311,4 +320,9 @@ pub async fn approved_payment(server: &Server, agent: &Client, approver: &str, a
     call_ok(agent, "docs.cell.draft.submit_for_approval", serde_json::json!({"draft_id": id})).await;
     server.approve(approver, &id).await;
     id
+}
+
+/// A port that was free a moment ago (for a server that must come back on the same port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -10,7 +10,9 @@ mod cli;
 mod concurrency;
 mod domain_tools;
 mod kernel_file;
+mod kernel_http;
 mod lifecycle;
+mod postgres_ops;
 mod refusals;
 mod tenancy;
 
@@ -60,4 +62,5 @@ on_both_engines! {
     refusals::prod_requires_explicit_approval_for_high_risk_execution,
     refusals::bad_input_on_every_write_tool_is_refused_and_changes_nothing,
     tenancy::tenants_never_see_each_others_audit_rows,
+    kernel_http::the_kernel_over_http,
 }
