@@ -14,6 +14,8 @@ pub mod execution;
 pub mod health;
 pub mod identity;
 pub mod maintenance;
+pub mod metrics;
+pub mod monitoring;
 pub mod operations;
 pub mod pipeline;
 pub mod registry;

@@ -36,6 +36,7 @@ use crate::{
     execution,
     identity::{self, Authenticated, Credential},
     maintenance,
+    metrics::{Metrics, Outcome},
     registry::Registry,
     services::Services,
     tool::{ErasedTool, Validated},
@@ -65,11 +66,17 @@ impl From<Refusal> for Stop {
 pub struct Pipeline {
     services: Services,
     registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
 }
 
 impl Pipeline {
     pub fn new(services: Services, registry: Arc<Registry>) -> Self {
-        Self { services, registry }
+        let metrics = Arc::new(Metrics::new(&registry));
+        Self { services, registry, metrics }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn services(&self) -> &Services {
@@ -102,12 +109,19 @@ impl Pipeline {
     /// Carries out one tool call through every gate. `args` is the call's arguments object (absent = `{}`).
     pub async fn call(&self, credential: &Credential, tool_id: &str, args: Option<Value>) -> CallOutcome {
         let started = Instant::now();
+        let (outcome, observed) = self.governed_call(credential, tool_id, args, started).await;
+        self.metrics.observe(tool_id, observed, started.elapsed());
+        outcome
+    }
+
+    /// The call, and how it ended for the metrics (the same classification as its closing audit row).
+    async fn governed_call(&self, credential: &Credential, tool_id: &str, args: Option<Value>, started: Instant) -> (CallOutcome, Outcome) {
         let args = args.unwrap_or_else(|| Value::Object(Default::default()));
 
         // 1. identity: who is calling.
         let who = match identity::authenticate(&self.services, credential).await {
             Ok(who) => who,
-            Err(refusal) => return CallOutcome { run_id: None, result: Err(refusal) },
+            Err(refusal) => return (CallOutcome { run_id: None, result: Err(refusal) }, Outcome::Denied),
         };
         let run_id = RunId::new();
         let actor = who.user_id().to_string();
@@ -117,13 +131,18 @@ impl Pipeline {
         );
         if let Err(e) = self.services.store.append_audit(&[start_row]).await {
             tracing::error!(%run_id, error = %e, "audit start row not written; call abandoned");
-            return CallOutcome { run_id: None, result: Err(store_refusal(e)) };
+            return (CallOutcome { run_id: None, result: Err(store_refusal(e)) }, Outcome::Failed);
         }
 
         let stop = self.gates(&who, tool_id, &args, run_id).await;
         let duration_ms = Some(started.elapsed().as_millis() as i64);
 
         // 9. audit: the closing row, committed before the answer.
+        let observed = match &stop {
+            Ok(_) => Outcome::Succeeded,
+            Err(Stop::Refused(_)) => Outcome::Denied,
+            Err(Stop::Failed(_)) => Outcome::Failed,
+        };
         let (close, result) = match stop {
             Ok(output) => (
                 audit::event(&self.services, run_id, who.tenant_id(), tool_id, EventType::ToolCall, RunStatus::Succeeded, &actor,
@@ -143,9 +162,9 @@ impl Pipeline {
         };
         if let Err(e) = self.services.store.append_audit(&[close]).await {
             tracing::error!(%run_id, error = %e, "audit closing row not written; answer withheld");
-            return CallOutcome { run_id: Some(run_id), result: Err(store_refusal(e)) };
+            return (CallOutcome { run_id: Some(run_id), result: Err(store_refusal(e)) }, Outcome::Failed);
         }
-        CallOutcome { run_id: Some(run_id), result }
+        (CallOutcome { run_id: Some(run_id), result }, observed)
     }
 
     async fn gates(&self, who: &Authenticated, tool_id: &str, args: &Value, run_id: RunId) -> Result<Value, Stop> {

@@ -224,6 +224,8 @@ pub trait Store: Send + Sync {
     /// Carries out a `SUCCEEDED` execution's rollback instructions in one transaction.
     async fn rollback_execution(&self, tenant: &TenantId, execution_id: uuid::Uuid, by: &str, at: DateTime<Utc>) -> StoreResult<RollbackOutcome>;
     async fn execution_counts(&self, tenant: Option<&TenantId>) -> StoreResult<ExecutionCounts>;
+    /// What the runbook's monitoring section measures, for one tenant or all.
+    async fn monitoring(&self, tenant: Option<&TenantId>) -> StoreResult<MonitoringFacts>;
 
     // Settlements.
     async fn settlements(&self, tenant: Option<&TenantId>, status: Option<&str>, limit: u32) -> StoreResult<Vec<SettlementRecord>>;
@@ -238,6 +240,15 @@ pub trait Store: Send + Sync {
         note: Option<&str>,
         at: DateTime<Utc>,
     ) -> StoreResult<SettlementChange>;
+}
+
+/// The facts behind the runbook's four monitoring metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct MonitoringFacts {
+    pub executions: ExecutionCounts,
+    /// Mean seconds from `submitted_at` to `approved_at` over approved drafts.
+    pub mean_approval_seconds: Option<f64>,
+    pub queued_settlements: i64,
 }
 
 /// Which statuses a settlement intent may move to from each status.

@@ -45,12 +45,11 @@ impl DatabaseUrl {
         Err("unrecognised database URL scheme".into())
     }
 
-    /// Whether the data would vanish with the process or the temp directory (refused in `prod`).
+    /// Whether the data would vanish with the process or the system's temporary directory (`TMPDIR`,
+    /// else `/tmp`), which `prod` refuses.
     pub fn is_ephemeral(&self) -> bool {
         match self {
-            Self::Sqlite { path } => {
-                path == ":memory:" || path.starts_with("/tmp/") || path.starts_with(&std::env::temp_dir().display().to_string())
-            }
+            Self::Sqlite { path } => path == ":memory:" || std::path::Path::new(path).starts_with(std::env::temp_dir()),
             Self::Postgres { .. } => false,
         }
     }
@@ -93,7 +92,8 @@ mod tests {
         assert_eq!(DatabaseUrl::parse("sqlite://lynx.db").unwrap(), DatabaseUrl::Sqlite { path: "lynx.db".into() });
         assert_eq!(DatabaseUrl::parse("sqlite:///var/lib/lynx/l.db").unwrap(), DatabaseUrl::Sqlite { path: "/var/lib/lynx/l.db".into() });
         assert!(DatabaseUrl::parse("sqlite::memory:").unwrap().is_ephemeral());
-        assert!(DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap().is_ephemeral());
+        let temp = std::env::temp_dir().join("x.db");
+        assert!(DatabaseUrl::parse(&format!("sqlite://{}", temp.display())).unwrap().is_ephemeral());
         assert!(!DatabaseUrl::parse("sqlite://lynx.db").unwrap().is_ephemeral());
         assert!(DatabaseUrl::parse("mysql://x").is_err());
         let pg = DatabaseUrl::parse("postgres://lynx:s3cret@db.example.com:5432/lynx?sslmode=require").unwrap();

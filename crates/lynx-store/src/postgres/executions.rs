@@ -409,3 +409,21 @@ pub(super) async fn counts(pool: &PgPool, tenant: Option<&TenantId>) -> StoreRes
     Ok(c)
 }
 
+
+pub(super) async fn monitoring(pool: &PgPool, tenant: Option<&TenantId>) -> StoreResult<lynx_model::store::MonitoringFacts> {
+    let t = tenant.map(|t| t.as_str().to_string());
+    let mean_approval_seconds: Option<f64> = sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM AVG(approved_at - submitted_at))::float8 FROM lynx_drafts \
+         WHERE approved_at IS NOT NULL AND submitted_at IS NOT NULL AND ($1::text IS NULL OR tenant_id = $1)",
+    )
+    .bind(&t)
+    .fetch_one(pool)
+    .await
+    .map_err(map)?;
+    let queued_settlements: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM settlement_intents WHERE status = 'queued' AND ($1::text IS NULL OR tenant_id = $1)")
+        .bind(&t)
+        .fetch_one(pool)
+        .await
+        .map_err(map)?;
+    Ok(lynx_model::store::MonitoringFacts { executions: counts(pool, tenant).await?, mean_approval_seconds, queued_settlements })
+}

@@ -270,6 +270,9 @@ impl Store for PgStore {
     async fn execution_counts(&self, tenant: Option<&TenantId>) -> StoreResult<ExecutionCounts> {
         executions::counts(&self.pool, tenant).await
     }
+    async fn monitoring(&self, tenant: Option<&TenantId>) -> StoreResult<lynx_model::store::MonitoringFacts> {
+        executions::monitoring(&self.pool, tenant).await
+    }
 
     async fn settlements(&self, tenant: Option<&TenantId>, status: Option<&str>, limit: u32) -> StoreResult<Vec<SettlementRecord>> {
         settlements::list(&self.pool, tenant, status, limit).await

@@ -117,6 +117,9 @@ fn uuid_like() -> String {
 pub async fn prod_requires_explicit_approval_for_high_risk_execution(engine: Engine) {
     let mut sandbox = Sandbox::new(engine);
     sandbox.env.insert("LYNX_MODE".into(), "prod".into());
+    // The sandbox may itself live under the system's temporary directory, which prod refuses as a
+    // store; for this process tree the temporary directory is elsewhere.
+    sandbox.env.insert("TMPDIR".into(), "/nonexistent-lynx-test-tmp".into());
     let (agent_key, _) = sandbox.create_key("tenant-123", "agent-001");
     let (approver_key, _) = sandbox.create_key("tenant-123", "approver-001");
     let server = sandbox.serve();
