@@ -129,3 +129,54 @@ fn check_row(row: &AuditEvent, last_seq: i64, last_hash: &str) -> Option<String>
     }
     None
 }
+
+fn parse_json(text: &Option<String>) -> Value {
+    text.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null)
+}
+
+/// An event as the JSON API and the JSON export show it (JSON columns as JSON, not text).
+pub fn event_json(e: &AuditEvent) -> Value {
+    let ev = &e.event;
+    serde_json::json!({
+        "event_id": ev.event_id, "run_id": ev.run_id, "tenant_id": ev.tenant_id, "tool_id": ev.tool_id,
+        "event_type": ev.event_type, "status": ev.status, "actor_id": ev.actor_id,
+        "input_data": parse_json(&ev.input_data), "output_data": parse_json(&ev.output_data),
+        "error_message": ev.error_message, "created_at": ev.created_at, "duration_ms": ev.duration_ms,
+        "instance_id": ev.instance_id, "seq": e.seq, "prev_hash": e.prev_hash, "hash": e.hash,
+    })
+}
+
+/// The CSV export's header line.
+pub const CSV_HEADER: &str =
+    "seq,event_id,run_id,tenant_id,tool_id,event_type,status,actor_id,created_at,duration_ms,error_message,input_data,output_data,instance_id,prev_hash,hash\n";
+
+fn csv_field(v: &str) -> String {
+    if v.contains([',', '"', '\n', '\r']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v.to_string() }
+}
+
+/// One event as a CSV line (RFC 4180 quoting); the stored text of every column, so the export can be
+/// verified against the hash chain offline.
+pub fn csv_line(e: &AuditEvent) -> String {
+    let ev = &e.event;
+    let fields = [
+        e.seq.to_string(),
+        ev.event_id.to_string(),
+        ev.run_id.to_string(),
+        ev.tenant_id.to_string(),
+        ev.tool_id.clone(),
+        ev.event_type.as_str().to_string(),
+        ev.status.to_string(),
+        ev.actor_id.clone(),
+        ev.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        ev.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
+        ev.error_message.clone().unwrap_or_default(),
+        ev.input_data.clone().unwrap_or_default(),
+        ev.output_data.clone().unwrap_or_default(),
+        ev.instance_id.clone().unwrap_or_default(),
+        e.prev_hash.clone(),
+        e.hash.clone(),
+    ];
+    let mut line = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
+    line.push('\n');
+    line
+}

@@ -40,6 +40,7 @@ pub fn router(pipeline: Pipeline, options: &HttpOptions) -> Router {
         .route("/status", get(routes::api::status))
         .route("/tools", get(routes::api::tools))
         .route("/audit/events", get(routes::api::audit_events))
+        .route("/audit/export", get(routes::export::export))
         .route("/drafts", get(routes::drafts::list))
         .route("/drafts/{id}", get(routes::drafts::show))
         .route("/drafts/{id}/approve", post(routes::drafts::approve))
@@ -56,6 +57,7 @@ pub fn router(pipeline: Pipeline, options: &HttpOptions) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_bearer));
     Router::new()
         .route("/healthz", get(routes::health::healthz))
+        .route("/metrics", get(routes::metrics::metrics))
         .merge(protected)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())

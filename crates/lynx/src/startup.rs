@@ -144,9 +144,28 @@ impl Application {
         self.addr
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then stops accepting and lets in-flight calls finish.
+    /// Serves until SIGTERM or Ctrl-C, then stops accepting and lets in-flight calls finish — for at
+    /// most `SHUTDOWN_GRACE`; a call still running then is cut off before its answer (its audit rows
+    /// say how far it got).
     pub async fn run_until_stopped(self) -> Result<(), Fatal> {
-        lynx_http::serve(self.listener, self.router, shutdown_signal()).await?;
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown_signal().await;
+            let _ = stopping_tx.send(());
+        };
+        let serve = lynx_http::serve(self.listener, self.router, signal);
+        let deadline = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(lynx_http::SHUTDOWN_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            served = serve => served?,
+            _ = deadline => tracing::warn!("in-flight requests did not finish within {:?}; stopping anyway", lynx_http::SHUTDOWN_GRACE),
+        }
+        tracing::info!("stopped");
         Ok(())
     }
 }

@@ -77,21 +77,6 @@ pub async fn audit_events(
         .await
         .map_err(|e| Refusal::storage_unavailable(e))?;
     let next_cursor = (events.len() == limit as usize).then(|| events.last().map(|e| e.seq)).flatten();
-    let events: Vec<Value> = events.iter().map(event_json).collect();
+    let events: Vec<Value> = events.iter().map(lynx_governance::audit::event_json).collect();
     Ok(Json(json!({"tenant_id": who.tenant_id(), "events": events, "next_cursor": next_cursor})))
-}
-
-fn parse_json(text: &Option<String>) -> Value {
-    text.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null)
-}
-
-fn event_json(e: &lynx_model::audit::AuditEvent) -> Value {
-    let ev = &e.event;
-    json!({
-        "event_id": ev.event_id, "run_id": ev.run_id, "tenant_id": ev.tenant_id, "tool_id": ev.tool_id,
-        "event_type": ev.event_type, "status": ev.status, "actor_id": ev.actor_id,
-        "input_data": parse_json(&ev.input_data), "output_data": parse_json(&ev.output_data),
-        "error_message": ev.error_message, "created_at": ev.created_at, "duration_ms": ev.duration_ms,
-        "seq": e.seq, "prev_hash": e.prev_hash, "hash": e.hash,
-    })
 }

@@ -4,6 +4,8 @@
 pub mod api;
 mod body;
 pub mod drafts;
+pub mod export;
 pub mod health;
+pub mod metrics;
 pub mod operations;
 mod query;

@@ -29,6 +29,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Export a tenant's whole audit trail (or every tenant's), streamed, with progress on stderr.
+    Export {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// csv or json.
+        #[arg(long, default_value = "csv", value_parser = ["csv", "json"])]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
 }
 
 pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fatal> {
@@ -69,6 +80,47 @@ pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fata
                     .collect();
                 output::table(&["TIME (UTC)", "TENANT", "SEQ", "TYPE", "STATUS", "TOOL", "ACTOR", "RUN_ID", "ERROR"], &rows);
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export { tenant, format, output: path } => {
+            let tenants = match tenant {
+                Some(t) => vec![TenantId::parse(t.as_str()).map_err(|e| Fatal(format!("--tenant {t:?}: {e}")))?],
+                None => services.store.audit_tenants().await?,
+            };
+            let csv = format == "csv";
+            let mut sink: Box<dyn std::io::Write> = match &path {
+                Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(|e| Fatal(format!("cannot write {}: {e}", p.display())))?)),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let io = |e: std::io::Error| Fatal(format!("export interrupted: {e}"));
+            sink.write_all(if csv { audit::CSV_HEADER.as_bytes() } else { b"[" }).map_err(io)?;
+            let (mut written, mut first) = (0u64, true);
+            for tenant in &tenants {
+                let mut after = 0;
+                loop {
+                    let page = services.store.audit_chain_page(tenant, after, 1000).await?;
+                    let Some(last) = page.last() else { break };
+                    after = last.seq;
+                    for e in &page {
+                        if csv {
+                            sink.write_all(audit::csv_line(e).as_bytes()).map_err(io)?;
+                        } else {
+                            if !first {
+                                sink.write_all(b",\n").map_err(io)?;
+                            }
+                            first = false;
+                            sink.write_all(audit::event_json(e).to_string().as_bytes()).map_err(io)?;
+                        }
+                    }
+                    written += page.len() as u64;
+                    output::note(&format!("exported {written} events ({tenant} up to seq {after})"));
+                }
+            }
+            if !csv {
+                sink.write_all(b"]\n").map_err(io)?;
+            }
+            sink.flush().map_err(io)?;
+            output::note(&format!("done: {written} events from {} tenant(s)", tenants.len()));
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { json } => {

@@ -8,6 +8,7 @@ mod keys;
 mod kernel;
 mod maintenance;
 mod mcp;
+mod metrics;
 mod migrate;
 pub mod output;
 mod serve;
@@ -66,6 +67,8 @@ enum Command {
     /// Pause or resume executions on every instance.
     #[command(subcommand)]
     Maintenance(maintenance::Command),
+    /// The runbook's monitoring metrics with OK/ALERT (exit code 2 when any alert fires).
+    Metrics(metrics::Args),
     /// The reference Kernel server.
     #[command(subcommand)]
     Kernel(kernel::Command),
@@ -94,6 +97,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Settlements(cmd) => settlements::run(&settings, cmd).await,
         Command::Maintenance(cmd) => maintenance::run(&settings, cmd).await,
         Command::Kernel(cmd) => kernel::run(&settings, cmd).await,
+        Command::Metrics(args) => metrics::run(&settings, args).await,
     };
     match result {
         Ok(code) => code,
