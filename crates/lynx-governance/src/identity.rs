@@ -206,3 +206,62 @@ pub async fn revoke_key(services: &Services, key_id: &KeyId, actor: &str) -> Res
     .await?;
     Ok(ApiKeyRecord { revoked_at: Some(now), ..key })
 }
+
+/// How long a dashboard sign-in lasts.
+pub const SESSION_HOURS: i64 = 12;
+
+/// A signed-in dashboard browser: who, and the token its forms must carry (CSRF).
+#[derive(Debug, Clone)]
+pub struct DashboardSession {
+    pub who: Authenticated,
+    pub csrf_token: String,
+}
+
+/// Signs a browser in with an API key; returns the session and the secret for its cookie.
+pub async fn sign_in(services: &Services, api_key: &str) -> Result<(DashboardSession, String), Refusal> {
+    let who = authenticate(services, &Credential::ApiKey(api_key.to_string())).await?;
+    let key_id = who.key_id.clone().ok_or_else(|| unauthenticated("the dashboard needs an API key"))?;
+    principal(services, &who).await?;
+    let now = services.clock.now();
+    let secret = random_hex(32);
+    let record = lynx_model::store::SessionRecord {
+        session_hash: hash_token(&secret),
+        tenant_id: who.tenant_id.clone(),
+        user_id: who.user_id.clone(),
+        key_id: key_id.clone(),
+        csrf_token: random_hex(24),
+        created_at: now,
+        expires_at: now + Duration::hours(SESSION_HOURS),
+    };
+    services.store.insert_session(&record).await.map_err(store_refusal)?;
+    audit::human_action(
+        services,
+        &who.tenant_id,
+        who.user_id.as_str(),
+        "lynx.dashboard.sign_in",
+        RunStatus::Succeeded,
+        json!({"key_id": key_id}),
+        json!({"expires_at": record.expires_at}),
+        None,
+    )
+    .await?;
+    Ok((DashboardSession { who, csrf_token: record.csrf_token }, secret))
+}
+
+/// The live session behind a cookie's secret (expired sessions and revoked keys are none).
+pub async fn session(services: &Services, secret: &str) -> Result<Option<DashboardSession>, Refusal> {
+    let found = services.store.live_session(&hash_token(secret), services.clock.now()).await.map_err(store_refusal)?;
+    Ok(found.map(|s| DashboardSession {
+        who: Authenticated { tenant_id: s.tenant_id, user_id: s.user_id, key_id: Some(s.key_id) },
+        csrf_token: s.csrf_token,
+    }))
+}
+
+pub async fn sign_out(services: &Services, secret: &str) -> Result<(), Refusal> {
+    services.store.delete_session(&hash_token(secret)).await.map_err(store_refusal)
+}
+
+/// A random token for forms and cookies.
+pub fn random_token() -> String {
+    random_hex(24)
+}

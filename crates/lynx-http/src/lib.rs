@@ -1,8 +1,9 @@
-//! The HTTP surface: `/healthz`, the JSON API under `/api`, and MCP streamable HTTP at `/mcp`, all
-//! behind bearer authentication except `/healthz`. Routes that act call the governance pipeline; no
+//! The HTTP surface: `/healthz`, `/metrics`, the JSON API under `/api`, MCP streamable HTTP at `/mcp`
+//! (both behind bearer authentication) and the approval dashboard at `/` (session sign-in). Routes that act call the governance pipeline; no
 //! route touches SQL or a tool directly.
 
 mod auth;
+mod dashboard;
 mod error;
 mod kernel_api;
 mod mcp;
@@ -25,6 +26,7 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub pipeline: Pipeline,
+    ui: Arc<dashboard::Ui>,
 }
 
 /// What the HTTP surface needs besides the pipeline.
@@ -35,7 +37,7 @@ pub struct HttpOptions {
 }
 
 pub fn router(pipeline: Pipeline, options: &HttpOptions) -> Router {
-    let state = AppState { pipeline: pipeline.clone() };
+    let state = AppState { pipeline: pipeline.clone(), ui: Arc::new(dashboard::Ui::default()) };
     let api = Router::new()
         .route("/status", get(routes::api::status))
         .route("/tools", get(routes::api::tools))
@@ -58,6 +60,7 @@ pub fn router(pipeline: Pipeline, options: &HttpOptions) -> Router {
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/metrics", get(routes::metrics::metrics))
+        .merge(dashboard::router())
         .merge(protected)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())

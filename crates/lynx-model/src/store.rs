@@ -33,6 +33,18 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A signed-in dashboard browser; the cookie's token is stored only as `session_hash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub session_hash: String,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub key_id: KeyId,
+    pub csrf_token: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApiKeyRecord {
     pub key_id: KeyId,
@@ -140,6 +152,12 @@ pub trait Store: Send + Sync {
     async fn revoke_api_key(&self, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<bool>;
     async fn touch_api_key(&self, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<()>;
     async fn count_api_keys(&self) -> StoreResult<i64>;
+
+    // Dashboard sessions.
+    async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()>;
+    /// The session, if it exists, has not expired at `now`, and its key is not revoked.
+    async fn live_session(&self, session_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<SessionRecord>>;
+    async fn delete_session(&self, session_hash: &str) -> StoreResult<()>;
 
     // Audit trail: append-only, hash-chained per tenant.
     /// Appends events in order, each at the head of its tenant's chain, in one transaction.

@@ -160,6 +160,15 @@ impl Store for PgStore {
     async fn count_api_keys(&self) -> StoreResult<i64> {
         keys::count(&self.pool).await
     }
+    async fn insert_session(&self, session: &lynx_model::store::SessionRecord) -> StoreResult<()> {
+        keys::insert_session(&self.pool, session).await
+    }
+    async fn live_session(&self, session_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<lynx_model::store::SessionRecord>> {
+        keys::live_session(&self.pool, session_hash, now).await
+    }
+    async fn delete_session(&self, session_hash: &str) -> StoreResult<()> {
+        keys::delete_session(&self.pool, session_hash).await
+    }
 
     async fn append_audit(&self, events: &[NewAuditEvent]) -> StoreResult<()> {
         audit::append(&self.pool, events).await

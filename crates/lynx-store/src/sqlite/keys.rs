@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use lynx_model::{
     TenantId, UserId,
     ids::KeyId,
-    store::{ApiKeyRecord, StoreResult},
+    store::{ApiKeyRecord, SessionRecord, StoreResult},
 };
 use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
 
@@ -86,4 +86,50 @@ pub(super) async fn touch(pool: &SqlitePool, key_id: &KeyId, at: DateTime<Utc>) 
 
 pub(super) async fn count(pool: &SqlitePool) -> StoreResult<i64> {
     sqlx::query_scalar("SELECT COUNT(*) FROM lynx_api_keys").fetch_one(pool).await.map_err(map)
+}
+
+pub(super) async fn insert_session(pool: &SqlitePool, s: &SessionRecord) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO lynx_sessions (session_hash, tenant_id, user_id, key_id, csrf_token, created_at, expires_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&s.session_hash)
+    .bind(s.tenant_id.as_str())
+    .bind(s.user_id.as_str())
+    .bind(s.key_id.as_str())
+    .bind(&s.csrf_token)
+    .bind(s.created_at)
+    .bind(s.expires_at)
+    .execute(pool)
+    .await
+    .map_err(map)?;
+    Ok(())
+}
+
+pub(super) async fn live_session(pool: &SqlitePool, hash: &str, now: DateTime<Utc>) -> StoreResult<Option<SessionRecord>> {
+    let row = sqlx::query(
+        "SELECT s.session_hash, s.tenant_id, s.user_id, s.key_id, s.csrf_token, s.created_at, s.expires_at \
+         FROM lynx_sessions s JOIN lynx_api_keys k ON k.key_id = s.key_id \
+         WHERE s.session_hash = ? AND s.expires_at > ? AND k.revoked_at IS NULL",
+    )
+    .bind(hash)
+    .bind(now)
+    .fetch_optional(pool)
+    .await
+    .map_err(map)?;
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(SessionRecord {
+        session_hash: r.try_get("session_hash").map_err(map)?,
+        tenant_id: super::tenant(r.try_get("tenant_id").map_err(map)?)?,
+        user_id: UserId::parse(r.try_get::<String, _>("user_id").map_err(map)?).map_err(corrupt)?,
+        key_id: KeyId::parse(r.try_get::<String, _>("key_id").map_err(map)?).map_err(corrupt)?,
+        csrf_token: r.try_get("csrf_token").map_err(map)?,
+        created_at: r.try_get("created_at").map_err(map)?,
+        expires_at: r.try_get("expires_at").map_err(map)?,
+    }))
+}
+
+pub(super) async fn delete_session(pool: &SqlitePool, hash: &str) -> StoreResult<()> {
+    sqlx::query("DELETE FROM lynx_sessions WHERE session_hash = ?").bind(hash).execute(pool).await.map_err(map)?;
+    Ok(())
 }
