@@ -12,6 +12,7 @@ mod domain_tools;
 mod kernel_file;
 mod kernel_http;
 mod lifecycle;
+mod operator;
 mod postgres_ops;
 mod refusals;
 mod tenancy;
@@ -63,4 +64,7 @@ on_both_engines! {
     refusals::bad_input_on_every_write_tool_is_refused_and_changes_nothing,
     tenancy::tenants_never_see_each_others_audit_rows,
     kernel_http::the_kernel_over_http,
+    operator::metrics_parse_and_move,
+    operator::lynx_metrics_alerts_when_failures_pass_five_percent,
+    operator::the_audit_trail_exports_whole_as_csv_and_json,
 }
