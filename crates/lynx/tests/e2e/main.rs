@@ -6,6 +6,7 @@ mod helpers;
 mod audit_verify;
 mod auth;
 mod bad_input;
+mod browser;
 mod cli;
 mod concurrency;
 mod domain_tools;
