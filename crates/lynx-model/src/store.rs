@@ -79,6 +79,8 @@ pub struct RunFilter {
     pub tool_id: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub limit: u32,
+    /// Also count every matching run (a full count; status views that need no total skip it).
+    pub count_total: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -167,7 +169,7 @@ pub trait Store: Send + Sync {
     async fn audit_chain_page(&self, tenant: &TenantId, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditEvent>>;
     /// Every tenant that has audit events.
     async fn audit_tenants(&self) -> StoreResult<Vec<TenantId>>;
-    /// Tool runs, newest first, and how many match the filter in all.
+    /// Tool runs, newest first, and how many match the filter in all (0 unless `count_total`).
     async fn runs(&self, filter: &RunFilter) -> StoreResult<(Vec<RunSummary>, i64)>;
     /// Draft and workflow activity of a tenant, newest first.
     async fn draft_activity(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<ActivityEvent>>;
@@ -188,6 +190,9 @@ pub trait Store: Send + Sync {
     // Drafts.
     /// Inserts a draft; with a `request_id` already used in the tenant, returns that draft instead.
     async fn insert_draft(&self, draft: &DraftRecord) -> StoreResult<DraftInsert>;
+    /// Imports many drafts in one transaction (data migration, benchmark seeding); rows that conflict
+    /// with existing ones are skipped. Returns how many were inserted.
+    async fn import_drafts(&self, drafts: &[DraftRecord]) -> StoreResult<u64>;
     /// A draft of the tenant, or of any tenant when `tenant` is `None` (operator tools).
     async fn draft(&self, tenant: Option<&TenantId>, draft_id: uuid::Uuid) -> StoreResult<Option<DraftRecord>>;
     async fn draft_by_request(&self, tenant: &TenantId, request_id: &str) -> StoreResult<Option<DraftRecord>>;

@@ -197,6 +197,9 @@ pub(super) async fn runs(pool: &PgPool, f: &RunFilter) -> StoreResult<(Vec<RunSu
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
+    if !f.count_total {
+        return Ok((runs, 0));
+    }
     let mut q = QueryBuilder::<Postgres>::new("SELECT COUNT(*) FROM lynx_audit_events c");
     push_where(&mut q);
     let total: i64 = q.build_query_scalar().fetch_one(pool).await.map_err(map)?;

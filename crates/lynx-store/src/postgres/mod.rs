@@ -98,6 +98,28 @@ impl PgStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// Creates an empty database on the server `admin_url` points at (tests and benchmarks).
+    pub async fn create_database(admin_url: &str, name: &str) -> StoreResult<()> {
+        use sqlx::Connection;
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(StoreError::Unavailable(format!("{name:?} is not a plain database name")));
+        }
+        let mut conn = sqlx::PgConnection::connect(admin_url).await.map_err(|e| StoreError::Unavailable(redacted(e)))?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.map_err(map)?;
+        Ok(())
+    }
+
+    /// Drops a database created by `create_database`.
+    pub async fn drop_database(admin_url: &str, name: &str) -> StoreResult<()> {
+        use sqlx::Connection;
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(StoreError::Unavailable(format!("{name:?} is not a plain database name")));
+        }
+        let mut conn = sqlx::PgConnection::connect(admin_url).await.map_err(|e| StoreError::Unavailable(redacted(e)))?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await.map_err(map)?;
+        Ok(())
+    }
 }
 
 /// Database errors can quote the connection string; never pass a password on.
@@ -213,6 +235,9 @@ impl Store for PgStore {
 
     async fn insert_draft(&self, draft: &DraftRecord) -> StoreResult<DraftInsert> {
         drafts::insert(&self.pool, draft).await
+    }
+    async fn import_drafts(&self, list: &[DraftRecord]) -> StoreResult<u64> {
+        drafts::import(&self.pool, list).await
     }
     async fn draft(&self, tenant: Option<&TenantId>, draft_id: Uuid) -> StoreResult<Option<DraftRecord>> {
         drafts::get(&self.pool, tenant, draft_id).await

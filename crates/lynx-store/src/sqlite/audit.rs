@@ -186,6 +186,9 @@ pub(super) async fn runs(pool: &SqlitePool, f: &RunFilter) -> StoreResult<(Vec<R
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
+    if !f.count_total {
+        return Ok((runs, 0));
+    }
     let mut q = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM lynx_audit_events c");
     push_where(&mut q);
     let total: i64 = q.build_query_scalar().fetch_one(pool).await.map_err(map)?;

@@ -69,6 +69,43 @@ pub(super) fn from_row(r: &SqliteRow) -> StoreResult<DraftRecord> {
     })
 }
 
+const INSERT: &str = "INSERT INTO lynx_drafts (draft_id, tenant_id, draft_type, payload, status, risk_level, created_by, created_at, \
+    updated_at, source_context, recommended_approvers, preview_markdown, request_id, request_fingerprint, response_payload, \
+    submitted_at, submitted_by, approved_at, approved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING";
+
+fn bind_insert<'q>(d: &'q DraftRecord) -> StoreResult<sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>> {
+    Ok(sqlx::query(INSERT)
+        .bind(d.draft_id.to_string())
+        .bind(d.tenant_id.as_str())
+        .bind(d.draft_type.as_str())
+        .bind(d.payload.to_string())
+        .bind(d.status.as_str())
+        .bind(d.risk_level.as_str())
+        .bind(&d.created_by)
+        .bind(d.created_at)
+        .bind(d.updated_at)
+        .bind(d.source_context.to_string())
+        .bind(serde_json::to_string(&d.recommended_approvers).map_err(corrupt)?)
+        .bind(&d.preview_markdown)
+        .bind(&d.request_id)
+        .bind(&d.request_fingerprint)
+        .bind(d.response_payload.as_ref().map(Value::to_string))
+        .bind(d.submitted_at)
+        .bind(&d.submitted_by)
+        .bind(d.approved_at)
+        .bind(&d.approved_by))
+}
+
+pub(super) async fn import(pool: &SqlitePool, drafts: &[DraftRecord]) -> StoreResult<u64> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map)?;
+    let mut n = 0;
+    for d in drafts {
+        n += bind_insert(d)?.execute(&mut *tx).await.map_err(map)?.rows_affected();
+    }
+    tx.commit().await.map_err(map)?;
+    Ok(n)
+}
+
 pub(super) async fn insert(pool: &SqlitePool, d: &DraftRecord) -> StoreResult<DraftInsert> {
     let done = sqlx::query(
         "INSERT INTO lynx_drafts (draft_id, tenant_id, draft_type, payload, status, risk_level, created_by, created_at, \

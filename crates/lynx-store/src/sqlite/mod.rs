@@ -155,6 +155,9 @@ impl Store for SqliteStore {
     async fn insert_draft(&self, draft: &DraftRecord) -> StoreResult<DraftInsert> {
         drafts::insert(&self.pool, draft).await
     }
+    async fn import_drafts(&self, list: &[DraftRecord]) -> StoreResult<u64> {
+        drafts::import(&self.pool, list).await
+    }
     async fn draft(&self, tenant: Option<&TenantId>, draft_id: Uuid) -> StoreResult<Option<DraftRecord>> {
         drafts::get(&self.pool, tenant, draft_id).await
     }

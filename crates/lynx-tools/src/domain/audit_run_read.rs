@@ -70,6 +70,7 @@ impl Tool for AuditRunRead {
             tool_id: input.tool_id,
             since: input.since.map(|s| s.0),
             limit: input.limit.get(),
+            count_total: true,
         };
         let (runs, total_count) = ctx.store().runs(filter).await?;
         Ok(Output {

@@ -1,0 +1,118 @@
+//! The load generator: N concurrent workers, each on its own keep-alive connection, issuing one
+//! operation after another for a fixed time; latencies are recorded per operation.
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+pub struct Outcome {
+    pub ops: u64,
+    pub errors: u64,
+    pub elapsed: Duration,
+    pub latencies_us: Vec<u64>,
+}
+
+impl Outcome {
+    pub fn per_second(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let mut v = self.latencies_us.clone();
+        v.sort_unstable();
+        let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+        v[i] as f64 / 1000.0
+    }
+}
+
+/// An MCP client over plain HTTP: stateless `tools/call` requests, JSON answers.
+#[derive(Clone)]
+pub struct Mcp {
+    http: reqwest::Client,
+    url: String,
+    key: Option<String>,
+    ids: Arc<AtomicU64>,
+}
+
+impl Mcp {
+    pub fn new(base: &str, key: Option<&str>) -> Self {
+        let http = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(1).build().expect("http client");
+        Self { http, url: format!("{base}/mcp"), key: key.map(str::to_string), ids: Arc::new(AtomicU64::new(1)) }
+    }
+
+    /// One `tools/call`; `Ok` with the structured result unless the call failed or was refused.
+    pub async fn call(&self, tool: &str, args: Value) -> Result<Value, String> {
+        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2025-06-18")
+            .json(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": args}}));
+        if let Some(k) = &self.key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let body: Value = resp.json().await.map_err(|e| format!("HTTP {status}: {e}"))?;
+        let result = &body["result"];
+        if result.is_null() || result["isError"] == json!(true) {
+            return Err(format!("{tool}: {}", body));
+        }
+        Ok(result["structuredContent"].clone())
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+}
+
+/// Runs `op` from `concurrency` workers for `duration`; each worker gets its own `make()` state.
+pub async fn drive<S, F, Fut>(concurrency: usize, duration: Duration, make: impl Fn(usize) -> S, op: F) -> Outcome
+where
+    S: Send + Sync + 'static,
+    F: Fn(Arc<S>) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = Result<(), String>> + Send,
+{
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let (state, op, errors) = (Arc::new(make(w)), op.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(4096);
+            let mut first_error = None;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match op(state.clone()).await {
+                    Ok(()) => latencies.push(t.elapsed().as_micros() as u64),
+                    Err(e) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            (latencies, first_error)
+        }));
+    }
+    let mut latencies_us = Vec::new();
+    for t in tasks {
+        let (l, e) = t.await.expect("worker");
+        if let Some(e) = e {
+            eprintln!("  first error of a worker: {}", e.chars().take(300).collect::<String>());
+        }
+        latencies_us.extend(l);
+    }
+    let elapsed = start.elapsed();
+    Outcome { ops: latencies_us.len() as u64, errors: errors.load(Ordering::Relaxed), elapsed, latencies_us }
+}

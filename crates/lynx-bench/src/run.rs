@@ -1,0 +1,269 @@
+//! `lynx-bench run`: one run, both servers. Starts the baseline and Lynx (SQLite, and PostgreSQL when a
+//! server is given) from the release build next to this binary, drives each scenario at each
+//! concurrency level with the same load generator, and prints calls/s, p50, p99, errors, peak RSS and
+//! Lynx ÷ baseline.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+use crate::load::{Mcp, Outcome, drive};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Concurrency levels.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    concurrency: Vec<usize>,
+    /// Seconds per scenario and level.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Also run on PostgreSQL: a server URL on which a fresh database may be created.
+    #[arg(long, env = "LYNX_BENCH_POSTGRES_URL")]
+    postgres: Option<String>,
+    /// Write the result table (Markdown) to this file as well.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+}
+
+pub struct Proc {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// Peak resident memory (VmHWM) so far, in MB.
+    pub fn peak_rss_mb(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    }
+}
+
+pub fn sibling(name: &str) -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let path = me.with_file_name(name);
+    if path.exists() { Ok(path) } else { Err(format!("{} not found: build it first (cargo build --release -p lynx -p lynx-bench)", path.display())) }
+}
+
+/// Starts a process that prints `listening on http://ADDR` and returns once it does.
+pub fn start(mut cmd: Command) -> Result<Proc, String> {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().map_err(|e| e.to_string())?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+            return Err("the server exited before listening".into());
+        }
+        if let Some(rest) = line.split("http://").nth(1) {
+            let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
+            std::thread::spawn(move || for _ in reader.lines() {});
+            return Ok(Proc { child, base: format!("http://{addr}") });
+        }
+    }
+}
+
+pub struct Lynx {
+    pub env: Vec<(String, String)>,
+    pub _dir: tempfile::TempDir,
+    pub label: String,
+}
+
+impl Lynx {
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(sibling("lynx").expect("lynx binary"));
+        cmd.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn key(&self, tenant: &str, user: &str) -> Result<String, String> {
+        let out = self.command(&["keys", "create", "--tenant", tenant, "--user", user, "--json"]).output().map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).to_string());
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        Ok(v["api_key"].as_str().unwrap_or_default().to_string())
+    }
+}
+
+/// A fresh Lynx environment on SQLite, or on a new PostgreSQL database.
+pub async fn environment(postgres: Option<&str>) -> Result<Lynx, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let (url, label) = match postgres {
+        None => (format!("sqlite://{}", dir.path().join("bench.db").display()), "SQLite".to_string()),
+        Some(admin) => {
+            let db = format!("lynx_bench_{}", uuid::Uuid::new_v4().simple());
+            let pool = sqlx_free_create(admin, &db).await?;
+            (pool, "PostgreSQL".to_string())
+        }
+    };
+    let env = vec![
+        ("LYNX_DATABASE_URL".to_string(), url),
+        ("LYNX_BIND".into(), "127.0.0.1:0".into()),
+        ("LYNX_MODE".into(), "dev".into()),
+        ("LYNX_LOG".into(), "warn".into()),
+    ];
+    Ok(Lynx { env, _dir: dir, label })
+}
+
+/// Creates a database through `psql`-free means: the store's own connection with the admin URL.
+async fn sqlx_free_create(admin: &str, db: &str) -> Result<String, String> {
+    lynx_store::PgStore::create_database(admin, db).await.map_err(|e| e.to_string())?;
+    let base = admin.split('?').next().unwrap_or(admin);
+    Ok(format!("{}/{db}", base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base)))
+}
+
+/// Time from spawning `lynx serve` on an empty database to the first healthy `/healthz`.
+async fn startup_ms(lynx: &Lynx) -> Result<f64, String> {
+    let started = Instant::now();
+    let server = start(lynx.command(&["serve"]))?;
+    let http = reqwest::Client::new();
+    loop {
+        if let Ok(r) = http.get(format!("{}/healthz", server.base)).send().await
+            && r.status().is_success()
+        {
+            return Ok(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            return Err("Lynx did not become healthy within 10 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+pub struct Row {
+    pub engine: String,
+    pub scenario: &'static str,
+    pub concurrency: usize,
+    pub outcome: Outcome,
+    pub rss_mb: f64,
+    pub ratio: Option<f64>,
+}
+
+fn table(rows: &[Row], extra: &[String]) -> String {
+    let mut out = String::from("| Engine | Scenario | Concurrency | Ops/s | p50 ms | p99 ms | Errors | Peak RSS MB | Lynx ÷ baseline |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {:.1} | {} |\n",
+            r.engine,
+            r.scenario,
+            r.concurrency,
+            r.outcome.per_second(),
+            r.outcome.percentile_ms(0.50),
+            r.outcome.percentile_ms(0.99),
+            r.outcome.errors,
+            r.rss_mb,
+            r.ratio.map(|x| format!("{x:.2}")).unwrap_or_else(|| "—".into())
+        ));
+    }
+    for line in extra {
+        out.push_str(&format!("\n{line}"));
+    }
+    out
+}
+
+pub async fn run(args: Args) -> Result<(), String> {
+    let duration = Duration::from_secs(args.seconds);
+    let baseline = start({
+        let mut c = Command::new(sibling("lynx-bench")?);
+        c.args(["baseline"]);
+        c
+    })?;
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    let mut baseline_rate = std::collections::HashMap::new();
+    for &c in &args.concurrency {
+        let client = Mcp::new(&baseline.base, None);
+        let outcome = drive(c, duration, |_| client.clone(), |m: Arc<Mcp>| async move { m.call("echo", json!({})).await.map(|_| ()) }).await;
+        baseline_rate.insert(c, outcome.per_second());
+        eprintln!("baseline c={c}: {:.0}/s", outcome.per_second());
+        rows.push(Row { engine: "—".into(), scenario: "baseline: trivial tool, no governance", concurrency: c, rss_mb: baseline.peak_rss_mb(), outcome, ratio: None });
+    }
+
+    let engines: Vec<Option<&str>> = std::iter::once(None).chain(args.postgres.as_deref().map(Some)).collect();
+    for engine in engines {
+        let lynx = environment(engine).await?;
+        let started = startup_ms(&lynx).await?;
+        notes.push(format!("{}: start to healthy /healthz on an empty database: {started:.0} ms", lynx.label));
+        let agent = lynx.key("tenant-123", "agent-001")?;
+        let approver = lynx.key("tenant-123", "approver-001")?;
+        let server = start(lynx.command(&["serve"]))?;
+        let base = server.base.clone();
+        for &c in &args.concurrency {
+            let m = Mcp::new(&base, Some(&agent));
+            let read = drive(c, duration, |_| m.clone(), |m: Arc<Mcp>| async move {
+                m.call("tenant.domain.profile.read", json!({})).await.map(|_| ())
+            })
+            .await;
+            let ratio = baseline_rate.get(&c).map(|b| read.per_second() / b);
+            eprintln!("{} domain read c={c}: {:.0}/s", lynx.label, read.per_second());
+            rows.push(Row { engine: lynx.label.clone(), scenario: "domain read (tenant.domain.profile.read)", concurrency: c, rss_mb: server.peak_rss_mb(), outcome: read, ratio });
+
+            let drafts = drive(c, duration, |_| m.clone(), |m: Arc<Mcp>| async move {
+                m.call("vpm.cluster.payment.draft.create", json!({"vendor_id": "V-001", "amount": "10.00", "due_date": "2026-12-31"})).await.map(|_| ())
+            })
+            .await;
+            eprintln!("{} draft creation c={c}: {:.0}/s", lynx.label, drafts.per_second());
+            rows.push(Row { engine: lynx.label.clone(), scenario: "draft creation", concurrency: c, rss_mb: server.peak_rss_mb(), outcome: drafts, ratio: None });
+
+            let approver = approver.clone();
+            let base2 = base.clone();
+            let lifecycle = drive(c, duration, |_| (m.clone(), approver.clone(), base2.clone()), |s: Arc<(Mcp, String, String)>| async move {
+                let (m, approver, base) = (&s.0, &s.1, &s.2);
+                let d = m.call("vpm.cluster.payment.draft.create", json!({"vendor_id": "V-001", "amount": "20.00", "due_date": "2026-12-31"})).await?;
+                let id = d["draft_id"].as_str().ok_or("no draft_id")?.to_string();
+                m.call("docs.cell.draft.submit_for_approval", json!({"draft_id": id})).await?;
+                let r = m.http().post(format!("{base}/api/drafts/{id}/approve")).bearer_auth(approver).json(&json!({})).send().await.map_err(|e| e.to_string())?;
+                if !r.status().is_success() {
+                    return Err(format!("approve: HTTP {}", r.status()));
+                }
+                m.call("vpm.cell.payment.execute", json!({"draft_id": id})).await.map(|_| ())
+            })
+            .await;
+            eprintln!("{} lifecycle c={c}: {:.0}/s", lynx.label, lifecycle.per_second());
+            rows.push(Row { engine: lynx.label.clone(), scenario: "full lifecycle (create → submit → approve → execute)", concurrency: c, rss_mb: server.peak_rss_mb(), outcome: lifecycle, ratio: None });
+        }
+        drop(server);
+        let verify = lynx.command(&["audit", "verify"]).output().map_err(|e| e.to_string())?;
+        notes.push(format!(
+            "{}: `lynx audit verify` after the run: {}",
+            lynx.label,
+            if verify.status.success() { "passed" } else { "FAILED" }
+        ));
+        if let Some(admin) = engine {
+            let url = lynx.env.iter().find(|(k, _)| k == "LYNX_DATABASE_URL").map(|(_, v)| v.clone()).unwrap_or_default();
+            let db = url.rsplit('/').next().unwrap_or_default().to_string();
+            let _ = lynx_store::PgStore::drop_database(admin, &db).await;
+        }
+    }
+    notes.push(format!(
+        "Machine: {} cores; {} s per scenario and level; one load-generator process on the same machine.",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        args.seconds
+    ));
+    let text = table(&rows, &notes);
+    println!("{text}");
+    if let Some(path) = args.markdown {
+        std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
