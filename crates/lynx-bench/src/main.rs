@@ -30,6 +30,19 @@ enum Command {
     Seed(seed::Args),
     /// Time operator operations against a seeded database.
     Scale(scale::Args),
+    /// Drive one tool on a running server (for profiling).
+    Load {
+        #[arg(long)]
+        base: String,
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long, default_value = "tenant.domain.profile.read")]
+        tool: String,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
 }
 
 fn main() {
@@ -42,6 +55,16 @@ fn main() {
             Command::Run(args) => run::run(args).await,
             Command::Seed(args) => seed::seed(args).await,
             Command::Scale(args) => scale::scale(args).await,
+            Command::Load { base, key, tool, concurrency, seconds } => {
+                let m = load::Mcp::new(&base, key.as_deref());
+                let tool = std::sync::Arc::new(tool);
+                let o = load::drive(concurrency, std::time::Duration::from_secs(seconds), |_| (m.clone(), tool.clone()), |s: std::sync::Arc<(load::Mcp, std::sync::Arc<String>)>| async move {
+                    s.0.call(&s.1, serde_json::json!({})).await.map(|_| ())
+                })
+                .await;
+                println!("{:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms, {} errors", o.per_second(), o.percentile_ms(0.5), o.percentile_ms(0.99), o.errors);
+                Ok(())
+            }
         }
     });
     if let Err(e) = result {

@@ -69,7 +69,7 @@ pub async fn human_action(
 ) -> Result<RunId, Refusal> {
     let run_id = RunId::new();
     let e = event(services, run_id, tenant, action, EventType::HumanAction, status, actor, Some(&input), Some(&output), error, None);
-    services.store.append_audit(&[e]).await.map_err(store_refusal)?;
+    services.audit.append(vec![e]).await.map_err(store_refusal)?;
     Ok(run_id)
 }
 
@@ -179,4 +179,59 @@ pub fn csv_line(e: &AuditEvent) -> String {
     let mut line = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
     line.push('\n');
     line
+}
+
+/// Group commit for the audit trail: concurrent calls hand their rows to one writer, which appends
+/// whatever has queued up in a single transaction and then tells every caller its rows are durable.
+/// Under load one commit (one fsync) serves many calls; alone, a call waits for nothing but its own
+/// commit. Each caller still returns only after its rows are committed.
+#[derive(Clone)]
+pub struct AuditWriter {
+    queue: tokio::sync::mpsc::Sender<Pending>,
+}
+
+struct Pending {
+    events: Vec<NewAuditEvent>,
+    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The most rows one transaction takes (a bound on how long one commit holds the write lock).
+const MAX_BATCH_ROWS: usize = 2048;
+
+impl AuditWriter {
+    /// Starts the writer task on the current tokio runtime.
+    pub fn start(store: std::sync::Arc<dyn Store>) -> Self {
+        let (queue, mut rx) = tokio::sync::mpsc::channel::<Pending>(4096);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                let mut rows = batch[0].events.len();
+                while rows < MAX_BATCH_ROWS {
+                    match rx.try_recv() {
+                        Ok(p) => {
+                            rows += p.events.len();
+                            batch.push(p);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let events: Vec<NewAuditEvent> = batch.iter().flat_map(|p| p.events.iter().cloned()).collect();
+                let result = store.append_audit(&events).await;
+                for p in batch {
+                    let _ = p.done.send(result.clone());
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// Appends rows and returns once they are committed.
+    pub async fn append(&self, events: Vec<NewAuditEvent>) -> Result<(), StoreError> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.queue
+            .send(Pending { events, done })
+            .await
+            .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?;
+        wait.await.map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?
+    }
 }

@@ -60,6 +60,38 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Recently verified keys, so a busy agent's every call does not read its key from the database.
+/// Only valid keys are kept, each for the configured time; revocation takes effect when it expires.
+#[derive(Default)]
+pub struct KeyCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (ApiKeyRecord, std::time::Instant)>>,
+}
+
+/// Beyond this many entries the cache starts over (a bound on memory, not a tuning knob).
+const KEY_CACHE_MAX: usize = 10_000;
+
+impl KeyCache {
+    fn get(&self, hash: &str, ttl: std::time::Duration) -> Option<ApiKeyRecord> {
+        if ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries.lock().ok()?;
+        entries.get(hash).filter(|(_, at)| at.elapsed() < ttl).map(|(k, _)| k.clone())
+    }
+
+    fn put(&self, hash: String, key: &ApiKeyRecord, ttl: std::time::Duration) {
+        if ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= KEY_CACHE_MAX {
+                entries.clear();
+            }
+            entries.entry(hash).or_insert_with(|| (key.clone(), std::time::Instant::now()));
+        }
+    }
+}
+
 /// Resolves a credential to an authenticated tenant and user; anything else is `UNAUTHENTICATED`.
 pub async fn authenticate(services: &Services, credential: &Credential) -> Result<Authenticated, Refusal> {
     match credential {
@@ -78,13 +110,19 @@ pub async fn authenticate(services: &Services, credential: &Credential) -> Resul
             if token.len() > 256 {
                 return Err(unauthenticated("the API key is not valid"));
             }
-            let key = services.store.api_key_by_hash(&hash_token(token)).await.map_err(store_refusal)?;
+            let hash = hash_token(token);
+            let ttl = services.runtime.key_cache_ttl;
+            let key = match services.keys.get(&hash, ttl) {
+                Some(key) => Some(key),
+                None => services.store.api_key_by_hash(&hash).await.map_err(store_refusal)?,
+            };
             let Some(key) = key else {
                 return Err(unauthenticated("the API key is not valid"));
             };
             if key.revoked_at.is_some() {
                 return Err(unauthenticated("the API key has been revoked"));
             }
+            services.keys.put(hash, &key, ttl);
             let now = services.clock.now();
             // Recording every use would add a write to every call; a minute's precision is enough.
             if key.last_used_at.is_none_or(|t| now - t > Duration::seconds(60)) {

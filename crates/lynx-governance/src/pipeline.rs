@@ -17,7 +17,8 @@
 //!                    context then saves the draft, or claims and commits the effect exactly once
 //! 9. audit         — the closing row (`SUCCEEDED`, `FAILED`, or a `refusal` with status `DENIED`)
 //!
-//! Both audit rows are committed before the answer leaves: a call that could not be audited fails.
+//! Both audit rows are committed before the answer leaves: a call that could not be audited fails. A
+//! writing tool's STARTED row is committed before it runs; a read's commits with its closing row.
 
 use std::{sync::Arc, time::Instant};
 
@@ -102,7 +103,7 @@ impl Pipeline {
             audit::event(&self.services, run_id, who.tenant_id(), what, EventType::Refusal, RunStatus::Denied, &actor, None,
                 Some(&error_json(refusal)), Some(format!("{}: {}", refusal.code, refusal.message)), Some(0)),
         ];
-        self.services.store.append_audit(&rows).await.map_err(store_refusal)?;
+        self.services.audit.append(rows.to_vec()).await.map_err(store_refusal)?;
         Ok(run_id)
     }
 
@@ -129,9 +130,18 @@ impl Pipeline {
             &self.services, run_id, who.tenant_id(), tool_id, EventType::ToolCall, RunStatus::Started, &actor,
             Some(&args), None, None, None,
         );
-        if let Err(e) = self.services.store.append_audit(&[start_row]).await {
-            tracing::error!(%run_id, error = %e, "audit start row not written; call abandoned");
-            return (CallOutcome { run_id: None, result: Err(store_refusal(e)) }, Outcome::Failed);
+        // A call that may change something has its STARTED row committed before anything happens; a
+        // read changes nothing, so its STARTED row (stamped now) commits together with its closing row,
+        // still before the answer — one commit instead of two.
+        let writes = self.registry.get(tool_id).is_some_and(|t| t.layer() != Layer::Domain);
+        let mut pending = Vec::with_capacity(2);
+        if writes {
+            if let Err(e) = self.services.audit.append(vec![start_row]).await {
+                tracing::error!(%run_id, error = %e, "audit start row not written; call abandoned");
+                return (CallOutcome { run_id: None, result: Err(store_refusal(e)) }, Outcome::Failed);
+            }
+        } else {
+            pending.push(start_row);
         }
 
         let stop = self.gates(&who, tool_id, &args, run_id).await;
@@ -160,7 +170,8 @@ impl Pipeline {
                 Err(r),
             ),
         };
-        if let Err(e) = self.services.store.append_audit(&[close]).await {
+        pending.push(close);
+        if let Err(e) = self.services.audit.append(pending).await {
             tracing::error!(%run_id, error = %e, "audit closing row not written; answer withheld");
             return (CallOutcome { run_id: Some(run_id), result: Err(store_refusal(e)) }, Outcome::Failed);
         }

@@ -20,11 +20,18 @@ pub struct RuntimeInfo {
     pub failpoint_after_claim: Option<std::time::Duration>,
     /// Names this instance in the audit trail (`LYNX_INSTANCE_ID`, or host and process id).
     pub instance_id: String,
+    /// How long a verified API key is trusted without asking the database again (`LYNX_KEY_CACHE_MS`);
+    /// a revoked key stops working on every instance within this time. Zero: ask every time.
+    pub key_cache_ttl: std::time::Duration,
 }
 
 #[derive(Clone)]
 pub struct Services {
     pub store: Arc<dyn Store>,
+    /// Every audit row goes through here (group commit); never `store.append_audit` directly.
+    pub audit: crate::audit::AuditWriter,
+    /// Recently verified API keys (see `RuntimeInfo::key_cache_ttl`).
+    pub keys: Arc<crate::identity::KeyCache>,
     pub kernel: Arc<dyn Kernel>,
     pub clock: Arc<dyn Clock>,
     pub runtime: RuntimeInfo,

@@ -51,6 +51,8 @@ pub struct Settings {
     pub log_json: bool,
     /// Dev mode only: pause between an execution's claim and its commit (crash tests).
     pub failpoint_after_claim_ms: Option<u64>,
+    /// How long a verified API key is trusted before the database is asked again, `LYNX_KEY_CACHE_MS`.
+    pub key_cache_ms: u64,
 }
 
 impl Settings {
@@ -185,8 +187,13 @@ impl Settings {
         };
 
         let instance_id = var("LYNX_INSTANCE_ID").unwrap_or_else(default_instance_id);
+        let key_cache_ms = match var("LYNX_KEY_CACHE_MS") {
+            None => 1000,
+            Some(v) => v.parse().ok().filter(|n| *n <= 60_000).ok_or_else(|| invalid("LYNX_KEY_CACHE_MS", &v, "must be milliseconds from 0 to 60000"))?,
+        };
 
         Ok(Self {
+            key_cache_ms,
             supabase,
             pool_size,
             instance_id,

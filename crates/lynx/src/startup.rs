@@ -62,6 +62,8 @@ pub async fn services(settings: &Settings) -> Result<Services, Fatal> {
     let kernel = kernel(settings)?;
     let store = store(settings).await?;
     Ok(Services {
+        audit: lynx_governance::audit::AuditWriter::start(store.clone()),
+        keys: Default::default(),
         store,
         kernel,
         clock: Arc::new(SystemClock),
@@ -79,6 +81,7 @@ pub fn runtime_info(settings: &Settings) -> RuntimeInfo {
         storage_label: storage_label(settings),
         failpoint_after_claim: settings.failpoint_after_claim_ms.map(std::time::Duration::from_millis),
         instance_id: settings.instance_id.clone(),
+        key_cache_ttl: std::time::Duration::from_millis(settings.key_cache_ms),
     }
 }
 

@@ -32,6 +32,7 @@ pub(super) async fn append(pool: &PgPool, events: &[NewAuditEvent]) -> StoreResu
             .map_err(map)?;
     }
     let mut heads: HashMap<&TenantId, (i64, String)> = HashMap::new();
+    let mut rows = Vec::with_capacity(events.len());
     for e in events {
         if !heads.contains_key(&e.tenant_id) {
             let head: Option<(i64, String)> =
@@ -45,31 +46,36 @@ pub(super) async fn append(pool: &PgPool, events: &[NewAuditEvent]) -> StoreResu
         let head = heads.get_mut(&e.tenant_id).expect("head was just loaded");
         let seq = head.0 + 1;
         let hash = chain_hash(e, seq, &head.1);
-        sqlx::query(
+        rows.push((e, seq, std::mem::replace(&mut head.1, hash.clone()), hash));
+        head.0 = seq;
+    }
+    // One multi-row INSERT per chunk (PostgreSQL allows 65535 bound values per statement).
+    for chunk in rows.chunks(2000) {
+        let mut q = QueryBuilder::<Postgres>::new(
             "INSERT INTO lynx_audit_events (event_id, run_id, tenant_id, tool_id, event_type, status, actor_id, input_data, \
-             output_data, error_message, created_at, duration_ms, instance_id, seq, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8::json, $9::json, $10, $11, $12, $13, $14, $15, $16)",
-        )
-        .bind(e.event_id)
-        .bind(e.run_id.0)
-        .bind(e.tenant_id.as_str())
-        .bind(&e.tool_id)
-        .bind(e.event_type.as_str())
-        .bind(e.status.as_str())
-        .bind(&e.actor_id)
-        .bind(&e.input_data)
-        .bind(&e.output_data)
-        .bind(&e.error_message)
-        .bind(e.created_at)
-        .bind(e.duration_ms)
-        .bind(&e.instance_id)
-        .bind(seq)
-        .bind(&head.1)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await
-        .map_err(map)?;
-        *head = (seq, hash);
+             output_data, error_message, created_at, duration_ms, instance_id, seq, prev_hash, hash) ",
+        );
+        q.push_values(chunk, |mut b, (e, seq, prev, hash)| {
+            b.push_bind(e.event_id)
+                .push_bind(e.run_id.0)
+                .push_bind(e.tenant_id.as_str())
+                .push_bind(e.tool_id.as_str())
+                .push_bind(e.event_type.as_str())
+                .push_bind(e.status.as_str())
+                .push_bind(e.actor_id.as_str())
+                .push_bind(e.input_data.as_deref())
+                .push_unseparated("::json")
+                .push_bind(e.output_data.as_deref())
+                .push_unseparated("::json")
+                .push_bind(e.error_message.as_deref())
+                .push_bind(e.created_at)
+                .push_bind(e.duration_ms)
+                .push_bind(e.instance_id.as_deref())
+                .push_bind(*seq)
+                .push_bind(prev.as_str())
+                .push_bind(hash.as_str());
+        });
+        q.build().execute(&mut *tx).await.map_err(map)?;
     }
     tx.commit().await.map_err(map)
 }

@@ -16,6 +16,9 @@ use crate::error::{corrupt, map};
 const COLUMNS: &str = "event_id, run_id, tenant_id, tool_id, event_type, status, actor_id, input_data, output_data, \
                        error_message, created_at, duration_ms, instance_id, seq, prev_hash, hash";
 
+/// 16 columns a row; SQLite allows 32766 bound values in one statement.
+const ROWS_PER_INSERT: usize = 1000;
+
 pub(super) async fn append(pool: &SqlitePool, events: &[NewAuditEvent]) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
@@ -24,6 +27,7 @@ pub(super) async fn append(pool: &SqlitePool, events: &[NewAuditEvent]) -> Store
     // or another) can append between our read of a head and our insert after it.
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map)?;
     let mut heads: HashMap<&TenantId, (i64, String)> = HashMap::new();
+    let mut rows = Vec::with_capacity(events.len());
     for e in events {
         if !heads.contains_key(&e.tenant_id) {
             let head: Option<(i64, String)> =
@@ -37,27 +41,31 @@ pub(super) async fn append(pool: &SqlitePool, events: &[NewAuditEvent]) -> Store
         let head = heads.get_mut(&e.tenant_id).expect("head was just loaded");
         let seq = head.0 + 1;
         let hash = chain_hash(e, seq, &head.1);
-        sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO lynx_audit_events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")))
-            .bind(e.event_id.to_string())
-            .bind(e.run_id.to_string())
-            .bind(e.tenant_id.as_str())
-            .bind(&e.tool_id)
-            .bind(e.event_type.as_str())
-            .bind(e.status.as_str())
-            .bind(&e.actor_id)
-            .bind(&e.input_data)
-            .bind(&e.output_data)
-            .bind(&e.error_message)
-            .bind(e.created_at)
-            .bind(e.duration_ms)
-            .bind(&e.instance_id)
-            .bind(seq)
-            .bind(&head.1)
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?;
-        *head = (seq, hash);
+        rows.push((e, seq, std::mem::replace(&mut head.1, hash.clone()), hash));
+        head.0 = seq;
+    }
+    // One multi-row INSERT per chunk: a batch costs a handful of statements, not one per row.
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(format!("INSERT INTO lynx_audit_events ({COLUMNS}) "));
+        q.push_values(chunk, |mut b, (e, seq, prev, hash)| {
+            b.push_bind(e.event_id.to_string())
+                .push_bind(e.run_id.to_string())
+                .push_bind(e.tenant_id.as_str())
+                .push_bind(e.tool_id.as_str())
+                .push_bind(e.event_type.as_str())
+                .push_bind(e.status.as_str())
+                .push_bind(e.actor_id.as_str())
+                .push_bind(e.input_data.as_deref())
+                .push_bind(e.output_data.as_deref())
+                .push_bind(e.error_message.as_deref())
+                .push_bind(e.created_at)
+                .push_bind(e.duration_ms)
+                .push_bind(e.instance_id.as_deref())
+                .push_bind(*seq)
+                .push_bind(prev.as_str())
+                .push_bind(hash.as_str());
+        });
+        q.build().execute(&mut *tx).await.map_err(map)?;
     }
     tx.commit().await.map_err(map)
 }

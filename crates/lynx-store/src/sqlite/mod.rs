@@ -35,7 +35,12 @@ use crate::error::map;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteStore {
+    /// Readers: WAL lets them run beside the writer.
     pool: SqlitePool,
+    /// The one connection every write transaction goes through. SQLite admits one writer at a time;
+    /// queueing writers here (asynchronously) instead of in SQLite's busy handler (sleep and retry)
+    /// keeps latency flat under load. Other processes (the CLI) still meet the busy timeout.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -47,17 +52,13 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        // An in-memory database exists once per connection, so it gets exactly one.
-        let max = if path == ":memory:" { 1 } else { 8 };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await
-            .map_err(map)?;
-        Ok(Self { pool })
+        let open = |max: u32| {
+            SqlitePoolOptions::new().max_connections(max).min_connections(1).idle_timeout(None).max_lifetime(None).connect_with(options.clone())
+        };
+        let writer = open(1).await.map_err(map)?;
+        // An in-memory database exists once per connection: there, the writer is the only connection.
+        let pool = if path == ":memory:" { writer.clone() } else { open(8).await.map_err(map)? };
+        Ok(Self { pool, writer })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -72,9 +73,9 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> StoreResult<usize> {
-        let before = applied(&self.pool).await;
-        MIGRATOR.run(&self.pool).await.map_err(|e| lynx_model::store::StoreError::Unavailable(e.to_string()))?;
-        Ok(applied(&self.pool).await.saturating_sub(before))
+        let before = applied(&self.writer).await;
+        MIGRATOR.run(&self.writer).await.map_err(|e| lynx_model::store::StoreError::Unavailable(e.to_string()))?;
+        Ok(applied(&self.writer).await.saturating_sub(before))
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -83,7 +84,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
-        keys::insert(&self.pool, key).await
+        keys::insert(&self.writer, key).await
     }
     async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
         keys::by_hash(&self.pool, key_hash).await
@@ -92,26 +93,26 @@ impl Store for SqliteStore {
         keys::list(&self.pool, tenant).await
     }
     async fn revoke_api_key(&self, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<bool> {
-        keys::revoke(&self.pool, key_id, at).await
+        keys::revoke(&self.writer, key_id, at).await
     }
     async fn touch_api_key(&self, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<()> {
-        keys::touch(&self.pool, key_id, at).await
+        keys::touch(&self.writer, key_id, at).await
     }
     async fn count_api_keys(&self) -> StoreResult<i64> {
         keys::count(&self.pool).await
     }
     async fn insert_session(&self, session: &lynx_model::store::SessionRecord) -> StoreResult<()> {
-        keys::insert_session(&self.pool, session).await
+        keys::insert_session(&self.writer, session).await
     }
     async fn live_session(&self, session_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<lynx_model::store::SessionRecord>> {
         keys::live_session(&self.pool, session_hash, now).await
     }
     async fn delete_session(&self, session_hash: &str) -> StoreResult<()> {
-        keys::delete_session(&self.pool, session_hash).await
+        keys::delete_session(&self.writer, session_hash).await
     }
 
     async fn append_audit(&self, events: &[NewAuditEvent]) -> StoreResult<()> {
-        audit::append(&self.pool, events).await
+        audit::append(&self.writer, events).await
     }
     async fn audit_events(&self, tenant: &TenantId, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
         audit::events(&self.pool, tenant, filter).await
@@ -133,7 +134,7 @@ impl Store for SqliteStore {
         reads::setting(&self.pool, key).await
     }
     async fn put_setting(&self, key: &str, value: &str, by: &str, at: DateTime<Utc>) -> StoreResult<()> {
-        reads::put_setting(&self.pool, key, value, by, at).await
+        reads::put_setting(&self.writer, key, value, by, at).await
     }
 
     async fn queue_counts(&self, tenant: Option<&TenantId>, stuck_before: DateTime<Utc>) -> StoreResult<QueueCounts> {
@@ -153,10 +154,10 @@ impl Store for SqliteStore {
     }
 
     async fn insert_draft(&self, draft: &DraftRecord) -> StoreResult<DraftInsert> {
-        drafts::insert(&self.pool, draft).await
+        drafts::insert(&self.writer, draft).await
     }
     async fn import_drafts(&self, list: &[DraftRecord]) -> StoreResult<u64> {
-        drafts::import(&self.pool, list).await
+        drafts::import(&self.writer, list).await
     }
     async fn draft(&self, tenant: Option<&TenantId>, draft_id: Uuid) -> StoreResult<Option<DraftRecord>> {
         drafts::get(&self.pool, tenant, draft_id).await
@@ -180,10 +181,10 @@ impl Store for SqliteStore {
         required: u32,
         at: DateTime<Utc>,
     ) -> StoreResult<DecisionOutcome> {
-        drafts::decide(&self.pool, tenant, draft_id, approver, decision, note, required, at).await
+        drafts::decide(&self.writer, tenant, draft_id, approver, decision, note, required, at).await
     }
     async fn transition_draft(&self, tenant: &TenantId, draft_id: Uuid, t: Transition, by: &str, at: DateTime<Utc>) -> StoreResult<TransitionOutcome> {
-        drafts::transition(&self.pool, tenant, draft_id, t, by, at).await
+        drafts::transition(&self.writer, tenant, draft_id, t, by, at).await
     }
 
     async fn execution_for_request(&self, tenant: &TenantId, tool_id: &str, request_id: &str) -> StoreResult<Option<ExecutionRecord>> {
@@ -193,7 +194,7 @@ impl Store for SqliteStore {
         executions::live(&self.pool, tenant, draft_id).await
     }
     async fn claim_execution(&self, execution: &ExecutionRecord) -> StoreResult<Claim> {
-        executions::claim(&self.pool, execution).await
+        executions::claim(&self.writer, execution).await
     }
     async fn complete_execution(
         &self,
@@ -203,10 +204,10 @@ impl Store for SqliteStore {
         rollback_instructions: &Value,
         at: DateTime<Utc>,
     ) -> StoreResult<Completion> {
-        executions::complete(&self.pool, execution, effect, result, rollback_instructions, at).await
+        executions::complete(&self.writer, execution, effect, result, rollback_instructions, at).await
     }
     async fn fail_execution(&self, tenant: &TenantId, execution_id: Uuid, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
-        executions::fail(&self.pool, tenant, execution_id, error, at).await
+        executions::fail(&self.writer, tenant, execution_id, error, at).await
     }
     async fn execution(&self, tenant: Option<&TenantId>, execution_id: Uuid) -> StoreResult<Option<ExecutionRecord>> {
         executions::get(&self.pool, tenant, execution_id).await
@@ -215,10 +216,10 @@ impl Store for SqliteStore {
         executions::list(&self.pool, tenant, filter).await
     }
     async fn clear_stuck(&self, before: DateTime<Utc>, at: DateTime<Utc>) -> StoreResult<Vec<ExecutionRecord>> {
-        executions::clear_stuck(&self.pool, before, at).await
+        executions::clear_stuck(&self.writer, before, at).await
     }
     async fn rollback_execution(&self, tenant: &TenantId, execution_id: Uuid, by: &str, at: DateTime<Utc>) -> StoreResult<RollbackOutcome> {
-        executions::rollback(&self.pool, tenant, execution_id, by, at).await
+        executions::rollback(&self.writer, tenant, execution_id, by, at).await
     }
     async fn execution_counts(&self, tenant: Option<&TenantId>) -> StoreResult<ExecutionCounts> {
         executions::counts(&self.pool, tenant).await
@@ -239,7 +240,7 @@ impl Store for SqliteStore {
         note: Option<&str>,
         at: DateTime<Utc>,
     ) -> StoreResult<SettlementChange> {
-        settlements::set_status(&self.pool, tenant, payment_id, to, by, note, at).await
+        settlements::set_status(&self.writer, tenant, payment_id, to, by, note, at).await
     }
 }
 
