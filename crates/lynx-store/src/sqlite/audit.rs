@@ -9,7 +9,7 @@ use lynx_model::{
     store::{ActivityEvent, AuditFilter, RunFilter, RunSummary, StoreResult},
     vocab::RunStatus,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, sqlite::SqliteRow};
+use sqlx::{SqliteConnection, QueryBuilder, Row, Sqlite, SqlitePool, sqlite::SqliteRow};
 
 use crate::error::{corrupt, map};
 
@@ -19,13 +19,12 @@ const COLUMNS: &str = "event_id, run_id, tenant_id, tool_id, event_type, status,
 /// 16 columns a row; SQLite allows 32766 bound values in one statement.
 const ROWS_PER_INSERT: usize = 1000;
 
-pub(super) async fn append(pool: &SqlitePool, events: &[NewAuditEvent]) -> StoreResult<()> {
+pub(super) async fn append(tx: &mut SqliteConnection, events: &[NewAuditEvent]) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
     // IMMEDIATE takes the write lock before reading the chain heads, so no other writer (in this process
     // or another) can append between our read of a head and our insert after it.
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map)?;
     let mut heads: HashMap<&TenantId, (i64, String)> = HashMap::new();
     let mut rows = Vec::with_capacity(events.len());
     for e in events {
@@ -67,7 +66,7 @@ pub(super) async fn append(pool: &SqlitePool, events: &[NewAuditEvent]) -> Store
         });
         q.build().execute(&mut *tx).await.map_err(map)?;
     }
-    tx.commit().await.map_err(map)
+    Ok(())
 }
 
 fn status(s: &str) -> StoreResult<RunStatus> {

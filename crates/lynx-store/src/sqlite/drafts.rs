@@ -96,17 +96,15 @@ fn bind_insert<'q>(d: &'q DraftRecord) -> StoreResult<sqlx::query::Query<'q, sql
         .bind(&d.approved_by))
 }
 
-pub(super) async fn import(pool: &SqlitePool, drafts: &[DraftRecord]) -> StoreResult<u64> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map)?;
+pub(super) async fn import(tx: &mut SqliteConnection, drafts: &[DraftRecord]) -> StoreResult<u64> {
     let mut n = 0;
     for d in drafts {
         n += bind_insert(d)?.execute(&mut *tx).await.map_err(map)?.rows_affected();
     }
-    tx.commit().await.map_err(map)?;
     Ok(n)
 }
 
-pub(super) async fn insert(pool: &SqlitePool, d: &DraftRecord) -> StoreResult<DraftInsert> {
+pub(super) async fn insert(tx: &mut SqliteConnection, d: &DraftRecord) -> StoreResult<DraftInsert> {
     let done = sqlx::query(
         "INSERT INTO lynx_drafts (draft_id, tenant_id, draft_type, payload, status, risk_level, created_by, created_at, \
          updated_at, source_context, recommended_approvers, preview_markdown, request_id, request_fingerprint, response_payload) \
@@ -127,14 +125,14 @@ pub(super) async fn insert(pool: &SqlitePool, d: &DraftRecord) -> StoreResult<Dr
     .bind(&d.request_id)
     .bind(&d.request_fingerprint)
     .bind(d.response_payload.as_ref().map(Value::to_string))
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .map_err(map)?;
     if done.rows_affected() == 1 {
         return Ok(DraftInsert::Inserted);
     }
     let request_id = d.request_id.as_deref().ok_or_else(|| corrupt("draft insert conflicted without a request_id"))?;
-    match by_request(pool, &d.tenant_id, request_id).await? {
+    match by_request_in(tx, &d.tenant_id, request_id).await? {
         Some(existing) => Ok(DraftInsert::Existing(Box::new(existing))),
         None => Err(corrupt("draft insert conflicted but no draft holds the request_id")),
     }
@@ -156,6 +154,16 @@ async fn get_in(conn: &mut SqliteConnection, tenant: &TenantId, id: Uuid) -> Sto
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM lynx_drafts WHERE draft_id = ? AND tenant_id = ?")))
         .bind(id.to_string())
         .bind(tenant.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map)?;
+    row.as_ref().map(from_row).transpose()
+}
+
+async fn by_request_in(conn: &mut SqliteConnection, tenant: &TenantId, request_id: &str) -> StoreResult<Option<DraftRecord>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM lynx_drafts WHERE tenant_id = ? AND request_id = ?")))
+        .bind(tenant.as_str())
+        .bind(request_id)
         .fetch_optional(&mut *conn)
         .await
         .map_err(map)?;
@@ -219,7 +227,7 @@ pub(super) async fn approvals(pool: &SqlitePool, tenant: &TenantId, id: Uuid) ->
 
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn decide(
-    pool: &SqlitePool,
+    tx: &mut SqliteConnection,
     tenant: &TenantId,
     id: Uuid,
     approver: &str,
@@ -228,8 +236,7 @@ pub(super) async fn decide(
     required: u32,
     at: DateTime<Utc>,
 ) -> StoreResult<DecisionOutcome> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map)?;
-    let Some(draft) = get_in(&mut tx, tenant, id).await? else {
+    let Some(draft) = get_in(&mut *tx, tenant, id).await? else {
         return Ok(DecisionOutcome::NotFound);
     };
     if draft.status != DraftStatus::Submitted {
@@ -299,21 +306,19 @@ pub(super) async fn decide(
                 .map_err(map)?;
         }
     }
-    let draft = get_in(&mut tx, tenant, id).await?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
-    tx.commit().await.map_err(map)?;
+    let draft = get_in(&mut *tx, tenant, id).await?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
     Ok(DecisionOutcome::Recorded { draft: Box::new(draft), approvals: approvals as u32 })
 }
 
 pub(super) async fn transition(
-    pool: &SqlitePool,
+    tx: &mut SqliteConnection,
     tenant: &TenantId,
     id: Uuid,
     transition: Transition,
     by: &str,
     at: DateTime<Utc>,
 ) -> StoreResult<TransitionOutcome> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map)?;
-    let Some(draft) = get_in(&mut tx, tenant, id).await? else {
+    let Some(draft) = get_in(&mut *tx, tenant, id).await? else {
         return Ok(TransitionOutcome::NotFound);
     };
     if !transition.allowed_from(draft.status) {
@@ -332,12 +337,11 @@ pub(super) async fn transition(
                 .map_err(map)?;
         }
         Transition::Reset | Transition::Unsubmit => {
-            return_to_draft(&mut tx, tenant, id, by, at).await?;
+            return_to_draft(&mut *tx, tenant, id, by, at).await?;
         }
         other => return Err(corrupt(format!("transition {other:?} is applied by its own operation"))),
     }
-    let draft = get_in(&mut tx, tenant, id).await?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
-    tx.commit().await.map_err(map)?;
+    let draft = get_in(&mut *tx, tenant, id).await?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
     Ok(TransitionOutcome::Done(Box::new(draft)))
 }
 

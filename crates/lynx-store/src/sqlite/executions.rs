@@ -83,8 +83,7 @@ pub(super) async fn live(pool: &SqlitePool, tenant: &TenantId, draft: Uuid) -> S
     rows.iter().map(from_row).collect()
 }
 
-pub(super) async fn claim(pool: &SqlitePool, e: &ExecutionRecord) -> StoreResult<Claim> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map)?;
+pub(super) async fn claim(tx: &mut SqliteConnection, e: &ExecutionRecord) -> StoreResult<Claim> {
     if let Some(request_id) = &e.request_id {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM lynx_executions WHERE tenant_id = ? AND tool_id = ? AND request_id = ?"
@@ -117,7 +116,6 @@ pub(super) async fn claim(pool: &SqlitePool, e: &ExecutionRecord) -> StoreResult
     .await
     .map_err(map)?;
     if inserted.rows_affected() == 1 {
-        tx.commit().await.map_err(map)?;
         return Ok(Claim::Claimed);
     }
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -135,7 +133,7 @@ pub(super) async fn claim(pool: &SqlitePool, e: &ExecutionRecord) -> StoreResult
 }
 
 pub(super) async fn complete(
-    pool: &SqlitePool,
+    tx: &mut SqliteConnection,
     e: &ExecutionRecord,
     effect: &Effect,
     result: &Value,
@@ -143,7 +141,6 @@ pub(super) async fn complete(
     at: DateTime<Utc>,
 ) -> StoreResult<Completion> {
     let (tenant, draft) = (e.tenant_id.as_str(), e.draft_id.to_string());
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map)?;
     let current: Option<String> = sqlx::query_scalar("SELECT status FROM lynx_executions WHERE execution_id = ? AND tenant_id = ?")
         .bind(e.execution_id.to_string())
         .bind(tenant)
@@ -246,12 +243,11 @@ pub(super) async fn complete(
     .execute(&mut *tx)
     .await
     .map_err(map)?;
-    let done = get_in(&mut tx, &e.tenant_id, e.execution_id).await?.ok_or_else(|| corrupt("execution vanished"))?;
-    tx.commit().await.map_err(map)?;
+    let done = get_in(&mut *tx, &e.tenant_id, e.execution_id).await?.ok_or_else(|| corrupt("execution vanished"))?;
     Ok(Completion::Succeeded(Box::new(done)))
 }
 
-pub(super) async fn fail(pool: &SqlitePool, tenant: &TenantId, id: Uuid, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
+pub(super) async fn fail(tx: &mut SqliteConnection, tenant: &TenantId, id: Uuid, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
     sqlx::query(
         "UPDATE lynx_executions SET status = 'FAILED', error_message = ?, completed_at = ? \
          WHERE execution_id = ? AND tenant_id = ? AND status = 'STARTED'",
@@ -260,7 +256,7 @@ pub(super) async fn fail(pool: &SqlitePool, tenant: &TenantId, id: Uuid, error: 
     .bind(at)
     .bind(id.to_string())
     .bind(tenant.as_str())
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .map_err(map)?;
     Ok(())
@@ -301,22 +297,21 @@ pub(super) async fn list(pool: &SqlitePool, tenant: Option<&TenantId>, f: &Execu
     rows.iter().map(from_row).collect()
 }
 
-pub(super) async fn clear_stuck(pool: &SqlitePool, before: DateTime<Utc>, at: DateTime<Utc>) -> StoreResult<Vec<ExecutionRecord>> {
+pub(super) async fn clear_stuck(tx: &mut SqliteConnection, before: DateTime<Utc>, at: DateTime<Utc>) -> StoreResult<Vec<ExecutionRecord>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE lynx_executions SET status = 'FAILED', error_message = 'Manual intervention: execution stuck', completed_at = ? \
          WHERE status = 'STARTED' AND created_at < ? RETURNING {COLUMNS}"
     )))
     .bind(at)
     .bind(before)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await
     .map_err(map)?;
     rows.iter().map(from_row).collect()
 }
 
-pub(super) async fn rollback(pool: &SqlitePool, tenant: &TenantId, id: Uuid, by: &str, at: DateTime<Utc>) -> StoreResult<RollbackOutcome> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map)?;
-    let Some(e) = get_in(&mut tx, tenant, id).await? else {
+pub(super) async fn rollback(tx: &mut SqliteConnection, tenant: &TenantId, id: Uuid, by: &str, at: DateTime<Utc>) -> StoreResult<RollbackOutcome> {
+    let Some(e) = get_in(&mut *tx, tenant, id).await? else {
         return Ok(RollbackOutcome::NotFound);
     };
     if e.status != RunStatus::Succeeded {
@@ -344,7 +339,7 @@ pub(super) async fn rollback(pool: &SqlitePool, tenant: &TenantId, id: Uuid, by:
                     "the draft has moved on to {status}; only a SUBMITTED draft can be returned to DRAFT"
                 )));
             }
-            return_to_draft(&mut tx, tenant, e.draft_id, by, at).await?;
+            return_to_draft(&mut *tx, tenant, e.draft_id, by, at).await?;
         }
         Some(RollbackAction::RetireWorkflow) => {
             let workflow = instructions["workflow_id"].as_str().unwrap_or_default();
@@ -402,8 +397,7 @@ pub(super) async fn rollback(pool: &SqlitePool, tenant: &TenantId, id: Uuid, by:
         .execute(&mut *tx)
         .await
         .map_err(map)?;
-    let done = get_in(&mut tx, tenant, id).await?.ok_or_else(|| corrupt("execution vanished"))?;
-    tx.commit().await.map_err(map)?;
+    let done = get_in(&mut *tx, tenant, id).await?.ok_or_else(|| corrupt("execution vanished"))?;
     Ok(RollbackOutcome::Done(Box::new(done)))
 }
 

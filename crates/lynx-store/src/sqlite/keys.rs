@@ -6,7 +6,7 @@ use lynx_model::{
     ids::KeyId,
     store::{ApiKeyRecord, SessionRecord, StoreResult},
 };
-use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
+use sqlx::{SqliteConnection, Row, SqlitePool, sqlite::SqliteRow};
 
 use crate::error::{corrupt, map};
 
@@ -25,7 +25,7 @@ fn from_row(r: &SqliteRow) -> StoreResult<ApiKeyRecord> {
     })
 }
 
-pub(super) async fn insert(pool: &SqlitePool, k: &ApiKeyRecord) -> StoreResult<()> {
+pub(super) async fn insert(tx: &mut SqliteConnection, k: &ApiKeyRecord) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO lynx_api_keys (key_id, tenant_id, user_id, label, key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
     )
@@ -35,7 +35,7 @@ pub(super) async fn insert(pool: &SqlitePool, k: &ApiKeyRecord) -> StoreResult<(
     .bind(&k.label)
     .bind(&k.key_hash)
     .bind(k.created_at)
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .map_err(map)?;
     Ok(())
@@ -64,21 +64,21 @@ pub(super) async fn list(pool: &SqlitePool, tenant: Option<&TenantId>) -> StoreR
     rows.iter().map(from_row).collect()
 }
 
-pub(super) async fn revoke(pool: &SqlitePool, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<bool> {
+pub(super) async fn revoke(tx: &mut SqliteConnection, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<bool> {
     let done = sqlx::query("UPDATE lynx_api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL")
         .bind(at)
         .bind(key_id.as_str())
-        .execute(pool)
+        .execute(&mut *tx)
         .await
         .map_err(map)?;
     Ok(done.rows_affected() == 1)
 }
 
-pub(super) async fn touch(pool: &SqlitePool, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<()> {
+pub(super) async fn touch(tx: &mut SqliteConnection, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<()> {
     sqlx::query("UPDATE lynx_api_keys SET last_used_at = ? WHERE key_id = ?")
         .bind(at)
         .bind(key_id.as_str())
-        .execute(pool)
+        .execute(&mut *tx)
         .await
         .map_err(map)?;
     Ok(())
@@ -88,7 +88,7 @@ pub(super) async fn count(pool: &SqlitePool) -> StoreResult<i64> {
     sqlx::query_scalar("SELECT COUNT(*) FROM lynx_api_keys").fetch_one(pool).await.map_err(map)
 }
 
-pub(super) async fn insert_session(pool: &SqlitePool, s: &SessionRecord) -> StoreResult<()> {
+pub(super) async fn insert_session(tx: &mut SqliteConnection, s: &SessionRecord) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO lynx_sessions (session_hash, tenant_id, user_id, key_id, csrf_token, created_at, expires_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -100,7 +100,7 @@ pub(super) async fn insert_session(pool: &SqlitePool, s: &SessionRecord) -> Stor
     .bind(&s.csrf_token)
     .bind(s.created_at)
     .bind(s.expires_at)
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .map_err(map)?;
     Ok(())
@@ -129,7 +129,7 @@ pub(super) async fn live_session(pool: &SqlitePool, hash: &str, now: DateTime<Ut
     }))
 }
 
-pub(super) async fn delete_session(pool: &SqlitePool, hash: &str) -> StoreResult<()> {
-    sqlx::query("DELETE FROM lynx_sessions WHERE session_hash = ?").bind(hash).execute(pool).await.map_err(map)?;
+pub(super) async fn delete_session(tx: &mut SqliteConnection, hash: &str) -> StoreResult<()> {
+    sqlx::query("DELETE FROM lynx_sessions WHERE session_hash = ?").bind(hash).execute(&mut *tx).await.map_err(map)?;
     Ok(())
 }

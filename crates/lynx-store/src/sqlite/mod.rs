@@ -7,6 +7,7 @@ mod executions;
 mod keys;
 mod reads;
 mod settlements;
+mod writer;
 
 use std::{str::FromStr, time::Duration};
 
@@ -37,10 +38,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     /// Readers: WAL lets them run beside the writer.
     pool: SqlitePool,
-    /// The one connection every write transaction goes through. SQLite admits one writer at a time;
-    /// queueing writers here (asynchronously) instead of in SQLite's busy handler (sleep and retry)
-    /// keeps latency flat under load. Other processes (the CLI) still meet the busy timeout.
-    writer: SqlitePool,
+    /// Every write goes through here: one connection, group-committed batches (see `writer.rs`).
+    writer: writer::Writer,
 }
 
 impl SqliteStore {
@@ -55,10 +54,10 @@ impl SqliteStore {
         let open = |max: u32| {
             SqlitePoolOptions::new().max_connections(max).min_connections(1).idle_timeout(None).max_lifetime(None).connect_with(options.clone())
         };
-        let writer = open(1).await.map_err(map)?;
-        // An in-memory database exists once per connection: there, the writer is the only connection.
-        let pool = if path == ":memory:" { writer.clone() } else { open(8).await.map_err(map)? };
-        Ok(Self { pool, writer })
+        let write_pool = open(1).await.map_err(map)?;
+        // An in-memory database exists once per connection: there, the writer's is the only one.
+        let pool = if path == ":memory:" { write_pool.clone() } else { open(8).await.map_err(map)? };
+        Ok(Self { pool, writer: writer::Writer::start(write_pool) })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -73,9 +72,9 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> StoreResult<usize> {
-        let before = applied(&self.writer).await;
-        MIGRATOR.run(&self.writer).await.map_err(|e| lynx_model::store::StoreError::Unavailable(e.to_string()))?;
-        Ok(applied(&self.writer).await.saturating_sub(before))
+        let before = applied(&self.pool).await;
+        MIGRATOR.run(&self.pool).await.map_err(|e| lynx_model::store::StoreError::Unavailable(e.to_string()))?;
+        Ok(applied(&self.pool).await.saturating_sub(before))
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -84,7 +83,8 @@ impl Store for SqliteStore {
     }
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
-        keys::insert(&self.writer, key).await
+        let key = key.clone();
+        self.writer.write(move |c| Box::pin(async move { keys::insert(c, &key).await })).await
     }
     async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
         keys::by_hash(&self.pool, key_hash).await
@@ -93,26 +93,31 @@ impl Store for SqliteStore {
         keys::list(&self.pool, tenant).await
     }
     async fn revoke_api_key(&self, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<bool> {
-        keys::revoke(&self.writer, key_id, at).await
+        let key_id = key_id.clone();
+        self.writer.write(move |c| Box::pin(async move { keys::revoke(c, &key_id, at).await })).await
     }
     async fn touch_api_key(&self, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<()> {
-        keys::touch(&self.writer, key_id, at).await
+        let key_id = key_id.clone();
+        self.writer.write(move |c| Box::pin(async move { keys::touch(c, &key_id, at).await })).await
     }
     async fn count_api_keys(&self) -> StoreResult<i64> {
         keys::count(&self.pool).await
     }
     async fn insert_session(&self, session: &lynx_model::store::SessionRecord) -> StoreResult<()> {
-        keys::insert_session(&self.writer, session).await
+        let session = session.clone();
+        self.writer.write(move |c| Box::pin(async move { keys::insert_session(c, &session).await })).await
     }
     async fn live_session(&self, session_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<lynx_model::store::SessionRecord>> {
         keys::live_session(&self.pool, session_hash, now).await
     }
     async fn delete_session(&self, session_hash: &str) -> StoreResult<()> {
-        keys::delete_session(&self.writer, session_hash).await
+        let hash = session_hash.to_string();
+        self.writer.write(move |c| Box::pin(async move { keys::delete_session(c, &hash).await })).await
     }
 
     async fn append_audit(&self, events: &[NewAuditEvent]) -> StoreResult<()> {
-        audit::append(&self.writer, events).await
+        let events = events.to_vec();
+        self.writer.write(move |c| Box::pin(async move { audit::append(c, &events).await })).await
     }
     async fn audit_events(&self, tenant: &TenantId, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
         audit::events(&self.pool, tenant, filter).await
@@ -134,7 +139,8 @@ impl Store for SqliteStore {
         reads::setting(&self.pool, key).await
     }
     async fn put_setting(&self, key: &str, value: &str, by: &str, at: DateTime<Utc>) -> StoreResult<()> {
-        reads::put_setting(&self.writer, key, value, by, at).await
+        let (key, value, by) = (key.to_string(), value.to_string(), by.to_string());
+        self.writer.write(move |c| Box::pin(async move { reads::put_setting(c, &key, &value, &by, at).await })).await
     }
 
     async fn queue_counts(&self, tenant: Option<&TenantId>, stuck_before: DateTime<Utc>) -> StoreResult<QueueCounts> {
@@ -154,10 +160,12 @@ impl Store for SqliteStore {
     }
 
     async fn insert_draft(&self, draft: &DraftRecord) -> StoreResult<DraftInsert> {
-        drafts::insert(&self.writer, draft).await
+        let draft = draft.clone();
+        self.writer.write(move |c| Box::pin(async move { drafts::insert(c, &draft).await })).await
     }
     async fn import_drafts(&self, list: &[DraftRecord]) -> StoreResult<u64> {
-        drafts::import(&self.writer, list).await
+        let list = list.to_vec();
+        self.writer.write(move |c| Box::pin(async move { drafts::import(c, &list).await })).await
     }
     async fn draft(&self, tenant: Option<&TenantId>, draft_id: Uuid) -> StoreResult<Option<DraftRecord>> {
         drafts::get(&self.pool, tenant, draft_id).await
@@ -181,10 +189,14 @@ impl Store for SqliteStore {
         required: u32,
         at: DateTime<Utc>,
     ) -> StoreResult<DecisionOutcome> {
-        drafts::decide(&self.writer, tenant, draft_id, approver, decision, note, required, at).await
+        let (tenant, approver, note) = (tenant.clone(), approver.to_string(), note.map(str::to_string));
+        self.writer
+            .write(move |c| Box::pin(async move { drafts::decide(c, &tenant, draft_id, &approver, decision, note.as_deref(), required, at).await }))
+            .await
     }
     async fn transition_draft(&self, tenant: &TenantId, draft_id: Uuid, t: Transition, by: &str, at: DateTime<Utc>) -> StoreResult<TransitionOutcome> {
-        drafts::transition(&self.writer, tenant, draft_id, t, by, at).await
+        let (tenant, by) = (tenant.clone(), by.to_string());
+        self.writer.write(move |c| Box::pin(async move { drafts::transition(c, &tenant, draft_id, t, &by, at).await })).await
     }
 
     async fn execution_for_request(&self, tenant: &TenantId, tool_id: &str, request_id: &str) -> StoreResult<Option<ExecutionRecord>> {
@@ -194,7 +206,8 @@ impl Store for SqliteStore {
         executions::live(&self.pool, tenant, draft_id).await
     }
     async fn claim_execution(&self, execution: &ExecutionRecord) -> StoreResult<Claim> {
-        executions::claim(&self.writer, execution).await
+        let e = execution.clone();
+        self.writer.write(move |c| Box::pin(async move { executions::claim(c, &e).await })).await
     }
     async fn complete_execution(
         &self,
@@ -204,10 +217,12 @@ impl Store for SqliteStore {
         rollback_instructions: &Value,
         at: DateTime<Utc>,
     ) -> StoreResult<Completion> {
-        executions::complete(&self.writer, execution, effect, result, rollback_instructions, at).await
+        let (e, effect, result, rollback) = (execution.clone(), effect.clone(), result.clone(), rollback_instructions.clone());
+        self.writer.write(move |c| Box::pin(async move { executions::complete(c, &e, &effect, &result, &rollback, at).await })).await
     }
     async fn fail_execution(&self, tenant: &TenantId, execution_id: Uuid, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
-        executions::fail(&self.writer, tenant, execution_id, error, at).await
+        let (tenant, error) = (tenant.clone(), error.to_string());
+        self.writer.write(move |c| Box::pin(async move { executions::fail(c, &tenant, execution_id, &error, at).await })).await
     }
     async fn execution(&self, tenant: Option<&TenantId>, execution_id: Uuid) -> StoreResult<Option<ExecutionRecord>> {
         executions::get(&self.pool, tenant, execution_id).await
@@ -216,10 +231,11 @@ impl Store for SqliteStore {
         executions::list(&self.pool, tenant, filter).await
     }
     async fn clear_stuck(&self, before: DateTime<Utc>, at: DateTime<Utc>) -> StoreResult<Vec<ExecutionRecord>> {
-        executions::clear_stuck(&self.writer, before, at).await
+        self.writer.write(move |c| Box::pin(async move { executions::clear_stuck(c, before, at).await })).await
     }
     async fn rollback_execution(&self, tenant: &TenantId, execution_id: Uuid, by: &str, at: DateTime<Utc>) -> StoreResult<RollbackOutcome> {
-        executions::rollback(&self.writer, tenant, execution_id, by, at).await
+        let (tenant, by) = (tenant.clone(), by.to_string());
+        self.writer.write(move |c| Box::pin(async move { executions::rollback(c, &tenant, execution_id, &by, at).await })).await
     }
     async fn execution_counts(&self, tenant: Option<&TenantId>) -> StoreResult<ExecutionCounts> {
         executions::counts(&self.pool, tenant).await
@@ -240,7 +256,10 @@ impl Store for SqliteStore {
         note: Option<&str>,
         at: DateTime<Utc>,
     ) -> StoreResult<SettlementChange> {
-        settlements::set_status(&self.writer, tenant, payment_id, to, by, note, at).await
+        let (tenant, to, by, note) = (tenant.clone(), to.to_string(), by.to_string(), note.map(str::to_string));
+        self.writer
+            .write(move |c| Box::pin(async move { settlements::set_status(c, &tenant, payment_id, &to, &by, note.as_deref(), at).await }))
+            .await
     }
 }
 

@@ -60,7 +60,7 @@ async fn get_in(conn: &mut SqliteConnection, tenant: &TenantId, payment: Uuid) -
 }
 
 pub(super) async fn set_status(
-    pool: &SqlitePool,
+    tx: &mut SqliteConnection,
     tenant: &TenantId,
     payment: Uuid,
     to: &str,
@@ -68,8 +68,7 @@ pub(super) async fn set_status(
     note: Option<&str>,
     at: DateTime<Utc>,
 ) -> StoreResult<SettlementChange> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map)?;
-    let Some(current) = get_in(&mut tx, tenant, payment).await? else {
+    let Some(current) = get_in(&mut *tx, tenant, payment).await? else {
         return Ok(SettlementChange::NotFound);
     };
     if !settlement_next(&current.status).contains(&to) {
@@ -104,7 +103,6 @@ pub(super) async fn set_status(
             .await
             .map_err(map)?;
     }
-    let done = get_in(&mut tx, tenant, payment).await?.ok_or_else(|| corrupt("settlement vanished"))?;
-    tx.commit().await.map_err(map)?;
+    let done = get_in(&mut *tx, tenant, payment).await?.ok_or_else(|| corrupt("settlement vanished"))?;
     Ok(SettlementChange::Done(Box::new(done)))
 }
