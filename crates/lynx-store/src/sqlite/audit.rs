@@ -174,7 +174,8 @@ pub(super) async fn runs(pool: &SqlitePool, f: &RunFilter) -> StoreResult<(Vec<R
           AND s.status = 'STARTED' LIMIT 1) AS started_at FROM lynx_audit_events c",
     );
     push_where(&mut q);
-    q.push(" ORDER BY c.created_at DESC, c.seq DESC LIMIT ").push_bind(i64::from(f.limit));
+    // Within a tenant, seq is creation order and has a unique index; across tenants, created_at does.
+    q.push(if f.tenant.is_some() { " ORDER BY c.seq DESC LIMIT " } else { " ORDER BY c.created_at DESC LIMIT " }).push_bind(i64::from(f.limit));
     let rows = q.build().fetch_all(pool).await.map_err(map)?;
     let runs = rows
         .iter()
