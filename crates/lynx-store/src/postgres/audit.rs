@@ -49,8 +49,9 @@ pub(super) async fn append(pool: &PgPool, events: &[NewAuditEvent]) -> StoreResu
         rows.push((e, seq, std::mem::replace(&mut head.1, hash.clone()), hash));
         head.0 = seq;
     }
-    // One multi-row INSERT per chunk (PostgreSQL allows 65535 bound values per statement).
-    for chunk in rows.chunks(2000) {
+    // Multi-row INSERTs of a few rows each: sqlx does not set TCP_NODELAY, and a statement larger than
+    // its write buffer goes out in pieces, the last of which waits ~40 ms for a delayed ACK (Nagle).
+    for chunk in rows.chunks(16) {
         let mut q = QueryBuilder::<Postgres>::new(
             "INSERT INTO lynx_audit_events (event_id, run_id, tenant_id, tool_id, event_type, status, actor_id, input_data, \
              output_data, error_message, created_at, duration_ms, instance_id, seq, prev_hash, hash) ",
