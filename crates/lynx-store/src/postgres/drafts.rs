@@ -65,49 +65,12 @@ fn from_row(r: &PgRow) -> StoreResult<DraftRecord> {
     })
 }
 
-pub(super) async fn import(pool: &PgPool, drafts: &[DraftRecord]) -> StoreResult<u64> {
-    let mut tx = pool.begin().await.map_err(map)?;
-    let mut n = 0;
-    for d in drafts {
-        n += sqlx::query(
-            "INSERT INTO lynx_drafts (draft_id, tenant_id, draft_type, payload, status, risk_level, created_by, created_at, \
-             updated_at, source_context, recommended_approvers, preview_markdown, request_id, request_fingerprint, response_payload, \
-             submitted_at, submitted_by, approved_at, approved_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) ON CONFLICT DO NOTHING",
-        )
-        .bind(d.draft_id)
-        .bind(d.tenant_id.as_str())
-        .bind(d.draft_type.as_str())
-        .bind(Json(&d.payload))
-        .bind(d.status.as_str())
-        .bind(d.risk_level.as_str())
-        .bind(&d.created_by)
-        .bind(d.created_at)
-        .bind(d.updated_at)
-        .bind(Json(&d.source_context))
-        .bind(Json(&d.recommended_approvers))
-        .bind(&d.preview_markdown)
-        .bind(&d.request_id)
-        .bind(&d.request_fingerprint)
-        .bind(d.response_payload.as_ref().map(Json))
-        .bind(d.submitted_at)
-        .bind(&d.submitted_by)
-        .bind(d.approved_at)
-        .bind(&d.approved_by)
-        .execute(&mut *tx)
-        .await
-        .map_err(map)?
-        .rows_affected();
-    }
-    tx.commit().await.map_err(map)?;
-    Ok(n)
-}
-
-pub(super) async fn insert(pool: &PgPool, d: &DraftRecord) -> StoreResult<DraftInsert> {
-    let done = sqlx::query(
+fn bind_insert(d: &DraftRecord) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(
         "INSERT INTO lynx_drafts (draft_id, tenant_id, draft_type, payload, status, risk_level, created_by, created_at, \
-         updated_at, source_context, recommended_approvers, preview_markdown, request_id, request_fingerprint, response_payload) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT DO NOTHING",
+         updated_at, source_context, recommended_approvers, preview_markdown, request_id, request_fingerprint, response_payload, \
+         submitted_at, submitted_by, approved_at, approved_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) ON CONFLICT DO NOTHING",
     )
     .bind(d.draft_id)
     .bind(d.tenant_id.as_str())
@@ -124,9 +87,24 @@ pub(super) async fn insert(pool: &PgPool, d: &DraftRecord) -> StoreResult<DraftI
     .bind(&d.request_id)
     .bind(&d.request_fingerprint)
     .bind(d.response_payload.as_ref().map(Json))
-    .execute(pool)
-    .await
-    .map_err(map)?;
+    .bind(d.submitted_at)
+    .bind(&d.submitted_by)
+    .bind(d.approved_at)
+    .bind(&d.approved_by)
+}
+
+pub(super) async fn import(pool: &PgPool, drafts: &[DraftRecord]) -> StoreResult<u64> {
+    let mut tx = pool.begin().await.map_err(map)?;
+    let mut n = 0;
+    for d in drafts {
+        n += bind_insert(d).execute(&mut *tx).await.map_err(map)?.rows_affected();
+    }
+    tx.commit().await.map_err(map)?;
+    Ok(n)
+}
+
+pub(super) async fn insert(pool: &PgPool, d: &DraftRecord) -> StoreResult<DraftInsert> {
+    let done = bind_insert(d).execute(pool).await.map_err(map)?;
     if done.rows_affected() == 1 {
         return Ok(DraftInsert::Inserted);
     }

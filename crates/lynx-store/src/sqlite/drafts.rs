@@ -105,29 +105,7 @@ pub(super) async fn import(tx: &mut SqliteConnection, drafts: &[DraftRecord]) ->
 }
 
 pub(super) async fn insert(tx: &mut SqliteConnection, d: &DraftRecord) -> StoreResult<DraftInsert> {
-    let done = sqlx::query(
-        "INSERT INTO lynx_drafts (draft_id, tenant_id, draft_type, payload, status, risk_level, created_by, created_at, \
-         updated_at, source_context, recommended_approvers, preview_markdown, request_id, request_fingerprint, response_payload) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-    )
-    .bind(d.draft_id.to_string())
-    .bind(d.tenant_id.as_str())
-    .bind(d.draft_type.as_str())
-    .bind(d.payload.to_string())
-    .bind(d.status.as_str())
-    .bind(d.risk_level.as_str())
-    .bind(&d.created_by)
-    .bind(d.created_at)
-    .bind(d.updated_at)
-    .bind(d.source_context.to_string())
-    .bind(serde_json::to_string(&d.recommended_approvers).map_err(corrupt)?)
-    .bind(&d.preview_markdown)
-    .bind(&d.request_id)
-    .bind(&d.request_fingerprint)
-    .bind(d.response_payload.as_ref().map(Value::to_string))
-    .execute(&mut *tx)
-    .await
-    .map_err(map)?;
+    let done = bind_insert(d)?.execute(&mut *tx).await.map_err(map)?;
     if done.rows_affected() == 1 {
         return Ok(DraftInsert::Inserted);
     }
