@@ -170,6 +170,7 @@ impl Pipeline {
                 Err(r),
             ),
         };
+        tracing::debug!(%run_id, tool = tool_id, tenant = %who.tenant_id(), actor = %actor, outcome = ?observed, ?duration_ms, "tool call");
         pending.push(close);
         if let Err(e) = self.services.audit.append(pending).await {
             tracing::error!(%run_id, error = %e, "audit closing row not written; answer withheld");

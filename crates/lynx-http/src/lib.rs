@@ -86,4 +86,3 @@ pub async fn serve(
 /// How long a graceful shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-pub type SharedPipeline = Arc<Pipeline>;

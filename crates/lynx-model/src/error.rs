@@ -15,7 +15,6 @@ pub enum ErrorCode {
     UnknownTool,
     InvalidInput,
     PermissionDenied,
-    LayerViolation,
     MaintenanceMode,
     KernelUnavailable,
     StorageUnavailable,
@@ -45,7 +44,6 @@ impl ErrorCode {
             ErrorCode::UnknownTool => "UNKNOWN_TOOL",
             ErrorCode::InvalidInput => "INVALID_INPUT",
             ErrorCode::PermissionDenied => "PERMISSION_DENIED",
-            ErrorCode::LayerViolation => "LAYER_VIOLATION",
             ErrorCode::MaintenanceMode => "MAINTENANCE_MODE",
             ErrorCode::KernelUnavailable => "KERNEL_UNAVAILABLE",
             ErrorCode::StorageUnavailable => "STORAGE_UNAVAILABLE",
@@ -73,7 +71,7 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::Unauthenticated => 401,
-            ErrorCode::PermissionDenied | ErrorCode::LayerViolation | ErrorCode::ModuleDisabled => 403,
+            ErrorCode::PermissionDenied | ErrorCode::ModuleDisabled => 403,
             ErrorCode::SelfApproval => 403,
             ErrorCode::UnknownTool | ErrorCode::NotFound | ErrorCode::DraftNotFound => 404,
             ErrorCode::InvalidInput | ErrorCode::WrongDraftType => 400,
