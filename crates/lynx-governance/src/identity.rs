@@ -112,9 +112,9 @@ pub async fn authenticate(services: &Services, credential: &Credential) -> Resul
             }
             let hash = hash_token(token);
             let ttl = services.runtime.key_cache_ttl;
-            let key = match services.keys.get(&hash, ttl) {
-                Some(key) => Some(key),
-                None => services.store.api_key_by_hash(&hash).await.map_err(store_refusal)?,
+            let (key, cached) = match services.keys.get(&hash, ttl) {
+                Some(key) => (Some(key), true),
+                None => (services.store.api_key_by_hash(&hash).await.map_err(store_refusal)?, false),
             };
             let Some(key) = key else {
                 return Err(unauthenticated("the API key is not valid"));
@@ -122,11 +122,13 @@ pub async fn authenticate(services: &Services, credential: &Credential) -> Resul
             if key.revoked_at.is_some() {
                 return Err(unauthenticated("the API key has been revoked"));
             }
-            services.keys.put(hash, &key, ttl);
-            let now = services.clock.now();
-            // Recording every use would add a write to every call; a minute's precision is enough.
-            if key.last_used_at.is_none_or(|t| now - t > Duration::seconds(60)) {
-                let _ = services.store.touch_api_key(&key.key_id, now).await;
+            if !cached {
+                let now = services.clock.now();
+                // Recording every use would add a write to every call; a minute's precision is enough.
+                if key.last_used_at.is_none_or(|t| now - t > Duration::seconds(60)) {
+                    let _ = services.store.touch_api_key(&key.key_id, now).await;
+                }
+                services.keys.put(hash, &key, ttl);
             }
             Ok(Authenticated { tenant_id: key.tenant_id, user_id: key.user_id, key_id: Some(key.key_id) })
         }
