@@ -52,7 +52,14 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let open = |max: u32| {
-            SqlitePoolOptions::new().max_connections(max).min_connections(1).idle_timeout(None).max_lifetime(None).connect_with(options.clone())
+            SqlitePoolOptions::new()
+                .max_connections(max)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                // A local file does not drop connections; a ping before every acquire is a wasted round trip.
+                .test_before_acquire(false)
+                .connect_with(options.clone())
         };
         let write_pool = open(1).await.map_err(map)?;
         // An in-memory database exists once per connection: there, the writer's is the only one.

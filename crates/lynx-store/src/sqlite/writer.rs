@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use lynx_model::store::{StoreError, StoreResult};
-use sqlx::{Connection, SqliteConnection, SqlitePool};
+use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, pool::PoolConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::map;
@@ -35,6 +35,8 @@ impl Writer {
     pub(super) fn start(pool: SqlitePool) -> Self {
         let (queue, mut rx) = mpsc::channel::<Job>(4096);
         tokio::spawn(async move {
+            // The writer keeps its connection: no pool round trip per batch.
+            let mut conn: Option<PoolConnection<Sqlite>> = None;
             while let Some(first) = rx.recv().await {
                 let mut jobs = vec![first];
                 while jobs.len() < MAX_BATCH {
@@ -43,7 +45,19 @@ impl Writer {
                         Err(_) => break,
                     }
                 }
-                run_batch(&pool, jobs).await;
+                if conn.is_none() {
+                    conn = pool.acquire().await.ok();
+                }
+                match conn.as_mut() {
+                    Some(c) => {
+                        if run_batch(c, jobs).await.is_err() {
+                            // The connection may be broken: take a fresh one for the next batch.
+                            conn = None;
+                        }
+                    }
+                    // No connection: the jobs are dropped, and their callers learn the writer failed.
+                    None => drop(jobs),
+                }
             }
         });
         Self { queue }
@@ -72,12 +86,19 @@ impl Writer {
     }
 }
 
-async fn run_batch(pool: &SqlitePool, jobs: Vec<Job>) {
+/// Runs one batch in one transaction and delivers every result after the commit.
+async fn run_batch(conn: &mut SqliteConnection, jobs: Vec<Job>) -> StoreResult<()> {
     let mut delivers: Vec<Deliver> = Vec::with_capacity(jobs.len());
+    let single = jobs.len() == 1;
     let outcome: StoreResult<()> = async {
-        let mut conn = pool.acquire().await.map_err(map)?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(map)?;
         for job in jobs {
+            if single {
+                // Alone in its transaction, an operation needs no savepoint: the transaction is its own.
+                let (keep, deliver) = job(&mut tx).await;
+                delivers.push(deliver);
+                return if keep { tx.commit().await.map_err(map) } else { tx.rollback().await.map_err(map) };
+            }
             let mut savepoint = tx.begin().await.map_err(map)?;
             let (keep, deliver) = job(&mut savepoint).await;
             delivers.push(deliver);
@@ -95,4 +116,5 @@ async fn run_batch(pool: &SqlitePool, jobs: Vec<Job>) {
     for deliver in delivers {
         deliver(outcome.clone());
     }
+    outcome
 }
