@@ -29,17 +29,23 @@ pub(super) async fn put_setting(pool: &PgPool, key: &str, value: &str, by: &str,
 }
 
 pub(super) async fn queue_counts(pool: &PgPool, tenant: Option<&TenantId>, stuck_before: DateTime<Utc>) -> StoreResult<QueueCounts> {
-    let row = sqlx::query(
-        "SELECT \
-           (SELECT COUNT(*) FROM lynx_drafts WHERE status = 'SUBMITTED' AND ($1::text IS NULL OR tenant_id = $1)) AS pending, \
-           (SELECT COUNT(*) FROM settlement_intents WHERE status = 'queued' AND ($1::text IS NULL OR tenant_id = $1)) AS queued, \
-           (SELECT COUNT(*) FROM lynx_executions WHERE status = 'STARTED' AND created_at < $2 AND ($1::text IS NULL OR tenant_id = $1)) AS stuck",
-    )
-    .bind(tenant.map(|t| t.as_str().to_string()))
-    .bind(stuck_before)
-    .fetch_one(pool)
-    .await
-    .map_err(map)?;
+    // Two spellings, so each can use its index: (tenant_id, status) for one tenant, (status) for all.
+    let sql = match tenant {
+        Some(_) => "SELECT \
+           (SELECT COUNT(*) FROM lynx_drafts WHERE tenant_id = $1 AND status = 'SUBMITTED') AS pending, \
+           (SELECT COUNT(*) FROM settlement_intents WHERE status = 'queued' AND tenant_id = $1) AS queued, \
+           (SELECT COUNT(*) FROM lynx_executions WHERE status = 'STARTED' AND created_at < $2 AND tenant_id = $1) AS stuck",
+        None => "SELECT \
+           (SELECT COUNT(*) FROM lynx_drafts WHERE status = 'SUBMITTED' AND $1::text IS NULL) AS pending, \
+           (SELECT COUNT(*) FROM settlement_intents WHERE status = 'queued') AS queued, \
+           (SELECT COUNT(*) FROM lynx_executions WHERE status = 'STARTED' AND created_at < $2) AS stuck",
+    };
+    let row = sqlx::query(sql)
+        .bind(tenant.map(|t| t.as_str().to_string()))
+        .bind(stuck_before)
+        .fetch_one(pool)
+        .await
+        .map_err(map)?;
     Ok(QueueCounts {
         pending_approvals: row.try_get("pending").map_err(map)?,
         queued_settlements: row.try_get("queued").map_err(map)?,
