@@ -12,7 +12,7 @@ use axum::{
 };
 use lynx_governance::{Authenticated, Pipeline};
 use lynx_model::Refusal;
-use serde_json::{Value, json};
+use serde_json::json;
 use tower::ServiceExt as _;
 
 use crate::MAX_BODY_BYTES;
@@ -39,7 +39,8 @@ pub fn service(
                 Ok(b) => b,
                 Err(_) => return Ok((StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response()),
             };
-            if let Err(e) = serde_json::from_slice::<Value>(&bytes) {
+            // Validation only: IgnoredAny checks the syntax without building a value rmcp builds anyway.
+            if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
                 return Ok(refuse_unparsable(&pipeline, &parts, &bytes, &e).await);
             }
             let request = Request::from_parts(parts, Body::from(bytes));
