@@ -88,3 +88,15 @@ fn only_the_cli_output_module_prints() {
         }
     }
 }
+
+#[test]
+fn the_tool_index_lists_every_registered_tool() {
+    let index = fs::read_to_string(root().join("docs/MCP/INDEX.md")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lynx")).args(["tools", "--json"]).output().unwrap();
+    let tools: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = tools["tools"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 18);
+    for id in ids {
+        assert!(index.contains(&format!("`{id}`")), "docs/MCP/INDEX.md does not list {id}");
+    }
+}

@@ -1,0 +1,1 @@
+"""The runbook's entry point (`python -m lynx.main`) for the Rust Lynx server."""
