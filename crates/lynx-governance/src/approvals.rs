@@ -15,14 +15,9 @@ use uuid::Uuid;
 
 use crate::{audit, context::{kernel_refusal, store_refusal}, execution::draft_not_found, services::Services};
 
-/// The amount a draft is about, when it is about money.
-pub fn draft_amount(draft: &DraftRecord) -> Option<Decimal> {
-    draft.payload.get("amount").and_then(|a| a.as_str()).and_then(|a| a.parse().ok())
-}
-
 /// The strictest Kernel approval rule that applies to a draft: rules for its type, those with a
 /// threshold only when the amount exceeds it; the most approvals wins, a thresholded rule on a tie.
-pub fn applicable_rule<'a>(policies: &'a Policies, draft_type: DraftType, amount: Option<Decimal>) -> Option<&'a ApprovalRule> {
+pub fn applicable_rule(policies: &Policies, draft_type: DraftType, amount: Option<Decimal>) -> Option<&ApprovalRule> {
     policies
         .approval_rules
         .iter()
@@ -105,7 +100,7 @@ pub async fn decide(
     }
     let draft = load(services, tenant, draft_id).await?;
     let policies = services.kernel.policies(tenant).await.map_err(kernel_refusal)?;
-    let rule = applicable_rule(&policies, draft.draft_type, draft_amount(&draft)).ok_or_else(|| no_rule(draft.draft_type))?;
+    let rule = applicable_rule(&policies, draft.draft_type, draft.amount()).ok_or_else(|| no_rule(draft.draft_type))?;
     check_approver(who, &draft, rule)?;
     let action = match decision {
         Decision::Approved => "lynx.drafts.approve",
@@ -159,7 +154,7 @@ pub async fn cancel(services: &Services, who: &Principal, draft_id: Uuid, reason
     let draft = load(services, tenant, draft_id).await?;
     if draft.created_by != who.user_id.as_str() {
         let policies = services.kernel.policies(tenant).await.map_err(kernel_refusal)?;
-        let rule = applicable_rule(&policies, draft.draft_type, draft_amount(&draft)).ok_or_else(|| no_rule(draft.draft_type))?;
+        let rule = applicable_rule(&policies, draft.draft_type, draft.amount()).ok_or_else(|| no_rule(draft.draft_type))?;
         if !rule.required_role.contains(&who.role) {
             return Err(Refusal::new(
                 ErrorCode::PermissionDenied,

@@ -44,6 +44,18 @@ pub struct DraftRecord {
     pub cancelled_by: Option<String>,
 }
 
+impl DraftRecord {
+    /// A text field of the payload; empty when it is missing (cluster tools validated the payload).
+    pub fn payload_text(&self, key: &str) -> &str {
+        self.payload.get(key).and_then(Value::as_str).unwrap_or_default()
+    }
+
+    /// The amount the draft is about, when it is about money.
+    pub fn amount(&self) -> Option<Decimal> {
+        self.payload_text("amount").parse().ok()
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct DraftFilter {
     pub status: Option<DraftStatus>,

@@ -89,7 +89,7 @@ async fn draft_view(state: &AppState, d: &DraftRecord) -> Value {
     let decisions = services.store.approvals(&d.tenant_id, d.draft_id).await.unwrap_or_default();
     let approved = decisions.iter().filter(|a| a.decision == Decision::Approved).count();
     let required = match services.kernel.policies(&d.tenant_id).await {
-        Ok(p) => approvals::applicable_rule(&p, d.draft_type, approvals::draft_amount(d)).map(|r| r.approval_count),
+        Ok(p) => approvals::applicable_rule(&p, d.draft_type, d.amount()).map(|r| r.approval_count),
         Err(_) => None,
     }
     .or_else(|| d.source_context["required_approvals"].as_u64().map(|n| n as u32))

@@ -97,7 +97,7 @@ pub async fn mark_settlement(
         action: "settlement_manage".into(),
         resource_type: "settlement".into(),
     };
-    let decision = services.kernel.check_permission(&request).await.map_err(|e| Refusal::kernel_unavailable(e))?;
+    let decision = services.kernel.check_permission(&request).await.map_err(Refusal::kernel_unavailable)?;
     if !decision.allowed {
         return Err(Refusal::new(
             ErrorCode::PermissionDenied,

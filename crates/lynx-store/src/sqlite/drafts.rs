@@ -110,7 +110,7 @@ pub(super) async fn insert(tx: &mut SqliteConnection, d: &DraftRecord) -> StoreR
         return Ok(DraftInsert::Inserted);
     }
     let request_id = d.request_id.as_deref().ok_or_else(|| corrupt("draft insert conflicted without a request_id"))?;
-    match by_request_in(tx, &d.tenant_id, request_id).await? {
+    match by_request(&mut *tx, &d.tenant_id, request_id).await? {
         Some(existing) => Ok(DraftInsert::Existing(Box::new(existing))),
         None => Err(corrupt("draft insert conflicted but no draft holds the request_id")),
     }
@@ -138,21 +138,16 @@ async fn get_in(conn: &mut SqliteConnection, tenant: &TenantId, id: Uuid) -> Sto
     row.as_ref().map(from_row).transpose()
 }
 
-async fn by_request_in(conn: &mut SqliteConnection, tenant: &TenantId, request_id: &str) -> StoreResult<Option<DraftRecord>> {
+/// The tenant's draft made with `request_id`; inside the creating transaction or straight from the pool.
+pub(super) async fn by_request<'c>(
+    db: impl sqlx::Executor<'c, Database = Sqlite>,
+    tenant: &TenantId,
+    request_id: &str,
+) -> StoreResult<Option<DraftRecord>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM lynx_drafts WHERE tenant_id = ? AND request_id = ?")))
         .bind(tenant.as_str())
         .bind(request_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map)?;
-    row.as_ref().map(from_row).transpose()
-}
-
-pub(super) async fn by_request(pool: &SqlitePool, tenant: &TenantId, request_id: &str) -> StoreResult<Option<DraftRecord>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM lynx_drafts WHERE tenant_id = ? AND request_id = ?")))
-        .bind(tenant.as_str())
-        .bind(request_id)
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await
         .map_err(map)?;
     row.as_ref().map(from_row).transpose()

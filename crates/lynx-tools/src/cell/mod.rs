@@ -14,7 +14,7 @@ use lynx_model::{ErrorCode, Refusal, records::Decision};
 pub(crate) async fn approvals_still_satisfy_policy(ctx: &ExecCtx) -> Result<(), Refusal> {
     let draft = ctx.draft();
     let policies = ctx.kernel().policies().await?;
-    let amount = lynx_governance::approvals::draft_amount(draft);
+    let amount = draft.amount();
     let Some(rule) = lynx_governance::approvals::applicable_rule(&policies, draft.draft_type, amount) else {
         return Err(Refusal::new(
             ErrorCode::PolicyViolation,

@@ -69,8 +69,7 @@ impl Tool for VpmPaymentExecute {
 
     async fn run(&self, ctx: &ExecCtx, input: Input) -> Result<Output, Refusal> {
         let draft = ctx.draft();
-        let text = |k: &str| draft.payload.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-        let vendor_id = text("vendor_id");
+        let vendor_id = draft.payload_text("vendor_id").to_string();
         let vendor = ctx.kernel().vendor(&vendor_id).await?;
         if vendor.status != VendorStatus::Active {
             return Err(Refusal::new(
@@ -80,10 +79,10 @@ impl Tool for VpmPaymentExecute {
             ));
         }
         super::approvals_still_satisfy_policy(ctx).await?;
-        let amount: Decimal = text("amount").parse().map_err(|_| Refusal::internal("reading the draft's amount"))?;
-        let currency = text("currency");
+        let amount = draft.amount().ok_or_else(|| Refusal::internal("reading the draft's amount"))?;
+        let currency = draft.payload_text("currency").to_string();
         let payment_id = uuid::Uuid::new_v4();
-        ctx.stage(Effect::Pay(PaymentDetails { payment_id, vendor_id, amount, currency: currency.clone(), due_date: text("due_date") }))?;
+        ctx.stage(Effect::Pay(PaymentDetails { payment_id, vendor_id, amount, currency: currency.clone(), due_date: draft.payload_text("due_date").to_string() }))?;
         Ok(Output {
             execution_id: ctx.execution_id(),
             draft_id: input.draft_id.0,

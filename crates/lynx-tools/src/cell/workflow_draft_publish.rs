@@ -48,14 +48,13 @@ impl Tool for WorkflowDraftPublish {
 
     async fn run(&self, ctx: &ExecCtx, input: Input) -> Result<Output, Refusal> {
         super::approvals_still_satisfy_policy(ctx).await?;
-        let payload = &ctx.draft().payload;
-        let text = |k: &str| payload.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let draft = ctx.draft();
         let workflow_id = uuid::Uuid::new_v4();
         ctx.stage(Effect::Publish(WorkflowDetails {
             workflow_id,
-            name: text("name"),
-            workflow_kind: text("workflow_kind"),
-            steps: payload.get("steps").cloned().unwrap_or_default(),
+            name: draft.payload_text("name").to_string(),
+            workflow_kind: draft.payload_text("workflow_kind").to_string(),
+            steps: draft.payload.get("steps").cloned().unwrap_or_default(),
         }))?;
         Ok(Output {
             execution_id: ctx.execution_id(),

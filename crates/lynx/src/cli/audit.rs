@@ -55,7 +55,7 @@ pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fata
             for t in &tenants {
                 events.extend(services.store.audit_events(t, &filter).await?);
             }
-            events.sort_by(|a, b| (a.event.created_at, a.seq).cmp(&(b.event.created_at, b.seq)));
+            events.sort_by_key(|a| (a.event.created_at, a.seq));
             let skip = events.len().saturating_sub(lines as usize);
             let events = &events[skip..];
             if json {
