@@ -55,7 +55,7 @@ pub async fn seed(args: Args) -> Result<(), String> {
                 let tool = tools[(i / 2) % tools.len()];
                 for (k, status) in [RunStatus::Started, if i % 40 == 0 { RunStatus::Denied } else { RunStatus::Succeeded }].into_iter().enumerate() {
                     events.push(NewAuditEvent {
-                        event_id: uuid::Uuid::new_v4(),
+                        event_id: lynx_model::ids::record_id(),
                         run_id: run,
                         tenant_id: tenant.clone(),
                         tool_id: tool.into(),
@@ -88,7 +88,7 @@ pub async fn seed(args: Args) -> Result<(), String> {
             let submitted = status != DraftStatus::Draft;
             let approved = matches!(status, DraftStatus::Approved | DraftStatus::Executed);
             drafts.push(DraftRecord {
-                draft_id: uuid::Uuid::new_v4(),
+                draft_id: lynx_model::ids::record_id(),
                 tenant_id: tenant.clone(),
                 draft_type: DraftType::VpmPayment,
                 payload: json!({"vendor_id": "V-001", "amount": format!("{}.00", 10 + i % 900), "currency": "USD", "due_date": "2026-12-31", "invoice_refs": []}),

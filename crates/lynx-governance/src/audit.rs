@@ -39,7 +39,7 @@ pub fn event(
     duration_ms: Option<i64>,
 ) -> NewAuditEvent {
     NewAuditEvent {
-        event_id: uuid::Uuid::new_v4(),
+        event_id: lynx_model::ids::record_id(),
         run_id,
         tenant_id: tenant.clone(),
         tool_id: tool_id.to_string(),

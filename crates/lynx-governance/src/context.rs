@@ -238,7 +238,7 @@ impl DraftCtx {
 impl LayerContext for DraftCtx {
     const LAYER: Layer = Layer::Cluster;
     fn build(cleared: Cleared) -> Self {
-        Self { cleared, draft_id: Uuid::new_v4(), staged: OnceLock::new() }
+        Self { cleared, draft_id: lynx_model::ids::record_id(), staged: OnceLock::new() }
     }
     async fn finish(self, output: Value) -> Result<Value, Refusal> {
         let Self { cleared, draft_id, staged } = self;
@@ -320,7 +320,7 @@ impl ExecCtx {
 impl LayerContext for ExecCtx {
     const LAYER: Layer = Layer::Cell;
     fn build(cleared: Cleared) -> Self {
-        Self { cleared, execution_id: Uuid::new_v4(), staged: OnceLock::new() }
+        Self { cleared, execution_id: lynx_model::ids::record_id(), staged: OnceLock::new() }
     }
     async fn finish(self, output: Value) -> Result<Value, Refusal> {
         let Self { cleared, execution_id, staged } = self;

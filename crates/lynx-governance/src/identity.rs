@@ -87,7 +87,8 @@ impl KeyCache {
             if entries.len() >= KEY_CACHE_MAX {
                 entries.clear();
             }
-            entries.entry(hash).or_insert_with(|| (key.clone(), std::time::Instant::now()));
+            // insert, not entry().or_insert: an expired entry must be replaced, or it would never hit again.
+            entries.insert(hash, (key.clone(), std::time::Instant::now()));
         }
     }
 }
@@ -304,4 +305,44 @@ pub async fn sign_out(services: &Services, secret: &str) -> Result<(), Refusal> 
 /// A random token for forms and cookies.
 pub fn random_token() -> String {
     random_hex(24)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration as StdDuration;
+
+    fn key() -> ApiKeyRecord {
+        ApiKeyRecord {
+            key_id: KeyId::parse("lynx_k_test").unwrap(),
+            tenant_id: TenantId::parse("tenant-1").unwrap(),
+            user_id: UserId::parse("user-1").unwrap(),
+            label: String::new(),
+            key_hash: "h".into(),
+            created_at: Utc::now(),
+            revoked_at: None,
+            last_used_at: None,
+        }
+    }
+
+    #[test]
+    fn key_cache_hits_until_expiry_and_again_after_a_fresh_put() {
+        let cache = KeyCache::default();
+        let ttl = StdDuration::from_millis(30);
+        assert!(cache.get("h", ttl).is_none());
+        cache.put("h".into(), &key(), ttl);
+        assert!(cache.get("h", ttl).is_some());
+        std::thread::sleep(StdDuration::from_millis(40));
+        assert!(cache.get("h", ttl).is_none(), "an expired entry must not be served");
+        // The lookup after expiry re-verifies the key and puts it again: it must be served from then on.
+        cache.put("h".into(), &key(), ttl);
+        assert!(cache.get("h", ttl).is_some(), "a re-verified key must replace its expired entry");
+    }
+
+    #[test]
+    fn key_cache_is_off_at_zero_ttl() {
+        let cache = KeyCache::default();
+        cache.put("h".into(), &key(), StdDuration::ZERO);
+        assert!(cache.get("h", StdDuration::from_secs(1)).is_none());
+    }
 }

@@ -94,8 +94,16 @@ pub struct RunId(pub uuid::Uuid);
 
 impl RunId {
     pub fn new() -> Self {
-        Self(uuid::Uuid::new_v4())
+        Self(record_id())
     }
+}
+
+/// A fresh id for a stored record (run, event, draft, execution, payment, workflow). Version 7: the
+/// leading bits are the time, so rows arrive at the end of their indexes instead of at random pages —
+/// an append touches one leaf page per index, not one page per row, which keeps commits small. The 74
+/// random bits keep ids unguessable; no id is ever trusted without a tenant check.
+pub fn record_id() -> uuid::Uuid {
+    uuid::Uuid::now_v7()
 }
 
 impl Default for RunId {

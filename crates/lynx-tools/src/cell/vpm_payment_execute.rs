@@ -81,7 +81,7 @@ impl Tool for VpmPaymentExecute {
         super::approvals_still_satisfy_policy(ctx).await?;
         let amount = draft.amount().ok_or_else(|| Refusal::internal("reading the draft's amount"))?;
         let currency = draft.payload_text("currency").to_string();
-        let payment_id = uuid::Uuid::new_v4();
+        let payment_id = lynx_model::ids::record_id();
         ctx.stage(Effect::Pay(PaymentDetails { payment_id, vendor_id, amount, currency: currency.clone(), due_date: draft.payload_text("due_date").to_string() }))?;
         Ok(Output {
             execution_id: ctx.execution_id(),

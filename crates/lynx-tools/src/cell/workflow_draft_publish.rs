@@ -49,7 +49,7 @@ impl Tool for WorkflowDraftPublish {
     async fn run(&self, ctx: &ExecCtx, input: Input) -> Result<Output, Refusal> {
         super::approvals_still_satisfy_policy(ctx).await?;
         let draft = ctx.draft();
-        let workflow_id = uuid::Uuid::new_v4();
+        let workflow_id = lynx_model::ids::record_id();
         ctx.stage(Effect::Publish(WorkflowDetails {
             workflow_id,
             name: draft.payload_text("name").to_string(),
