@@ -10,6 +10,11 @@ mod seed;
 
 use clap::{Parser, Subcommand};
 
+/// The same allocator as `lynx`, so the baseline differs from Lynx only by governance, not by build
+/// settings (this binary is the baseline server and the load generator).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "lynx-bench", about = "Benchmarks for Lynx")]
 struct Cli {

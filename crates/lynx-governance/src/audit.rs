@@ -215,10 +215,15 @@ impl AuditWriter {
                         Err(_) => break,
                     }
                 }
-                let events: Vec<NewAuditEvent> = batch.iter().flat_map(|p| p.events.iter().cloned()).collect();
-                let result = store.append_audit(&events).await;
+                let mut events = Vec::with_capacity(rows);
+                let mut waiting = Vec::with_capacity(batch.len());
                 for p in batch {
-                    let _ = p.done.send(result.clone());
+                    events.extend(p.events);
+                    waiting.push(p.done);
+                }
+                let result = store.append_audit(&events).await;
+                for done in waiting {
+                    let _ = done.send(result.clone());
                 }
             }
         });
