@@ -9,62 +9,62 @@ use lynx_model::{
     store::{ActivityEvent, AuditFilter, RunFilter, RunSummary, StoreResult},
     vocab::RunStatus,
 };
-use sqlx::{SqliteConnection, QueryBuilder, Row, Sqlite, SqlitePool, sqlite::SqliteRow};
+use rusqlite::OptionalExtension;
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, sqlite::SqliteRow};
 
-use crate::error::{corrupt, map};
+use super::row::ts;
+use crate::error::{corrupt, map, map_rusqlite};
 
 const COLUMNS: &str = "event_id, run_id, tenant_id, tool_id, event_type, status, actor_id, input_data, output_data, \
                        error_message, created_at, duration_ms, instance_id, seq, prev_hash, hash";
 
-/// 16 columns a row; SQLite allows 32766 bound values in one statement.
-const ROWS_PER_INSERT: usize = 1000;
+const INSERT: &str = "INSERT INTO lynx_audit_events (event_id, run_id, tenant_id, tool_id, event_type, status, actor_id, \
+    input_data, output_data, error_message, created_at, duration_ms, instance_id, seq, prev_hash, hash) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
-pub(super) async fn append(tx: &mut SqliteConnection, events: &[NewAuditEvent]) -> StoreResult<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    // IMMEDIATE takes the write lock before reading the chain heads, so no other writer (in this process
-    // or another) can append between our read of a head and our insert after it.
+/// Appends at the head of each tenant's chain. Runs on the writer thread inside `BEGIN IMMEDIATE`, which
+/// takes the write lock before the heads are read, so no other writer (in this process or another) can
+/// append between our read of a head and our insert after it.
+pub(super) fn append(conn: &rusqlite::Connection, events: &[NewAuditEvent]) -> StoreResult<()> {
     let mut heads: HashMap<&TenantId, (i64, String)> = HashMap::new();
-    let mut rows = Vec::with_capacity(events.len());
+    let mut head_of = conn
+        .prepare_cached("SELECT seq, hash FROM lynx_audit_events WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1")
+        .map_err(map_rusqlite)?;
+    // One prepared statement, executed per row: inside one transaction that costs about what a
+    // multi-row INSERT does, without building a statement per batch size.
+    let mut insert = conn.prepare_cached(INSERT).map_err(map_rusqlite)?;
     for e in events {
         if !heads.contains_key(&e.tenant_id) {
-            let head: Option<(i64, String)> =
-                sqlx::query_as("SELECT seq, hash FROM lynx_audit_events WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1")
-                    .bind(e.tenant_id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map)?;
+            let head = head_of
+                .query_row([e.tenant_id.as_str()], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+                .optional()
+                .map_err(map_rusqlite)?;
             heads.insert(&e.tenant_id, head.unwrap_or((0, GENESIS_HASH.to_string())));
         }
         let head = heads.get_mut(&e.tenant_id).expect("head was just loaded");
         let seq = head.0 + 1;
         let hash = chain_hash(e, seq, &head.1);
-        rows.push((e, seq, std::mem::replace(&mut head.1, hash.clone()), hash));
-        head.0 = seq;
-    }
-    // One multi-row INSERT per chunk: a batch costs a handful of statements, not one per row.
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut q = QueryBuilder::<Sqlite>::new(format!("INSERT INTO lynx_audit_events ({COLUMNS}) "));
-        q.push_values(chunk, |mut b, (e, seq, prev, hash)| {
-            b.push_bind(e.event_id.to_string())
-                .push_bind(e.run_id.to_string())
-                .push_bind(e.tenant_id.as_str())
-                .push_bind(e.tool_id.as_str())
-                .push_bind(e.event_type.as_str())
-                .push_bind(e.status.as_str())
-                .push_bind(e.actor_id.as_str())
-                .push_bind(e.input_data.as_deref())
-                .push_bind(e.output_data.as_deref())
-                .push_bind(e.error_message.as_deref())
-                .push_bind(e.created_at)
-                .push_bind(e.duration_ms)
-                .push_bind(e.instance_id.as_deref())
-                .push_bind(*seq)
-                .push_bind(prev.as_str())
-                .push_bind(hash.as_str());
-        });
-        q.build().execute(&mut *tx).await.map_err(map)?;
+        insert
+            .execute(rusqlite::params![
+                e.event_id.to_string(),
+                e.run_id.to_string(),
+                e.tenant_id.as_str(),
+                e.tool_id,
+                e.event_type.as_str(),
+                e.status.as_str(),
+                e.actor_id,
+                e.input_data,
+                e.output_data,
+                e.error_message,
+                ts(&e.created_at),
+                e.duration_ms,
+                e.instance_id,
+                seq,
+                head.1,
+                hash,
+            ])
+            .map_err(map_rusqlite)?;
+        *head = (seq, hash);
     }
     Ok(())
 }

@@ -9,10 +9,12 @@ use lynx_model::{
     store::StoreResult,
 };
 use serde_json::Value;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, sqlite::SqliteRow};
+use rusqlite::{Connection, params};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use uuid::Uuid;
 
-use crate::error::{corrupt, map};
+use super::row::{Columns, ts};
+use crate::error::{corrupt, map, map_rusqlite};
 
 pub(super) const COLUMNS: &str = "draft_id, tenant_id, draft_type, payload, status, risk_level, created_by, created_at, \
     updated_at, source_context, recommended_approvers, preview_markdown, request_id, request_fingerprint, response_payload, \
@@ -35,37 +37,34 @@ pub(super) fn status(s: &str) -> StoreResult<DraftStatus> {
     DraftStatus::parse(s).ok_or_else(|| corrupt(format!("unknown draft status {s:?}")))
 }
 
-pub(super) fn from_row(r: &SqliteRow) -> StoreResult<DraftRecord> {
-    let s = |c: &str| r.try_get::<String, _>(c).map_err(map);
-    let o = |c: &str| r.try_get::<Option<String>, _>(c).map_err(map);
-    let t = |c: &str| r.try_get::<Option<DateTime<Utc>>, _>(c).map_err(map);
-    let draft_type = s("draft_type")?;
-    let approvers: Vec<String> = serde_json::from_str(&s("recommended_approvers")?).map_err(corrupt)?;
+pub(super) fn from_row(r: &impl Columns) -> StoreResult<DraftRecord> {
+    let draft_type = r.text("draft_type")?;
+    let approvers: Vec<String> = serde_json::from_str(&r.text("recommended_approvers")?).map_err(corrupt)?;
     Ok(DraftRecord {
-        draft_id: super::uuid(&s("draft_id")?)?,
-        tenant_id: super::tenant(s("tenant_id")?)?,
+        draft_id: super::uuid(&r.text("draft_id")?)?,
+        tenant_id: super::tenant(r.text("tenant_id")?)?,
         draft_type: DraftType::parse(&draft_type).ok_or_else(|| corrupt(format!("unknown draft_type {draft_type:?}")))?,
-        payload: json(&s("payload")?)?,
-        status: status(&s("status")?)?,
-        risk_level: risk(&s("risk_level")?)?,
-        created_by: s("created_by")?,
-        created_at: r.try_get("created_at").map_err(map)?,
-        updated_at: r.try_get("updated_at").map_err(map)?,
-        source_context: json(&s("source_context")?)?,
+        payload: json(&r.text("payload")?)?,
+        status: status(&r.text("status")?)?,
+        risk_level: risk(&r.text("risk_level")?)?,
+        created_by: r.text("created_by")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+        source_context: json(&r.text("source_context")?)?,
         recommended_approvers: approvers,
-        preview_markdown: s("preview_markdown")?,
-        request_id: o("request_id")?,
-        request_fingerprint: o("request_fingerprint")?,
-        response_payload: o("response_payload")?.map(|t| json(&t)).transpose()?,
-        submitted_at: t("submitted_at")?,
-        submitted_by: o("submitted_by")?,
-        approved_at: t("approved_at")?,
-        approved_by: o("approved_by")?,
-        rejected_at: t("rejected_at")?,
-        rejected_by: o("rejected_by")?,
-        rejection_reason: o("rejection_reason")?,
-        cancelled_at: t("cancelled_at")?,
-        cancelled_by: o("cancelled_by")?,
+        preview_markdown: r.text("preview_markdown")?,
+        request_id: r.opt_text("request_id")?,
+        request_fingerprint: r.opt_text("request_fingerprint")?,
+        response_payload: r.opt_text("response_payload")?.map(|t| json(&t)).transpose()?,
+        submitted_at: r.opt_time("submitted_at")?,
+        submitted_by: r.opt_text("submitted_by")?,
+        approved_at: r.opt_time("approved_at")?,
+        approved_by: r.opt_text("approved_by")?,
+        rejected_at: r.opt_time("rejected_at")?,
+        rejected_by: r.opt_text("rejected_by")?,
+        rejection_reason: r.opt_text("rejection_reason")?,
+        cancelled_at: r.opt_time("cancelled_at")?,
+        cancelled_by: r.opt_text("cancelled_by")?,
     })
 }
 
@@ -73,46 +72,63 @@ const INSERT: &str = "INSERT INTO lynx_drafts (draft_id, tenant_id, draft_type, 
     updated_at, source_context, recommended_approvers, preview_markdown, request_id, request_fingerprint, response_payload, \
     submitted_at, submitted_by, approved_at, approved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING";
 
-fn bind_insert<'q>(d: &'q DraftRecord) -> StoreResult<sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>> {
-    Ok(sqlx::query(INSERT)
-        .bind(d.draft_id.to_string())
-        .bind(d.tenant_id.as_str())
-        .bind(d.draft_type.as_str())
-        .bind(d.payload.to_string())
-        .bind(d.status.as_str())
-        .bind(d.risk_level.as_str())
-        .bind(&d.created_by)
-        .bind(d.created_at)
-        .bind(d.updated_at)
-        .bind(d.source_context.to_string())
-        .bind(serde_json::to_string(&d.recommended_approvers).map_err(corrupt)?)
-        .bind(&d.preview_markdown)
-        .bind(&d.request_id)
-        .bind(&d.request_fingerprint)
-        .bind(d.response_payload.as_ref().map(Value::to_string))
-        .bind(d.submitted_at)
-        .bind(&d.submitted_by)
-        .bind(d.approved_at)
-        .bind(&d.approved_by))
+/// Inserts one draft; 1 if inserted, 0 if its `request_id` was already taken.
+fn insert_row(conn: &Connection, d: &DraftRecord) -> StoreResult<usize> {
+    let approvers = serde_json::to_string(&d.recommended_approvers).map_err(corrupt)?;
+    conn.prepare_cached(INSERT)
+        .and_then(|mut q| {
+            q.execute(params![
+                d.draft_id.to_string(),
+                d.tenant_id.as_str(),
+                d.draft_type.as_str(),
+                d.payload.to_string(),
+                d.status.as_str(),
+                d.risk_level.as_str(),
+                d.created_by,
+                ts(&d.created_at),
+                ts(&d.updated_at),
+                d.source_context.to_string(),
+                approvers,
+                d.preview_markdown,
+                d.request_id,
+                d.request_fingerprint,
+                d.response_payload.as_ref().map(Value::to_string),
+                d.submitted_at.as_ref().map(ts),
+                d.submitted_by,
+                d.approved_at.as_ref().map(ts),
+                d.approved_by,
+            ])
+        })
+        .map_err(map_rusqlite)
 }
 
-pub(super) async fn import(tx: &mut SqliteConnection, drafts: &[DraftRecord]) -> StoreResult<u64> {
+pub(super) fn import(conn: &Connection, drafts: &[DraftRecord]) -> StoreResult<u64> {
     let mut n = 0;
     for d in drafts {
-        n += bind_insert(d)?.execute(&mut *tx).await.map_err(map)?.rows_affected();
+        n += insert_row(conn, d)? as u64;
     }
     Ok(n)
 }
 
-pub(super) async fn insert(tx: &mut SqliteConnection, d: &DraftRecord) -> StoreResult<DraftInsert> {
-    let done = bind_insert(d)?.execute(&mut *tx).await.map_err(map)?;
-    if done.rows_affected() == 1 {
+pub(super) fn insert(conn: &Connection, d: &DraftRecord) -> StoreResult<DraftInsert> {
+    if insert_row(conn, d)? == 1 {
         return Ok(DraftInsert::Inserted);
     }
     let request_id = d.request_id.as_deref().ok_or_else(|| corrupt("draft insert conflicted without a request_id"))?;
-    match by_request(&mut *tx, &d.tenant_id, request_id).await? {
+    let existing = one(conn, &format!("SELECT {COLUMNS} FROM lynx_drafts WHERE tenant_id = ? AND request_id = ?"), params![d.tenant_id.as_str(), request_id])?;
+    match existing {
         Some(existing) => Ok(DraftInsert::Existing(Box::new(existing))),
         None => Err(corrupt("draft insert conflicted but no draft holds the request_id")),
+    }
+}
+
+/// At most one draft, read inside the writer's transaction.
+fn one(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult<Option<DraftRecord>> {
+    let mut q = conn.prepare_cached(sql).map_err(map_rusqlite)?;
+    let mut rows = q.query(args).map_err(map_rusqlite)?;
+    match rows.next().map_err(map_rusqlite)? {
+        Some(row) => from_row(row).map(Some),
+        None => Ok(None),
     }
 }
 
@@ -128,22 +144,12 @@ pub(super) async fn get(pool: &SqlitePool, tenant: Option<&TenantId>, id: Uuid) 
     row.as_ref().map(from_row).transpose()
 }
 
-async fn get_in(conn: &mut SqliteConnection, tenant: &TenantId, id: Uuid) -> StoreResult<Option<DraftRecord>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM lynx_drafts WHERE draft_id = ? AND tenant_id = ?")))
-        .bind(id.to_string())
-        .bind(tenant.as_str())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map)?;
-    row.as_ref().map(from_row).transpose()
+fn get_in(conn: &Connection, tenant: &TenantId, id: Uuid) -> StoreResult<Option<DraftRecord>> {
+    one(conn, &format!("SELECT {COLUMNS} FROM lynx_drafts WHERE draft_id = ? AND tenant_id = ?"), params![id.to_string(), tenant.as_str()])
 }
 
-/// The tenant's draft made with `request_id`; inside the creating transaction or straight from the pool.
-pub(super) async fn by_request<'c>(
-    db: impl sqlx::Executor<'c, Database = Sqlite>,
-    tenant: &TenantId,
-    request_id: &str,
-) -> StoreResult<Option<DraftRecord>> {
+/// The tenant's draft made with `request_id`.
+pub(super) async fn by_request(db: &SqlitePool, tenant: &TenantId, request_id: &str) -> StoreResult<Option<DraftRecord>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM lynx_drafts WHERE tenant_id = ? AND request_id = ?")))
         .bind(tenant.as_str())
         .bind(request_id)
@@ -198,9 +204,14 @@ pub(super) async fn approvals(pool: &SqlitePool, tenant: &TenantId, id: Uuid) ->
         .collect()
 }
 
+/// Runs one statement inside the writer's transaction; the number of rows it changed.
+pub(super) fn exec(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult<usize> {
+    conn.prepare_cached(sql).and_then(|mut q| q.execute(args)).map_err(map_rusqlite)
+}
+
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn decide(
-    tx: &mut SqliteConnection,
+pub(super) fn decide(
+    conn: &Connection,
     tenant: &TenantId,
     id: Uuid,
     approver: &str,
@@ -209,89 +220,58 @@ pub(super) async fn decide(
     required: u32,
     at: DateTime<Utc>,
 ) -> StoreResult<DecisionOutcome> {
-    let Some(draft) = get_in(&mut *tx, tenant, id).await? else {
+    let Some(draft) = get_in(conn, tenant, id)? else {
         return Ok(DecisionOutcome::NotFound);
     };
     if draft.status != DraftStatus::Submitted {
         return Ok(DecisionOutcome::WrongStatus(draft.status));
     }
-    let inserted = sqlx::query(
+    let (id_text, tenant_text, at) = (id.to_string(), tenant.as_str(), ts(&at));
+    let inserted = exec(
+        conn,
         "INSERT INTO lynx_draft_approvals (draft_id, tenant_id, approver_id, decision, notes, created_at) \
          VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-    )
-    .bind(id.to_string())
-    .bind(tenant.as_str())
-    .bind(approver)
-    .bind(decision.as_str())
-    .bind(note)
-    .bind(at)
-    .execute(&mut *tx)
-    .await
-    .map_err(map)?;
-    if inserted.rows_affected() == 0 {
+        params![id_text, tenant_text, approver, decision.as_str(), note, at],
+    )?;
+    if inserted == 0 {
         return Ok(DecisionOutcome::AlreadyDecided);
     }
-    let approvals: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM lynx_draft_approvals WHERE tenant_id = ? AND draft_id = ? AND decision = 'APPROVED'",
-    )
-    .bind(tenant.as_str())
-    .bind(id.to_string())
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(map)?;
+    let approvals: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM lynx_draft_approvals WHERE tenant_id = ? AND draft_id = ? AND decision = 'APPROVED'")
+        .and_then(|mut q| q.query_row(params![tenant_text, id_text], |r| r.get(0)))
+        .map_err(map_rusqlite)?;
     match decision {
-        Decision::Rejected => {
-            sqlx::query(
-                "UPDATE lynx_drafts SET status = 'REJECTED', rejected_at = ?, rejected_by = ?, rejection_reason = ?, updated_at = ? \
-                 WHERE tenant_id = ? AND draft_id = ?",
-            )
-            .bind(at)
-            .bind(approver)
-            .bind(note)
-            .bind(at)
-            .bind(tenant.as_str())
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?;
-        }
-        Decision::Approved if approvals >= i64::from(required) => {
-            sqlx::query(
-                "UPDATE lynx_drafts SET status = 'APPROVED', approved_at = ?, approved_by = ?, updated_at = ? \
-                 WHERE tenant_id = ? AND draft_id = ?",
-            )
-            .bind(at)
-            .bind(approver)
-            .bind(at)
-            .bind(tenant.as_str())
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?;
-        }
-        Decision::Approved => {
-            sqlx::query("UPDATE lynx_drafts SET updated_at = ? WHERE tenant_id = ? AND draft_id = ?")
-                .bind(at)
-                .bind(tenant.as_str())
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(map)?;
-        }
-    }
-    let draft = get_in(&mut *tx, tenant, id).await?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
+        Decision::Rejected => exec(
+            conn,
+            "UPDATE lynx_drafts SET status = 'REJECTED', rejected_at = ?, rejected_by = ?, rejection_reason = ?, updated_at = ? \
+             WHERE tenant_id = ? AND draft_id = ?",
+            params![at, approver, note, at, tenant_text, id_text],
+        )?,
+        Decision::Approved if approvals >= i64::from(required) => exec(
+            conn,
+            "UPDATE lynx_drafts SET status = 'APPROVED', approved_at = ?, approved_by = ?, updated_at = ? \
+             WHERE tenant_id = ? AND draft_id = ?",
+            params![at, approver, at, tenant_text, id_text],
+        )?,
+        Decision::Approved => exec(
+            conn,
+            "UPDATE lynx_drafts SET updated_at = ? WHERE tenant_id = ? AND draft_id = ?",
+            params![at, tenant_text, id_text],
+        )?,
+    };
+    let draft = get_in(conn, tenant, id)?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
     Ok(DecisionOutcome::Recorded { draft: Box::new(draft), approvals: approvals as u32 })
 }
 
-pub(super) async fn transition(
-    tx: &mut SqliteConnection,
+pub(super) fn transition(
+    conn: &Connection,
     tenant: &TenantId,
     id: Uuid,
     transition: Transition,
     by: &str,
     at: DateTime<Utc>,
 ) -> StoreResult<TransitionOutcome> {
-    let Some(draft) = get_in(&mut *tx, tenant, id).await? else {
+    let Some(draft) = get_in(conn, tenant, id)? else {
         return Ok(TransitionOutcome::NotFound);
     };
     if !transition.allowed_from(draft.status) {
@@ -299,56 +279,37 @@ pub(super) async fn transition(
     }
     match transition {
         Transition::Cancel => {
-            sqlx::query("UPDATE lynx_drafts SET status = 'CANCELLED', cancelled_at = ?, cancelled_by = ?, updated_at = ? WHERE tenant_id = ? AND draft_id = ?")
-                .bind(at)
-                .bind(by)
-                .bind(at)
-                .bind(tenant.as_str())
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(map)?;
+            let at = ts(&at);
+            exec(
+                conn,
+                "UPDATE lynx_drafts SET status = 'CANCELLED', cancelled_at = ?, cancelled_by = ?, updated_at = ? WHERE tenant_id = ? AND draft_id = ?",
+                params![at, by, at, tenant.as_str(), id.to_string()],
+            )?;
         }
-        Transition::Reset | Transition::Unsubmit => {
-            return_to_draft(&mut *tx, tenant, id, by, at).await?;
-        }
+        Transition::Reset | Transition::Unsubmit => return_to_draft(conn, tenant, id, by, at)?,
         other => return Err(corrupt(format!("transition {other:?} is applied by its own operation"))),
     }
-    let draft = get_in(&mut *tx, tenant, id).await?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
+    let draft = get_in(conn, tenant, id)?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
     Ok(TransitionOutcome::Done(Box::new(draft)))
 }
 
 /// Back to `DRAFT` as if never submitted: decisions are forgotten and the submit that moved it is marked
 /// rolled back, so submitting again is a new, allowed execution. Payments and publications stay.
-pub(super) async fn return_to_draft(conn: &mut SqliteConnection, tenant: &TenantId, id: Uuid, by: &str, at: DateTime<Utc>) -> StoreResult<()> {
-    sqlx::query(
+pub(super) fn return_to_draft(conn: &Connection, tenant: &TenantId, id: Uuid, by: &str, at: DateTime<Utc>) -> StoreResult<()> {
+    let (id, tenant, at) = (id.to_string(), tenant.as_str(), ts(&at));
+    exec(
+        conn,
         "UPDATE lynx_drafts SET status = 'DRAFT', submitted_at = NULL, submitted_by = NULL, approved_at = NULL, approved_by = NULL, \
          rejected_at = NULL, rejected_by = NULL, rejection_reason = NULL, cancelled_at = NULL, cancelled_by = NULL, updated_at = ? \
          WHERE tenant_id = ? AND draft_id = ?",
-    )
-    .bind(at)
-    .bind(tenant.as_str())
-    .bind(id.to_string())
-    .execute(&mut *conn)
-    .await
-    .map_err(map)?;
-    sqlx::query("DELETE FROM lynx_draft_approvals WHERE tenant_id = ? AND draft_id = ?")
-        .bind(tenant.as_str())
-        .bind(id.to_string())
-        .execute(&mut *conn)
-        .await
-        .map_err(map)?;
-    sqlx::query(
+        params![at, tenant, id],
+    )?;
+    exec(conn, "DELETE FROM lynx_draft_approvals WHERE tenant_id = ? AND draft_id = ?", params![tenant, id])?;
+    exec(
+        conn,
         "UPDATE lynx_executions SET rolled_back_at = ?, rolled_back_by = ? WHERE tenant_id = ? AND draft_id = ? \
          AND status = 'SUCCEEDED' AND rolled_back_at IS NULL AND json_extract(rollback_instructions, '$.action') = ?",
-    )
-    .bind(at)
-    .bind(by)
-    .bind(tenant.as_str())
-    .bind(id.to_string())
-    .bind(RollbackAction::ReturnToDraft.as_str())
-    .execute(&mut *conn)
-    .await
-    .map_err(map)?;
+        params![at, by, tenant, id, RollbackAction::ReturnToDraft.as_str()],
+    )?;
     Ok(())
 }

@@ -13,48 +13,62 @@ use lynx_model::{
     vocab::RunStatus,
 };
 use serde_json::{Value, json};
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, sqlite::SqliteRow};
+use rusqlite::{Connection, OptionalExtension, params};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use uuid::Uuid;
 
-use super::drafts::{json as parse_json, return_to_draft, status as draft_status};
-use crate::error::{corrupt, map};
+use super::drafts::{exec, json as parse_json, return_to_draft, status as draft_status};
+use super::row::{Columns, ts};
+use crate::error::{corrupt, map, map_rusqlite};
 
 const COLUMNS: &str = "execution_id, draft_id, tool_id, tenant_id, actor_id, status, result_payload, created_at, completed_at, \
     error_message, rollback_instructions, rolled_back_at, rolled_back_by, request_id, request_fingerprint, explicit_approval, source_context";
 
-fn from_row(r: &SqliteRow) -> StoreResult<ExecutionRecord> {
-    let s = |c: &str| r.try_get::<String, _>(c).map_err(map);
-    let o = |c: &str| r.try_get::<Option<String>, _>(c).map_err(map);
-    let status = s("status")?;
+fn from_row(r: &impl Columns) -> StoreResult<ExecutionRecord> {
+    let status = r.text("status")?;
     Ok(ExecutionRecord {
-        execution_id: super::uuid(&s("execution_id")?)?,
-        draft_id: super::uuid(&s("draft_id")?)?,
-        tool_id: s("tool_id")?,
-        tenant_id: super::tenant(s("tenant_id")?)?,
-        actor_id: s("actor_id")?,
+        execution_id: super::uuid(&r.text("execution_id")?)?,
+        draft_id: super::uuid(&r.text("draft_id")?)?,
+        tool_id: r.text("tool_id")?,
+        tenant_id: super::tenant(r.text("tenant_id")?)?,
+        actor_id: r.text("actor_id")?,
         status: RunStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown execution status {status:?}")))?,
-        result_payload: o("result_payload")?.map(|t| parse_json(&t)).transpose()?,
-        created_at: r.try_get("created_at").map_err(map)?,
-        completed_at: r.try_get("completed_at").map_err(map)?,
-        error_message: o("error_message")?,
-        rollback_instructions: o("rollback_instructions")?.map(|t| parse_json(&t)).transpose()?,
-        rolled_back_at: r.try_get("rolled_back_at").map_err(map)?,
-        rolled_back_by: o("rolled_back_by")?,
-        request_id: o("request_id")?,
-        request_fingerprint: o("request_fingerprint")?,
-        explicit_approval: r.try_get::<bool, _>("explicit_approval").map_err(map)?,
-        source_context: parse_json(&s("source_context")?)?,
+        result_payload: r.opt_text("result_payload")?.map(|t| parse_json(&t)).transpose()?,
+        created_at: r.time("created_at")?,
+        completed_at: r.opt_time("completed_at")?,
+        error_message: r.opt_text("error_message")?,
+        rollback_instructions: r.opt_text("rollback_instructions")?.map(|t| parse_json(&t)).transpose()?,
+        rolled_back_at: r.opt_time("rolled_back_at")?,
+        rolled_back_by: r.opt_text("rolled_back_by")?,
+        request_id: r.opt_text("request_id")?,
+        request_fingerprint: r.opt_text("request_fingerprint")?,
+        explicit_approval: r.flag("explicit_approval")?,
+        source_context: parse_json(&r.text("source_context")?)?,
     })
 }
 
-async fn get_in(conn: &mut SqliteConnection, tenant: &TenantId, id: Uuid) -> StoreResult<Option<ExecutionRecord>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM lynx_executions WHERE execution_id = ? AND tenant_id = ?")))
-        .bind(id.to_string())
-        .bind(tenant.as_str())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map)?;
-    row.as_ref().map(from_row).transpose()
+/// Executions read inside the writer's transaction.
+fn all(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult<Vec<ExecutionRecord>> {
+    let mut q = conn.prepare_cached(sql).map_err(map_rusqlite)?;
+    let mut rows = q.query(args).map_err(map_rusqlite)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(map_rusqlite)? {
+        out.push(from_row(row)?);
+    }
+    Ok(out)
+}
+
+fn one(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult<Option<ExecutionRecord>> {
+    Ok(all(conn, sql, args)?.into_iter().next())
+}
+
+/// One text column of at most one row, inside the writer's transaction.
+fn scalar(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult<Option<String>> {
+    conn.prepare_cached(sql).and_then(|mut q| q.query_row(args, |r| r.get(0)).optional()).map_err(map_rusqlite)
+}
+
+fn get_in(conn: &Connection, tenant: &TenantId, id: Uuid) -> StoreResult<Option<ExecutionRecord>> {
+    one(conn, &format!("SELECT {COLUMNS} FROM lynx_executions WHERE execution_id = ? AND tenant_id = ?"), params![id.to_string(), tenant.as_str()])
 }
 
 pub(super) async fn for_request(pool: &SqlitePool, tenant: &TenantId, tool: &str, request_id: &str) -> StoreResult<Option<ExecutionRecord>> {
@@ -83,182 +97,128 @@ pub(super) async fn live(pool: &SqlitePool, tenant: &TenantId, draft: Uuid) -> S
     rows.iter().map(from_row).collect()
 }
 
-pub(super) async fn claim(tx: &mut SqliteConnection, e: &ExecutionRecord) -> StoreResult<Claim> {
+pub(super) fn claim(conn: &Connection, e: &ExecutionRecord) -> StoreResult<Claim> {
     if let Some(request_id) = &e.request_id {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM lynx_executions WHERE tenant_id = ? AND tool_id = ? AND request_id = ?"
-        )))
-        .bind(e.tenant_id.as_str())
-        .bind(&e.tool_id)
-        .bind(request_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map)?;
-        if let Some(row) = row {
-            return Ok(Claim::RequestSeen(Box::new(from_row(&row)?)));
+        let seen = one(
+            conn,
+            &format!("SELECT {COLUMNS} FROM lynx_executions WHERE tenant_id = ? AND tool_id = ? AND request_id = ?"),
+            params![e.tenant_id.as_str(), e.tool_id, request_id],
+        )?;
+        if let Some(seen) = seen {
+            return Ok(Claim::RequestSeen(Box::new(seen)));
         }
     }
-    let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO lynx_executions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, 'STARTED', NULL, ?, NULL, NULL, NULL, NULL, NULL, ?, ?, ?, ?) \
-         ON CONFLICT DO NOTHING"
-    )))
-    .bind(e.execution_id.to_string())
-    .bind(e.draft_id.to_string())
-    .bind(&e.tool_id)
-    .bind(e.tenant_id.as_str())
-    .bind(&e.actor_id)
-    .bind(e.created_at)
-    .bind(&e.request_id)
-    .bind(&e.request_fingerprint)
-    .bind(e.explicit_approval)
-    .bind(e.source_context.to_string())
-    .execute(&mut *tx)
-    .await
-    .map_err(map)?;
-    if inserted.rows_affected() == 1 {
+    let inserted = exec(
+        conn,
+        &format!(
+            "INSERT INTO lynx_executions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, 'STARTED', NULL, ?, NULL, NULL, NULL, NULL, NULL, ?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING"
+        ),
+        params![
+            e.execution_id.to_string(),
+            e.draft_id.to_string(),
+            e.tool_id,
+            e.tenant_id.as_str(),
+            e.actor_id,
+            ts(&e.created_at),
+            e.request_id,
+            e.request_fingerprint,
+            e.explicit_approval,
+            e.source_context.to_string(),
+        ],
+    )?;
+    if inserted == 1 {
         return Ok(Claim::Claimed);
     }
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM lynx_executions WHERE tenant_id = ? AND draft_id = ? AND tool_id = ? \
-         AND status IN ('STARTED', 'SUCCEEDED') AND rolled_back_at IS NULL"
-    )))
-    .bind(e.tenant_id.as_str())
-    .bind(e.draft_id.to_string())
-    .bind(&e.tool_id)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(map)?
+    let holder = one(
+        conn,
+        &format!(
+            "SELECT {COLUMNS} FROM lynx_executions WHERE tenant_id = ? AND draft_id = ? AND tool_id = ? \
+             AND status IN ('STARTED', 'SUCCEEDED') AND rolled_back_at IS NULL"
+        ),
+        params![e.tenant_id.as_str(), e.draft_id.to_string(), e.tool_id],
+    )?
     .ok_or_else(|| corrupt("execution claim conflicted but no live execution holds it"))?;
-    Ok(Claim::Taken(Box::new(from_row(&row)?)))
+    Ok(Claim::Taken(Box::new(holder)))
 }
 
-pub(super) async fn complete(
-    tx: &mut SqliteConnection,
+pub(super) fn complete(
+    conn: &Connection,
     e: &ExecutionRecord,
     effect: &Effect,
     result: &Value,
     rollback: &Value,
     at: DateTime<Utc>,
 ) -> StoreResult<Completion> {
-    let (tenant, draft) = (e.tenant_id.as_str(), e.draft_id.to_string());
-    let current: Option<String> = sqlx::query_scalar("SELECT status FROM lynx_executions WHERE execution_id = ? AND tenant_id = ?")
-        .bind(e.execution_id.to_string())
-        .bind(tenant)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map)?;
+    let (tenant, draft, execution, at) = (e.tenant_id.as_str(), e.draft_id.to_string(), e.execution_id.to_string(), ts(&at));
+    let current = scalar(conn, "SELECT status FROM lynx_executions WHERE execution_id = ? AND tenant_id = ?", params![execution, tenant])?;
     match current.as_deref() {
         Some("STARTED") => {}
         Some(other) => return Ok(Completion::ClaimLost(RunStatus::parse(other).unwrap_or(RunStatus::Failed))),
         None => return Err(corrupt("completing an execution that was never claimed")),
     }
     let (from, to) = effect_transition(effect);
-    let moved = sqlx::query(
-        "UPDATE lynx_drafts SET status = ?, updated_at = ?, \
-         submitted_at = CASE WHEN ? = 'SUBMITTED' THEN ? ELSE submitted_at END, \
-         submitted_by = CASE WHEN ? = 'SUBMITTED' THEN ? ELSE submitted_by END \
-         WHERE tenant_id = ? AND draft_id = ? AND status = ?",
-    )
-    .bind(to.as_str())
-    .bind(at)
-    .bind(to.as_str())
-    .bind(at)
-    .bind(to.as_str())
-    .bind(&e.actor_id)
-    .bind(tenant)
-    .bind(&draft)
-    .bind(from.as_str())
-    .execute(&mut *tx)
-    .await
-    .map_err(map)?;
-    if moved.rows_affected() == 0 {
-        let now: String = sqlx::query_scalar("SELECT status FROM lynx_drafts WHERE tenant_id = ? AND draft_id = ?")
-            .bind(tenant)
-            .bind(&draft)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map)?;
+    let moved = exec(
+        conn,
+        "UPDATE lynx_drafts SET status = ?1, updated_at = ?2, \
+         submitted_at = CASE WHEN ?1 = 'SUBMITTED' THEN ?2 ELSE submitted_at END, \
+         submitted_by = CASE WHEN ?1 = 'SUBMITTED' THEN ?3 ELSE submitted_by END \
+         WHERE tenant_id = ?4 AND draft_id = ?5 AND status = ?6",
+        params![to.as_str(), at, e.actor_id, tenant, draft, from.as_str()],
+    )?;
+    if moved == 0 {
+        let now = scalar(conn, "SELECT status FROM lynx_drafts WHERE tenant_id = ? AND draft_id = ?", params![tenant, draft])?
+            .ok_or_else(|| corrupt("the execution's draft vanished"))?;
         return Ok(Completion::DraftMoved(draft_status(&now)?));
     }
     match effect {
         Effect::Submit => {}
         Effect::Publish(w) => {
-            sqlx::query(
+            exec(
+                conn,
                 "INSERT INTO lynx_workflows (workflow_id, tenant_id, draft_id, execution_id, name, workflow_kind, steps, status, created_at, updated_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
-            )
-            .bind(w.workflow_id.to_string())
-            .bind(tenant)
-            .bind(&draft)
-            .bind(e.execution_id.to_string())
-            .bind(&w.name)
-            .bind(&w.workflow_kind)
-            .bind(w.steps.to_string())
-            .bind(at)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?;
+                params![w.workflow_id.to_string(), tenant, draft, execution, w.name, w.workflow_kind, w.steps.to_string(), at, at],
+            )?;
         }
         Effect::Pay(p) => {
-            sqlx::query(
+            exec(
+                conn,
                 "INSERT INTO lynx_payments (payment_id, tenant_id, draft_id, execution_id, vendor_id, amount, currency, due_date, status, created_at, updated_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending_settlement', ?, ?)",
-            )
-            .bind(p.payment_id.to_string())
-            .bind(tenant)
-            .bind(&draft)
-            .bind(e.execution_id.to_string())
-            .bind(&p.vendor_id)
-            .bind(p.amount.to_string())
-            .bind(&p.currency)
-            .bind(&p.due_date)
-            .bind(at)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?;
-            sqlx::query(
+                params![p.payment_id.to_string(), tenant, draft, execution, p.vendor_id, p.amount.to_string(), p.currency, p.due_date, at, at],
+            )?;
+            exec(
+                conn,
                 "INSERT INTO settlement_intents (payment_id, tenant_id, status, provider, created_at, updated_at, metadata) \
                  VALUES (?, ?, 'queued', 'none', ?, ?, ?)",
-            )
-            .bind(p.payment_id.to_string())
-            .bind(tenant)
-            .bind(at)
-            .bind(at)
-            .bind(json!({"execution_id": e.execution_id, "draft_id": e.draft_id, "history": []}).to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?;
+                params![
+                    p.payment_id.to_string(),
+                    tenant,
+                    at,
+                    at,
+                    json!({"execution_id": e.execution_id, "draft_id": e.draft_id, "history": []}).to_string()
+                ],
+            )?;
         }
     }
-    sqlx::query(
+    exec(
+        conn,
         "UPDATE lynx_executions SET status = 'SUCCEEDED', completed_at = ?, result_payload = ?, rollback_instructions = ? \
          WHERE execution_id = ? AND status = 'STARTED'",
-    )
-    .bind(at)
-    .bind(result.to_string())
-    .bind(rollback.to_string())
-    .bind(e.execution_id.to_string())
-    .execute(&mut *tx)
-    .await
-    .map_err(map)?;
-    let done = get_in(&mut *tx, &e.tenant_id, e.execution_id).await?.ok_or_else(|| corrupt("execution vanished"))?;
+        params![at, result.to_string(), rollback.to_string(), execution],
+    )?;
+    let done = get_in(conn, &e.tenant_id, e.execution_id)?.ok_or_else(|| corrupt("execution vanished"))?;
     Ok(Completion::Succeeded(Box::new(done)))
 }
 
-pub(super) async fn fail(tx: &mut SqliteConnection, tenant: &TenantId, id: Uuid, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
-    sqlx::query(
+pub(super) fn fail(conn: &Connection, tenant: &TenantId, id: Uuid, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
+    exec(
+        conn,
         "UPDATE lynx_executions SET status = 'FAILED', error_message = ?, completed_at = ? \
          WHERE execution_id = ? AND tenant_id = ? AND status = 'STARTED'",
-    )
-    .bind(error)
-    .bind(at)
-    .bind(id.to_string())
-    .bind(tenant.as_str())
-    .execute(&mut *tx)
-    .await
-    .map_err(map)?;
+        params![error, ts(&at), id.to_string(), tenant.as_str()],
+    )?;
     Ok(())
 }
 
@@ -297,21 +257,19 @@ pub(super) async fn list(pool: &SqlitePool, tenant: Option<&TenantId>, f: &Execu
     rows.iter().map(from_row).collect()
 }
 
-pub(super) async fn clear_stuck(tx: &mut SqliteConnection, before: DateTime<Utc>, at: DateTime<Utc>) -> StoreResult<Vec<ExecutionRecord>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE lynx_executions SET status = 'FAILED', error_message = 'Manual intervention: execution stuck', completed_at = ? \
-         WHERE status = 'STARTED' AND created_at < ? RETURNING {COLUMNS}"
-    )))
-    .bind(at)
-    .bind(before)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(map)?;
-    rows.iter().map(from_row).collect()
+pub(super) fn clear_stuck(conn: &Connection, before: DateTime<Utc>, at: DateTime<Utc>) -> StoreResult<Vec<ExecutionRecord>> {
+    all(
+        conn,
+        &format!(
+            "UPDATE lynx_executions SET status = 'FAILED', error_message = 'Manual intervention: execution stuck', completed_at = ? \
+             WHERE status = 'STARTED' AND created_at < ? RETURNING {COLUMNS}"
+        ),
+        params![ts(&at), ts(&before)],
+    )
 }
 
-pub(super) async fn rollback(tx: &mut SqliteConnection, tenant: &TenantId, id: Uuid, by: &str, at: DateTime<Utc>) -> StoreResult<RollbackOutcome> {
-    let Some(e) = get_in(&mut *tx, tenant, id).await? else {
+pub(super) fn rollback(conn: &Connection, tenant: &TenantId, id: Uuid, by: &str, at: DateTime<Utc>) -> StoreResult<RollbackOutcome> {
+    let Some(e) = get_in(conn, tenant, id)? else {
         return Ok(RollbackOutcome::NotFound);
     };
     if e.status != RunStatus::Succeeded {
@@ -325,40 +283,29 @@ pub(super) async fn rollback(tx: &mut SqliteConnection, tenant: &TenantId, id: U
     }
     let instructions = e.rollback_instructions.clone().unwrap_or(Value::Null);
     let action = instructions["action"].as_str().and_then(RollbackAction::parse);
-    let draft = e.draft_id.to_string();
+    let (draft, at_text) = (e.draft_id.to_string(), ts(&at));
     match action {
         Some(RollbackAction::ReturnToDraft) => {
-            let status: String = sqlx::query_scalar("SELECT status FROM lynx_drafts WHERE tenant_id = ? AND draft_id = ?")
-                .bind(tenant.as_str())
-                .bind(&draft)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map)?;
+            let status = scalar(conn, "SELECT status FROM lynx_drafts WHERE tenant_id = ? AND draft_id = ?", params![tenant.as_str(), draft])?
+                .ok_or_else(|| corrupt("the execution's draft vanished"))?;
             if status != "SUBMITTED" {
                 return Ok(RollbackOutcome::NotPossible(format!(
                     "the draft has moved on to {status}; only a SUBMITTED draft can be returned to DRAFT"
                 )));
             }
-            return_to_draft(&mut *tx, tenant, e.draft_id, by, at).await?;
+            return_to_draft(conn, tenant, e.draft_id, by, at)?;
         }
         Some(RollbackAction::RetireWorkflow) => {
             let workflow = instructions["workflow_id"].as_str().unwrap_or_default();
-            sqlx::query("UPDATE lynx_workflows SET status = 'retired', updated_at = ? WHERE tenant_id = ? AND workflow_id = ?")
-                .bind(at)
-                .bind(tenant.as_str())
-                .bind(workflow)
-                .execute(&mut *tx)
-                .await
-                .map_err(map)?;
+            exec(
+                conn,
+                "UPDATE lynx_workflows SET status = 'retired', updated_at = ? WHERE tenant_id = ? AND workflow_id = ?",
+                params![at_text, tenant.as_str(), workflow],
+            )?;
         }
         Some(RollbackAction::ReversePayment) => {
             let payment = instructions["payment_id"].as_str().unwrap_or_default().to_string();
-            let settlement: Option<String> = sqlx::query_scalar("SELECT status FROM settlement_intents WHERE tenant_id = ? AND payment_id = ?")
-                .bind(tenant.as_str())
-                .bind(&payment)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map)?;
+            let settlement = scalar(conn, "SELECT status FROM settlement_intents WHERE tenant_id = ? AND payment_id = ?", params![tenant.as_str(), payment])?;
             match settlement.as_deref() {
                 Some("queued" | "failed") => {}
                 Some(other) => {
@@ -369,35 +316,27 @@ pub(super) async fn rollback(tx: &mut SqliteConnection, tenant: &TenantId, id: U
                 }
                 None => return Ok(RollbackOutcome::NotPossible(format!("payment {payment} has no settlement intent"))),
             }
-            sqlx::query("UPDATE lynx_payments SET status = 'reversed', updated_at = ? WHERE tenant_id = ? AND payment_id = ?")
-                .bind(at)
-                .bind(tenant.as_str())
-                .bind(&payment)
-                .execute(&mut *tx)
-                .await
-                .map_err(map)?;
-            sqlx::query(
+            exec(
+                conn,
+                "UPDATE lynx_payments SET status = 'reversed', updated_at = ? WHERE tenant_id = ? AND payment_id = ?",
+                params![at_text, tenant.as_str(), payment],
+            )?;
+            exec(
+                conn,
                 "UPDATE settlement_intents SET status = 'cancelled', updated_at = ?, \
                  metadata = json_set(metadata, '$.reversal', json(?)) WHERE tenant_id = ? AND payment_id = ?",
-            )
-            .bind(at)
-            .bind(json!({"reversed_at": at, "reversed_by": by, "execution_id": id}).to_string())
-            .bind(tenant.as_str())
-            .bind(&payment)
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?;
+                params![
+                    at_text,
+                    json!({"reversed_at": at, "reversed_by": by, "execution_id": id}).to_string(),
+                    tenant.as_str(),
+                    payment
+                ],
+            )?;
         }
         None => return Ok(RollbackOutcome::NotPossible(format!("execution {id} carries no rollback instructions Lynx can carry out"))),
     }
-    sqlx::query("UPDATE lynx_executions SET rolled_back_at = ?, rolled_back_by = ? WHERE execution_id = ?")
-        .bind(at)
-        .bind(by)
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(map)?;
-    let done = get_in(&mut *tx, tenant, id).await?.ok_or_else(|| corrupt("execution vanished"))?;
+    exec(conn, "UPDATE lynx_executions SET rolled_back_at = ?, rolled_back_by = ? WHERE execution_id = ?", params![at_text, by, id.to_string()])?;
+    let done = get_in(conn, tenant, id)?.ok_or_else(|| corrupt("execution vanished"))?;
     Ok(RollbackOutcome::Done(Box::new(done)))
 }
 

@@ -6,7 +6,10 @@ use lynx_model::{
     ids::KeyId,
     store::{ApiKeyRecord, SessionRecord, StoreResult},
 };
-use sqlx::{SqliteConnection, Row, SqlitePool, sqlite::SqliteRow};
+use rusqlite::{Connection, params};
+use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
+
+use super::{drafts::exec, row::ts};
 
 use crate::error::{corrupt, map};
 
@@ -25,19 +28,12 @@ fn from_row(r: &SqliteRow) -> StoreResult<ApiKeyRecord> {
     })
 }
 
-pub(super) async fn insert(tx: &mut SqliteConnection, k: &ApiKeyRecord) -> StoreResult<()> {
-    sqlx::query(
+pub(super) fn insert(conn: &Connection, k: &ApiKeyRecord) -> StoreResult<()> {
+    exec(
+        conn,
         "INSERT INTO lynx_api_keys (key_id, tenant_id, user_id, label, key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(k.key_id.as_str())
-    .bind(k.tenant_id.as_str())
-    .bind(k.user_id.as_str())
-    .bind(&k.label)
-    .bind(&k.key_hash)
-    .bind(k.created_at)
-    .execute(&mut *tx)
-    .await
-    .map_err(map)?;
+        params![k.key_id.as_str(), k.tenant_id.as_str(), k.user_id.as_str(), k.label, k.key_hash, ts(&k.created_at)],
+    )?;
     Ok(())
 }
 
@@ -64,23 +60,13 @@ pub(super) async fn list(pool: &SqlitePool, tenant: Option<&TenantId>) -> StoreR
     rows.iter().map(from_row).collect()
 }
 
-pub(super) async fn revoke(tx: &mut SqliteConnection, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<bool> {
-    let done = sqlx::query("UPDATE lynx_api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL")
-        .bind(at)
-        .bind(key_id.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(map)?;
-    Ok(done.rows_affected() == 1)
+pub(super) fn revoke(conn: &Connection, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<bool> {
+    let changed = exec(conn, "UPDATE lynx_api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", params![ts(&at), key_id.as_str()])?;
+    Ok(changed == 1)
 }
 
-pub(super) async fn touch(tx: &mut SqliteConnection, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<()> {
-    sqlx::query("UPDATE lynx_api_keys SET last_used_at = ? WHERE key_id = ?")
-        .bind(at)
-        .bind(key_id.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(map)?;
+pub(super) fn touch(conn: &Connection, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<()> {
+    exec(conn, "UPDATE lynx_api_keys SET last_used_at = ? WHERE key_id = ?", params![ts(&at), key_id.as_str()])?;
     Ok(())
 }
 
@@ -88,21 +74,13 @@ pub(super) async fn count(pool: &SqlitePool) -> StoreResult<i64> {
     sqlx::query_scalar("SELECT COUNT(*) FROM lynx_api_keys").fetch_one(pool).await.map_err(map)
 }
 
-pub(super) async fn insert_session(tx: &mut SqliteConnection, s: &SessionRecord) -> StoreResult<()> {
-    sqlx::query(
+pub(super) fn insert_session(conn: &Connection, s: &SessionRecord) -> StoreResult<()> {
+    exec(
+        conn,
         "INSERT INTO lynx_sessions (session_hash, tenant_id, user_id, key_id, csrf_token, created_at, expires_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&s.session_hash)
-    .bind(s.tenant_id.as_str())
-    .bind(s.user_id.as_str())
-    .bind(s.key_id.as_str())
-    .bind(&s.csrf_token)
-    .bind(s.created_at)
-    .bind(s.expires_at)
-    .execute(&mut *tx)
-    .await
-    .map_err(map)?;
+        params![s.session_hash, s.tenant_id.as_str(), s.user_id.as_str(), s.key_id.as_str(), s.csrf_token, ts(&s.created_at), ts(&s.expires_at)],
+    )?;
     Ok(())
 }
 
@@ -129,7 +107,7 @@ pub(super) async fn live_session(pool: &SqlitePool, hash: &str, now: DateTime<Ut
     }))
 }
 
-pub(super) async fn delete_session(tx: &mut SqliteConnection, hash: &str) -> StoreResult<()> {
-    sqlx::query("DELETE FROM lynx_sessions WHERE session_hash = ?").bind(hash).execute(&mut *tx).await.map_err(map)?;
+pub(super) fn delete_session(conn: &Connection, hash: &str) -> StoreResult<()> {
+    exec(conn, "DELETE FROM lynx_sessions WHERE session_hash = ?", params![hash])?;
     Ok(())
 }

@@ -6,6 +6,7 @@ mod drafts;
 mod executions;
 mod keys;
 mod reads;
+mod row;
 mod settlements;
 mod writer;
 
@@ -31,7 +32,7 @@ use serde_json::Value;
 use uuid::Uuid;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::error::map;
+use crate::error::{map, map_rusqlite as rs_map};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -40,10 +41,26 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Every write goes through here: one connection, group-committed batches (see `writer.rs`).
     writer: writer::Writer,
+    /// The file standing in for `:memory:`, removed on drop.
+    scratch: Option<std::path::PathBuf>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Some(file) = &self.scratch {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+            }
+        }
+    }
 }
 
 impl SqliteStore {
     pub async fn open(path: &str) -> StoreResult<Self> {
+        // `:memory:` becomes a private file in the temp directory, removed when the store is dropped:
+        // the writer thread and the read pool are separate connections and must see one database.
+        let scratch = (path == ":memory:").then(|| std::env::temp_dir().join(format!("lynx-memory-{}.db", uuid::Uuid::new_v4().simple())));
+        let path = scratch.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| path.to_string());
         let options = SqliteConnectOptions::from_str(&format!("sqlite:{path}"))
             .map_err(map)?
             .create_if_missing(true)
@@ -51,25 +68,21 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            // Statement journals (a multi-row INSERT inside a batch keeps one) stay in memory instead of
-            // a temporary file created and deleted per statement.
             .pragma("temp_store", "memory")
             // 16 MB of page cache per connection (the default is 2 MB): index pages stay in memory.
             .pragma("cache_size", "-16000");
-        let open = |max: u32| {
-            SqlitePoolOptions::new()
-                .max_connections(max)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                // A local file does not drop connections; a ping before every acquire is a wasted round trip.
-                .test_before_acquire(false)
-                .connect_with(options.clone())
-        };
-        let write_pool = open(1).await.map_err(map)?;
-        // An in-memory database exists once per connection: there, the writer's is the only one.
-        let pool = if path == ":memory:" { write_pool.clone() } else { open(8).await.map_err(map)? };
-        Ok(Self { pool, writer: writer::Writer::start(write_pool) })
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            // A local file does not drop connections; a ping before every acquire is a wasted round trip.
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .map_err(map)?;
+        let writer = writer::Writer::start(writer::open(&path)?)?;
+        Ok(Self { pool, writer, scratch })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -96,7 +109,7 @@ impl Store for SqliteStore {
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
         let key = key.clone();
-        self.writer.write(move |c| Box::pin(async move { keys::insert(c, &key).await })).await
+        self.writer.write(move |c| keys::insert(c, &key)).await
     }
     async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
         keys::by_hash(&self.pool, key_hash).await
@@ -106,30 +119,30 @@ impl Store for SqliteStore {
     }
     async fn revoke_api_key(&self, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<bool> {
         let key_id = key_id.clone();
-        self.writer.write(move |c| Box::pin(async move { keys::revoke(c, &key_id, at).await })).await
+        self.writer.write(move |c| keys::revoke(c, &key_id, at)).await
     }
     async fn touch_api_key(&self, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<()> {
         let key_id = key_id.clone();
-        self.writer.write(move |c| Box::pin(async move { keys::touch(c, &key_id, at).await })).await
+        self.writer.write(move |c| keys::touch(c, &key_id, at)).await
     }
     async fn count_api_keys(&self) -> StoreResult<i64> {
         keys::count(&self.pool).await
     }
     async fn insert_session(&self, session: &lynx_model::store::SessionRecord) -> StoreResult<()> {
         let session = session.clone();
-        self.writer.write(move |c| Box::pin(async move { keys::insert_session(c, &session).await })).await
+        self.writer.write(move |c| keys::insert_session(c, &session)).await
     }
     async fn live_session(&self, session_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<lynx_model::store::SessionRecord>> {
         keys::live_session(&self.pool, session_hash, now).await
     }
     async fn delete_session(&self, session_hash: &str) -> StoreResult<()> {
         let hash = session_hash.to_string();
-        self.writer.write(move |c| Box::pin(async move { keys::delete_session(c, &hash).await })).await
+        self.writer.write(move |c| keys::delete_session(c, &hash)).await
     }
 
     async fn append_audit(&self, events: &[NewAuditEvent]) -> StoreResult<()> {
         let events = events.to_vec();
-        self.writer.write(move |c| Box::pin(async move { audit::append(c, &events).await })).await
+        self.writer.write(move |c| audit::append(c, &events)).await
     }
     async fn audit_events(&self, tenant: &TenantId, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
         audit::events(&self.pool, tenant, filter).await
@@ -152,7 +165,7 @@ impl Store for SqliteStore {
     }
     async fn put_setting(&self, key: &str, value: &str, by: &str, at: DateTime<Utc>) -> StoreResult<()> {
         let (key, value, by) = (key.to_string(), value.to_string(), by.to_string());
-        self.writer.write(move |c| Box::pin(async move { reads::put_setting(c, &key, &value, &by, at).await })).await
+        self.writer.write(move |c| reads::put_setting(c, &key, &value, &by, at)).await
     }
 
     async fn queue_counts(&self, tenant: Option<&TenantId>, stuck_before: DateTime<Utc>) -> StoreResult<QueueCounts> {
@@ -173,11 +186,11 @@ impl Store for SqliteStore {
 
     async fn insert_draft(&self, draft: &DraftRecord) -> StoreResult<DraftInsert> {
         let draft = draft.clone();
-        self.writer.write(move |c| Box::pin(async move { drafts::insert(c, &draft).await })).await
+        self.writer.write(move |c| drafts::insert(c, &draft)).await
     }
     async fn import_drafts(&self, list: &[DraftRecord]) -> StoreResult<u64> {
         let list = list.to_vec();
-        self.writer.write(move |c| Box::pin(async move { drafts::import(c, &list).await })).await
+        self.writer.write(move |c| drafts::import(c, &list)).await
     }
     async fn draft(&self, tenant: Option<&TenantId>, draft_id: Uuid) -> StoreResult<Option<DraftRecord>> {
         drafts::get(&self.pool, tenant, draft_id).await
@@ -203,12 +216,12 @@ impl Store for SqliteStore {
     ) -> StoreResult<DecisionOutcome> {
         let (tenant, approver, note) = (tenant.clone(), approver.to_string(), note.map(str::to_string));
         self.writer
-            .write(move |c| Box::pin(async move { drafts::decide(c, &tenant, draft_id, &approver, decision, note.as_deref(), required, at).await }))
+            .write(move |c| drafts::decide(c, &tenant, draft_id, &approver, decision, note.as_deref(), required, at))
             .await
     }
     async fn transition_draft(&self, tenant: &TenantId, draft_id: Uuid, t: Transition, by: &str, at: DateTime<Utc>) -> StoreResult<TransitionOutcome> {
         let (tenant, by) = (tenant.clone(), by.to_string());
-        self.writer.write(move |c| Box::pin(async move { drafts::transition(c, &tenant, draft_id, t, &by, at).await })).await
+        self.writer.write(move |c| drafts::transition(c, &tenant, draft_id, t, &by, at)).await
     }
 
     async fn execution_for_request(&self, tenant: &TenantId, tool_id: &str, request_id: &str) -> StoreResult<Option<ExecutionRecord>> {
@@ -219,7 +232,7 @@ impl Store for SqliteStore {
     }
     async fn claim_execution(&self, execution: &ExecutionRecord) -> StoreResult<Claim> {
         let e = execution.clone();
-        self.writer.write(move |c| Box::pin(async move { executions::claim(c, &e).await })).await
+        self.writer.write(move |c| executions::claim(c, &e)).await
     }
     async fn complete_execution(
         &self,
@@ -230,11 +243,11 @@ impl Store for SqliteStore {
         at: DateTime<Utc>,
     ) -> StoreResult<Completion> {
         let (e, effect, result, rollback) = (execution.clone(), effect.clone(), result.clone(), rollback_instructions.clone());
-        self.writer.write(move |c| Box::pin(async move { executions::complete(c, &e, &effect, &result, &rollback, at).await })).await
+        self.writer.write(move |c| executions::complete(c, &e, &effect, &result, &rollback, at)).await
     }
     async fn fail_execution(&self, tenant: &TenantId, execution_id: Uuid, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
         let (tenant, error) = (tenant.clone(), error.to_string());
-        self.writer.write(move |c| Box::pin(async move { executions::fail(c, &tenant, execution_id, &error, at).await })).await
+        self.writer.write(move |c| executions::fail(c, &tenant, execution_id, &error, at)).await
     }
     async fn execution(&self, tenant: Option<&TenantId>, execution_id: Uuid) -> StoreResult<Option<ExecutionRecord>> {
         executions::get(&self.pool, tenant, execution_id).await
@@ -243,11 +256,11 @@ impl Store for SqliteStore {
         executions::list(&self.pool, tenant, filter).await
     }
     async fn clear_stuck(&self, before: DateTime<Utc>, at: DateTime<Utc>) -> StoreResult<Vec<ExecutionRecord>> {
-        self.writer.write(move |c| Box::pin(async move { executions::clear_stuck(c, before, at).await })).await
+        self.writer.write(move |c| executions::clear_stuck(c, before, at)).await
     }
     async fn rollback_execution(&self, tenant: &TenantId, execution_id: Uuid, by: &str, at: DateTime<Utc>) -> StoreResult<RollbackOutcome> {
         let (tenant, by) = (tenant.clone(), by.to_string());
-        self.writer.write(move |c| Box::pin(async move { executions::rollback(c, &tenant, execution_id, &by, at).await })).await
+        self.writer.write(move |c| executions::rollback(c, &tenant, execution_id, &by, at)).await
     }
     async fn execution_counts(&self, tenant: Option<&TenantId>) -> StoreResult<ExecutionCounts> {
         executions::counts(&self.pool, tenant).await
@@ -270,7 +283,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<SettlementChange> {
         let (tenant, to, by, note) = (tenant.clone(), to.to_string(), by.to_string(), note.map(str::to_string));
         self.writer
-            .write(move |c| Box::pin(async move { settlements::set_status(c, &tenant, payment_id, &to, &by, note.as_deref(), at).await }))
+            .write(move |c| settlements::set_status(c, &tenant, payment_id, &to, &by, note.as_deref(), at))
             .await
     }
 }

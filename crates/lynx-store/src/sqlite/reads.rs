@@ -6,7 +6,7 @@ use lynx_model::{
     store::{PaymentFilter, PaymentRecord, QueueCounts, StoreResult},
 };
 use rust_decimal::Decimal;
-use sqlx::{SqliteConnection, QueryBuilder, Row, Sqlite, SqlitePool, sqlite::SqliteRow};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, sqlite::SqliteRow};
 
 use crate::error::{corrupt, map};
 
@@ -18,18 +18,13 @@ pub(super) async fn setting(pool: &SqlitePool, key: &str) -> StoreResult<Option<
         .map_err(map)
 }
 
-pub(super) async fn put_setting(tx: &mut SqliteConnection, key: &str, value: &str, by: &str, at: DateTime<Utc>) -> StoreResult<()> {
-    sqlx::query(
+pub(super) fn put_setting(conn: &rusqlite::Connection, key: &str, value: &str, by: &str, at: DateTime<Utc>) -> StoreResult<()> {
+    super::drafts::exec(
+        conn,
         "INSERT INTO lynx_settings (key, value, updated_at, updated_by) VALUES (?, ?, ?, ?) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-    )
-    .bind(key)
-    .bind(value)
-    .bind(at)
-    .bind(by)
-    .execute(&mut *tx)
-    .await
-    .map_err(map)?;
+        rusqlite::params![key, value, super::row::ts(&at), by],
+    )?;
     Ok(())
 }
 

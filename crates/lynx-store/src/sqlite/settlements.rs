@@ -9,30 +9,31 @@ use lynx_model::{
 };
 use rust_decimal::Decimal;
 use serde_json::json;
-use sqlx::{Row, SqliteConnection, SqlitePool, sqlite::SqliteRow};
+use rusqlite::{Connection, params};
+use sqlx::SqlitePool;
 use uuid::Uuid;
 
-use super::drafts::json as parse_json;
-use crate::error::{corrupt, map};
+use super::drafts::{exec, json as parse_json};
+use super::row::{Columns, ts};
+use crate::error::{corrupt, map, map_rusqlite};
 
 const SELECT: &str = "SELECT s.payment_id, s.tenant_id, s.status, s.provider, s.created_at, s.updated_at, s.metadata, \
     p.amount, p.currency, p.vendor_id, p.status AS payment_status \
     FROM settlement_intents s JOIN lynx_payments p ON p.payment_id = s.payment_id AND p.tenant_id = s.tenant_id";
 
-fn from_row(r: &SqliteRow) -> StoreResult<SettlementRecord> {
-    let s = |c: &str| r.try_get::<String, _>(c).map_err(map);
+fn from_row(r: &impl Columns) -> StoreResult<SettlementRecord> {
     Ok(SettlementRecord {
-        payment_id: super::uuid(&s("payment_id")?)?,
-        tenant_id: super::tenant(s("tenant_id")?)?,
-        status: s("status")?,
-        provider: s("provider")?,
-        created_at: r.try_get("created_at").map_err(map)?,
-        updated_at: r.try_get("updated_at").map_err(map)?,
-        metadata: parse_json(&s("metadata")?)?,
-        amount: s("amount")?.parse::<Decimal>().map_err(corrupt)?,
-        currency: s("currency")?,
-        vendor_id: s("vendor_id")?,
-        payment_status: s("payment_status")?,
+        payment_id: super::uuid(&r.text("payment_id")?)?,
+        tenant_id: super::tenant(r.text("tenant_id")?)?,
+        status: r.text("status")?,
+        provider: r.text("provider")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+        metadata: parse_json(&r.text("metadata")?)?,
+        amount: r.text("amount")?.parse::<Decimal>().map_err(corrupt)?,
+        currency: r.text("currency")?,
+        vendor_id: r.text("vendor_id")?,
+        payment_status: r.text("payment_status")?,
     })
 }
 
@@ -49,18 +50,17 @@ pub(super) async fn list(pool: &SqlitePool, tenant: Option<&TenantId>, status: O
     rows.iter().map(from_row).collect()
 }
 
-async fn get_in(conn: &mut SqliteConnection, tenant: &TenantId, payment: Uuid) -> StoreResult<Option<SettlementRecord>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE s.tenant_id = ? AND s.payment_id = ?")))
-        .bind(tenant.as_str())
-        .bind(payment.to_string())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map)?;
-    row.as_ref().map(from_row).transpose()
+fn get_in(conn: &Connection, tenant: &TenantId, payment: Uuid) -> StoreResult<Option<SettlementRecord>> {
+    let mut q = conn.prepare_cached(&format!("{SELECT} WHERE s.tenant_id = ? AND s.payment_id = ?")).map_err(map_rusqlite)?;
+    let mut rows = q.query(params![tenant.as_str(), payment.to_string()]).map_err(map_rusqlite)?;
+    match rows.next().map_err(map_rusqlite)? {
+        Some(row) => from_row(row).map(Some),
+        None => Ok(None),
+    }
 }
 
-pub(super) async fn set_status(
-    tx: &mut SqliteConnection,
+pub(super) fn set_status(
+    conn: &Connection,
     tenant: &TenantId,
     payment: Uuid,
     to: &str,
@@ -68,41 +68,33 @@ pub(super) async fn set_status(
     note: Option<&str>,
     at: DateTime<Utc>,
 ) -> StoreResult<SettlementChange> {
-    let Some(current) = get_in(&mut *tx, tenant, payment).await? else {
+    let Some(current) = get_in(conn, tenant, payment)? else {
         return Ok(SettlementChange::NotFound);
     };
     if !settlement_next(&current.status).contains(&to) {
         return Ok(SettlementChange::WrongStatus(current.status));
     }
     let entry = json!({"from": current.status, "to": to, "by": by, "at": at, "note": note});
-    sqlx::query(
+    let (payment_text, at_text) = (payment.to_string(), ts(&at));
+    exec(
+        conn,
         "UPDATE settlement_intents SET status = ?, provider = 'manual', updated_at = ?, \
          metadata = json_set(metadata, '$.history', json_insert(COALESCE(json_extract(metadata, '$.history'), json('[]')), '$[#]', json(?))) \
          WHERE tenant_id = ? AND payment_id = ?",
-    )
-    .bind(to)
-    .bind(at)
-    .bind(entry.to_string())
-    .bind(tenant.as_str())
-    .bind(payment.to_string())
-    .execute(&mut *tx)
-    .await
-    .map_err(map)?;
+        params![to, at_text, entry.to_string(), tenant.as_str(), payment_text],
+    )?;
     let payment_status = match to {
         "completed" => Some("settled"),
         "failed" => Some("failed"),
         _ => None,
     };
     if let Some(ps) = payment_status {
-        sqlx::query("UPDATE lynx_payments SET status = ?, updated_at = ? WHERE tenant_id = ? AND payment_id = ?")
-            .bind(ps)
-            .bind(at)
-            .bind(tenant.as_str())
-            .bind(payment.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?;
+        exec(
+            conn,
+            "UPDATE lynx_payments SET status = ?, updated_at = ? WHERE tenant_id = ? AND payment_id = ?",
+            params![ps, at_text, tenant.as_str(), payment_text],
+        )?;
     }
-    let done = get_in(&mut *tx, tenant, payment).await?.ok_or_else(|| corrupt("settlement vanished"))?;
+    let done = get_in(conn, tenant, payment)?.ok_or_else(|| corrupt("settlement vanished"))?;
     Ok(SettlementChange::Done(Box::new(done)))
 }
