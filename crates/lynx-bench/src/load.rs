@@ -116,3 +116,16 @@ where
     let elapsed = start.elapsed();
     Outcome { ops: latencies_us.len() as u64, errors: errors.load(Ordering::Relaxed), elapsed, latencies_us }
 }
+
+/// One full lifecycle: create a payment draft, submit it, approve it as another user over the HTTP API,
+/// execute it.
+pub async fn lifecycle(m: &Mcp, approver: &str, base: &str) -> Result<(), String> {
+    let d = m.call("vpm.cluster.payment.draft.create", json!({"vendor_id": "V-001", "amount": "20.00", "due_date": "2026-12-31"})).await?;
+    let id = d["draft_id"].as_str().ok_or("no draft_id")?.to_string();
+    m.call("docs.cell.draft.submit_for_approval", json!({"draft_id": id})).await?;
+    let r = m.http().post(format!("{base}/api/drafts/{id}/approve")).bearer_auth(approver).json(&json!({})).send().await.map_err(|e| e.to_string())?;
+    if !r.status().is_success() {
+        return Err(format!("approve: HTTP {}", r.status()));
+    }
+    m.call("vpm.cell.payment.execute", json!({"draft_id": id})).await.map(|_| ())
+}

@@ -35,12 +35,15 @@ enum Command {
     Seed(seed::Args),
     /// Time operator operations against a seeded database.
     Scale(scale::Args),
-    /// Drive one tool on a running server (for profiling).
+    /// Drive one tool, or the full lifecycle, on a running server (for profiling).
     Load {
         #[arg(long)]
         base: String,
         #[arg(long)]
         key: Option<String>,
+        /// An approver's key: with it, each operation is a full lifecycle instead of one `--tool` call.
+        #[arg(long)]
+        approver_key: Option<String>,
         #[arg(long, default_value = "tenant.domain.profile.read")]
         tool: String,
         #[arg(long, default_value_t = 32)]
@@ -60,13 +63,24 @@ fn main() {
             Command::Run(args) => run::run(args).await,
             Command::Seed(args) => seed::seed(args).await,
             Command::Scale(args) => scale::scale(args).await,
-            Command::Load { base, key, tool, concurrency, seconds } => {
+            Command::Load { base, key, approver_key, tool, concurrency, seconds } => {
                 let m = load::Mcp::new(&base, key.as_deref());
-                let tool = std::sync::Arc::new(tool);
-                let o = load::drive(concurrency, std::time::Duration::from_secs(seconds), |_| (m.clone(), tool.clone()), |s: std::sync::Arc<(load::Mcp, std::sync::Arc<String>)>| async move {
-                    s.0.call(&s.1, serde_json::json!({})).await.map(|_| ())
-                })
-                .await;
+                let duration = std::time::Duration::from_secs(seconds);
+                let o = match approver_key {
+                    Some(approver) => {
+                        load::drive(concurrency, duration, |_| (m.clone(), approver.clone(), base.clone()), |s: std::sync::Arc<(load::Mcp, String, String)>| async move {
+                            load::lifecycle(&s.0, &s.1, &s.2).await
+                        })
+                        .await
+                    }
+                    None => {
+                        let tool = std::sync::Arc::new(tool);
+                        load::drive(concurrency, duration, |_| (m.clone(), tool.clone()), |s: std::sync::Arc<(load::Mcp, std::sync::Arc<String>)>| async move {
+                            s.0.call(&s.1, serde_json::json!({})).await.map(|_| ())
+                        })
+                        .await
+                    }
+                };
                 println!("{:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms, {} errors", o.per_second(), o.percentile_ms(0.5), o.percentile_ms(0.99), o.errors);
                 Ok(())
             }

@@ -228,15 +228,7 @@ pub async fn run(args: Args) -> Result<(), String> {
             let approver = approver.clone();
             let base2 = base.clone();
             let lifecycle = drive(c, duration, |_| (m.clone(), approver.clone(), base2.clone()), |s: Arc<(Mcp, String, String)>| async move {
-                let (m, approver, base) = (&s.0, &s.1, &s.2);
-                let d = m.call("vpm.cluster.payment.draft.create", json!({"vendor_id": "V-001", "amount": "20.00", "due_date": "2026-12-31"})).await?;
-                let id = d["draft_id"].as_str().ok_or("no draft_id")?.to_string();
-                m.call("docs.cell.draft.submit_for_approval", json!({"draft_id": id})).await?;
-                let r = m.http().post(format!("{base}/api/drafts/{id}/approve")).bearer_auth(approver).json(&json!({})).send().await.map_err(|e| e.to_string())?;
-                if !r.status().is_success() {
-                    return Err(format!("approve: HTTP {}", r.status()));
-                }
-                m.call("vpm.cell.payment.execute", json!({"draft_id": id})).await.map(|_| ())
+                crate::load::lifecycle(&s.0, &s.1, &s.2).await
             })
             .await;
             eprintln!("{} lifecycle c={c}: {:.0}/s", lynx.label, lifecycle.per_second());

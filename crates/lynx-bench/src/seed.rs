@@ -73,7 +73,7 @@ pub async fn seed(args: Args) -> Result<(), String> {
                 }
             }
             written += events.len();
-            store.append_audit(&events).await.map_err(|e| e.to_string())?;
+            store.append_audit(events).await.map_err(|e| e.to_string())?;
         }
         eprintln!("seed: tenant {}/{} ({tenant}): {written} events so far, {:.0} s", ti + 1, tenants.len(), started.elapsed().as_secs_f64());
     }

@@ -184,13 +184,16 @@ pub fn csv_line(e: &AuditEvent) -> String {
 /// Group commit for the audit trail: concurrent calls hand their rows to one writer, which appends
 /// whatever has queued up in a single transaction and then tells every caller its rows are durable.
 /// Under load one commit (one fsync) serves many calls; alone, a call waits for nothing but its own
-/// commit. Each caller still returns only after its rows are committed.
+/// commit. Each caller still returns only after its rows are committed. A store that group-commits
+/// by itself (SQLite's writer thread) is called directly: a second queue in front of it would only add
+/// a hop and a wait.
 #[derive(Clone)]
-pub struct AuditWriter {
-    queue: tokio::sync::mpsc::Sender<Pending>,
+pub enum AuditWriter {
+    Batched(tokio::sync::mpsc::Sender<Pending>),
+    Direct(std::sync::Arc<dyn Store>),
 }
 
-struct Pending {
+pub struct Pending {
     events: Vec<NewAuditEvent>,
     done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
 }
@@ -199,8 +202,11 @@ struct Pending {
 const MAX_BATCH_ROWS: usize = 2048;
 
 impl AuditWriter {
-    /// Starts the writer task on the current tokio runtime.
+    /// Starts the writer task on the current tokio runtime (unless the store batches by itself).
     pub fn start(store: std::sync::Arc<dyn Store>) -> Self {
+        if store.group_commits() {
+            return Self::Direct(store);
+        }
         let (queue, mut rx) = tokio::sync::mpsc::channel::<Pending>(4096);
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
@@ -221,19 +227,23 @@ impl AuditWriter {
                     events.extend(p.events);
                     waiting.push(p.done);
                 }
-                let result = store.append_audit(&events).await;
+                let result = store.append_audit(events).await;
                 for done in waiting {
                     let _ = done.send(result.clone());
                 }
             }
         });
-        Self { queue }
+        Self::Batched(queue)
     }
 
     /// Appends rows and returns once they are committed.
     pub async fn append(&self, events: Vec<NewAuditEvent>) -> Result<(), StoreError> {
+        let queue = match self {
+            Self::Direct(store) => return store.append_audit(events).await,
+            Self::Batched(queue) => queue,
+        };
         let (done, wait) = tokio::sync::oneshot::channel();
-        self.queue
+        queue
             .send(Pending { events, done })
             .await
             .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?;

@@ -141,6 +141,11 @@ pub struct ActivityEvent {
 pub trait Store: Send + Sync {
     /// `sqlite` or `postgres`, for status lines.
     fn engine(&self) -> &'static str;
+    /// Whether concurrent writes already share commits inside the store (SQLite's writer thread does):
+    /// then callers need no batching of their own in front of it.
+    fn group_commits(&self) -> bool {
+        false
+    }
     /// Applies pending migrations; returns how many were applied.
     async fn migrate(&self) -> StoreResult<usize>;
     /// A cheap round trip to the database.
@@ -163,7 +168,7 @@ pub trait Store: Send + Sync {
 
     // Audit trail: append-only, hash-chained per tenant.
     /// Appends events in order, each at the head of its tenant's chain, in one transaction.
-    async fn append_audit(&self, events: &[NewAuditEvent]) -> StoreResult<()>;
+    async fn append_audit(&self, events: Vec<NewAuditEvent>) -> StoreResult<()>;
     async fn audit_events(&self, tenant: &TenantId, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
     /// A tenant's chain in `seq` order, a page at a time (for verification and export).
     async fn audit_chain_page(&self, tenant: &TenantId, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditEvent>>;

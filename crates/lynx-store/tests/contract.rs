@@ -151,7 +151,7 @@ async fn concurrent_audit_appends_form_one_unbroken_chain_per_tenant() {
             tasks.push(tokio::spawn(async move {
                 for i in 0..15 {
                     let batch = if i % 3 == 0 { vec![event(&a, w * 100 + i), event(&b, w * 100 + i)] } else { vec![event(&a, w * 100 + i)] };
-                    store.append_audit(&batch).await.unwrap();
+                    store.append_audit(batch).await.unwrap();
                 }
             }));
         }

@@ -192,8 +192,8 @@ impl Store for PgStore {
         keys::delete_session(&self.pool, session_hash).await
     }
 
-    async fn append_audit(&self, events: &[NewAuditEvent]) -> StoreResult<()> {
-        audit::append(&self.pool, events).await
+    async fn append_audit(&self, events: Vec<NewAuditEvent>) -> StoreResult<()> {
+        audit::append(&self.pool, &events).await
     }
     async fn audit_events(&self, tenant: &TenantId, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
         audit::events(&self.pool, tenant, filter).await

@@ -116,7 +116,9 @@ pub(super) async fn events(pool: &SqlitePool, tenant: &TenantId, f: &AuditFilter
     if let Some(before) = f.before_seq {
         q.push(" AND seq < ").push_bind(before);
     }
-    q.push(" ORDER BY seq DESC LIMIT ").push_bind(i64::from(f.limit));
+    // One run's rows: find them by (tenant_id, run_id) and sort those few; without the `+` SQLite would
+    // walk the whole tenant's chain in seq order to skip the sort.
+    q.push(if f.run_id.is_some() { " ORDER BY +seq DESC LIMIT " } else { " ORDER BY seq DESC LIMIT " }).push_bind(i64::from(f.limit));
     let rows = q.build().fetch_all(pool).await.map_err(map)?;
     rows.iter().map(from_row).collect()
 }

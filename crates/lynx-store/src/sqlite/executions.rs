@@ -84,10 +84,14 @@ pub(super) async fn for_request(pool: &SqlitePool, tenant: &TenantId, tool: &str
     row.as_ref().map(from_row).transpose()
 }
 
+// `+created_at` in the ORDER BYs below: without statistics SQLite would rather walk the tenant's
+// (tenant_id, created_at) index to avoid a sort — every execution of the tenant, on every cell call —
+// than look up the draft's few rows by (tenant_id, draft_id) and sort those. The `+` takes the sort
+// column out of the index choice.
 pub(super) async fn live(pool: &SqlitePool, tenant: &TenantId, draft: Uuid) -> StoreResult<Vec<ExecutionRecord>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM lynx_executions WHERE tenant_id = ? AND draft_id = ? \
-         AND status IN ('STARTED', 'SUCCEEDED') AND rolled_back_at IS NULL ORDER BY created_at"
+         AND status IN ('STARTED', 'SUCCEEDED') AND rolled_back_at IS NULL ORDER BY +created_at"
     )))
     .bind(tenant.as_str())
     .bind(draft.to_string())
@@ -252,7 +256,8 @@ pub(super) async fn list(pool: &SqlitePool, tenant: Option<&TenantId>, f: &Execu
         q.push(" AND (created_at < ").push_bind(at).push(" OR (created_at = ").push_bind(at);
         q.push(" AND execution_id < ").push_bind(id.to_string()).push("))");
     }
-    q.push(" ORDER BY created_at DESC, execution_id DESC LIMIT ").push_bind(i64::from(f.limit));
+    let order = if f.draft_id.is_some() { " ORDER BY +created_at DESC, execution_id DESC LIMIT " } else { " ORDER BY created_at DESC, execution_id DESC LIMIT " };
+    q.push(order).push_bind(i64::from(f.limit));
     let rows = q.build().fetch_all(pool).await.map_err(map)?;
     rows.iter().map(from_row).collect()
 }

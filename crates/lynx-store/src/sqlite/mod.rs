@@ -95,6 +95,9 @@ impl Store for SqliteStore {
     fn engine(&self) -> &'static str {
         "sqlite"
     }
+    fn group_commits(&self) -> bool {
+        true
+    }
 
     async fn migrate(&self) -> StoreResult<usize> {
         let before = applied(&self.pool).await;
@@ -140,8 +143,7 @@ impl Store for SqliteStore {
         self.writer.write(move |c| keys::delete_session(c, &hash)).await
     }
 
-    async fn append_audit(&self, events: &[NewAuditEvent]) -> StoreResult<()> {
-        let events = events.to_vec();
+    async fn append_audit(&self, events: Vec<NewAuditEvent>) -> StoreResult<()> {
         self.writer.write(move |c| audit::append(c, &events)).await
     }
     async fn audit_events(&self, tenant: &TenantId, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
