@@ -144,7 +144,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, events: Vec<NewAuditEvent>) -> StoreResult<()> {
-        self.writer.write(move |c| audit::append(c, &events)).await
+        self.writer.append_audit(events).await
     }
     async fn audit_events(&self, tenant: &TenantId, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
         audit::events(&self.pool, tenant, filter).await

@@ -14,11 +14,14 @@
 
 use std::time::Duration;
 
-use lynx_model::store::{StoreError, StoreResult};
+use lynx_model::{
+    audit::NewAuditEvent,
+    store::{StoreError, StoreResult},
+};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
-use super::rs_map;
+use super::{audit, rs_map};
 
 /// Sends an operation's result once the batch's commit is known.
 type Deliver = Box<dyn FnOnce(StoreResult<()>) + Send>;
@@ -26,12 +29,20 @@ type Deliver = Box<dyn FnOnce(StoreResult<()>) + Send>;
 /// One queued operation: runs inside a savepoint; says whether to keep its changes and how to deliver.
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Deliver) + Send>;
 
+/// What callers queue. Audit rows are the bulk of all writes (two per call) and never fail on their
+/// own — only when the database does — so a batch appends all of its rows together, first, without a
+/// savepoint each: a failed append fails the whole batch, which is then rolled back.
+enum Work {
+    Audit(Vec<NewAuditEvent>, oneshot::Sender<StoreResult<()>>),
+    Job(Job),
+}
+
 /// The most operations one transaction takes.
 const MAX_BATCH: usize = 256;
 
 #[derive(Clone)]
 pub(super) struct Writer {
-    queue: mpsc::Sender<Job>,
+    queue: mpsc::Sender<Work>,
 }
 
 /// Opens the writer's connection with the same settings as the read pool: WAL, a full fsync at every
@@ -52,19 +63,20 @@ pub(super) fn open(path: &str) -> StoreResult<Connection> {
 impl Writer {
     /// Starts the writer thread, which owns `conn` until every `Writer` handle is dropped.
     pub(super) fn start(conn: Connection) -> StoreResult<Self> {
-        let (queue, mut rx) = mpsc::channel::<Job>(4096);
+        let (queue, mut rx) = mpsc::channel::<Work>(4096);
         std::thread::Builder::new()
             .name("lynx-sqlite-writer".into())
             .spawn(move || {
                 while let Some(first) = rx.blocking_recv() {
-                    let mut jobs = vec![first];
-                    while jobs.len() < MAX_BATCH {
+                    let mut batch = Batch::default();
+                    batch.add(first);
+                    while batch.len() < MAX_BATCH {
                         match rx.try_recv() {
-                            Ok(job) => jobs.push(job),
+                            Ok(work) => batch.add(work),
                             Err(_) => break,
                         }
                     }
-                    run_batch(&conn, jobs);
+                    run_batch(&conn, batch);
                 }
             })
             .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite writer thread: {e}")))?;
@@ -86,9 +98,40 @@ impl Writer {
             });
             (keep, deliver)
         });
-        let stopped = || StoreError::Unavailable("the SQLite writer has stopped".into());
-        self.queue.send(job).await.map_err(|_| stopped())?;
+        let stopped = || StoreError::Unavailable("the write was not carried out: its SQLite batch failed or the writer has stopped".into());
+        self.queue.send(Work::Job(job)).await.map_err(|_| stopped())?;
         wait.await.map_err(|_| stopped())?
+    }
+
+    /// Appends audit rows in the next batch and returns once the batch is committed.
+    pub(super) async fn append_audit(&self, events: Vec<NewAuditEvent>) -> StoreResult<()> {
+        let (done, wait) = oneshot::channel();
+        let stopped = || StoreError::Unavailable("the SQLite writer has stopped".into());
+        self.queue.send(Work::Audit(events, done)).await.map_err(|_| stopped())?;
+        wait.await.map_err(|_| stopped())?
+    }
+}
+
+/// What one transaction will carry: every queued audit row, then the operations in arrival order.
+#[derive(Default)]
+struct Batch {
+    events: Vec<NewAuditEvent>,
+    audited: Vec<oneshot::Sender<StoreResult<()>>>,
+    jobs: Vec<Job>,
+}
+
+impl Batch {
+    fn add(&mut self, work: Work) {
+        match work {
+            Work::Audit(events, done) => {
+                self.events.extend(events);
+                self.audited.push(done);
+            }
+            Work::Job(job) => self.jobs.push(job),
+        }
+    }
+    fn len(&self) -> usize {
+        self.audited.len() + self.jobs.len()
     }
 }
 
@@ -108,17 +151,22 @@ fn run_job(conn: &Connection, job: Job, delivers: &mut Vec<Deliver>) -> bool {
 }
 
 /// Runs one batch in one transaction and delivers every result after the commit (or the failure).
-fn run_batch(conn: &Connection, jobs: Vec<Job>) {
+fn run_batch(conn: &Connection, batch: Batch) {
+    let Batch { events, audited, jobs } = batch;
     let mut delivers: Vec<Deliver> = Vec::with_capacity(jobs.len());
     let outcome = (|| -> StoreResult<()> {
         conn.execute_batch("BEGIN IMMEDIATE").map_err(rs_map)?;
-        let single = jobs.len() == 1;
+        if !events.is_empty() {
+            audit::append(conn, &events)?;
+        }
+        // Alone in its transaction, an operation needs no savepoint: the transaction is its own.
+        if let [_] = jobs.as_slice()
+            && events.is_empty()
+        {
+            let keep = jobs.into_iter().next().is_some_and(|job| run_job(conn, job, &mut delivers));
+            return conn.execute_batch(if keep { "COMMIT" } else { "ROLLBACK" }).map_err(rs_map);
+        }
         for job in jobs {
-            if single {
-                // Alone in its transaction, an operation needs no savepoint: the transaction is its own.
-                let keep = run_job(conn, job, &mut delivers);
-                return conn.execute_batch(if keep { "COMMIT" } else { "ROLLBACK" }).map_err(rs_map);
-            }
             conn.execute_batch("SAVEPOINT op").map_err(rs_map)?;
             let keep = run_job(conn, job, &mut delivers);
             conn.execute_batch(if keep { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" }).map_err(rs_map)?;
@@ -130,8 +178,11 @@ fn run_batch(conn: &Connection, jobs: Vec<Job>) {
         let _ = conn.execute_batch("ROLLBACK");
     }
     // Operations that never ran (the batch failed before them) learn of it through their dropped
-    // channel; the ones that ran learn whether their changes were committed.
+    // channel; the ones that ran, and every audit append, learn whether the batch was committed.
     for deliver in delivers {
         deliver(outcome.clone());
+    }
+    for done in audited {
+        let _ = done.send(outcome.clone());
     }
 }
