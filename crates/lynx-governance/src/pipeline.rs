@@ -200,7 +200,7 @@ impl Pipeline {
 
         // 4. input validation.
         let input: Validated = tool.decode(args)?;
-        let request = request_facts(tool.spec().id, args);
+        let request = request_facts(tool.as_ref(), args);
 
         // 5. permission.
         self.permission(&principal, tool.as_ref()).await?;
@@ -313,9 +313,13 @@ enum Clearance {
 }
 
 /// The facts a writing call's arguments carry for the gates (already validated by the tool's input type).
-fn request_facts(tool_id: &str, args: &Value) -> RequestFacts {
-    // serde_json's maps are sorted, so this text is canonical: equal inputs, equal fingerprints.
-    let fingerprint = hex::encode(Sha256::digest(format!("{tool_id}\n{args}").as_bytes()));
+fn request_facts(tool: &dyn ErasedTool, args: &Value) -> RequestFacts {
+    // serde_json's maps are sorted, so this text is canonical: equal inputs, equal fingerprints. Reads
+    // are never replayed, so they need none.
+    let fingerprint = match tool.layer() {
+        Layer::Domain => String::new(),
+        _ => hex::encode(Sha256::digest(format!("{}\n{args}", tool.spec().id).as_bytes())),
+    };
     RequestFacts {
         request_id: args.get("request_id").and_then(Value::as_str).map(str::to_string),
         fingerprint,
