@@ -34,5 +34,6 @@ pub struct Services {
     pub keys: Arc<crate::identity::KeyCache>,
     pub kernel: Arc<dyn Kernel>,
     pub clock: Arc<dyn Clock>,
-    pub runtime: RuntimeInfo,
+    /// Behind an `Arc`: `Services` is cloned for every call, and this holds strings.
+    pub runtime: Arc<RuntimeInfo>,
 }

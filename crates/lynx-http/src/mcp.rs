@@ -27,6 +27,7 @@ pub fn service(
         .with_max_request_body_bytes(MAX_BODY_BYTES);
     config = if allowed_hosts.is_empty() { config.disable_allowed_hosts() } else { config.with_allowed_hosts(allowed_hosts) };
     let inner = lynx_mcp::http_service(pipeline.clone(), config);
+    let pipeline = std::sync::Arc::new(pipeline);
     tower::service_fn(move |request: Request| {
         let inner = inner.clone();
         let pipeline = pipeline.clone();

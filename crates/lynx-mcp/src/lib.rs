@@ -30,9 +30,10 @@ enum Identity {
     PerRequest,
 }
 
+/// Cloned for every HTTP request (rmcp's service factory), so everything in it sits behind an `Arc`.
 #[derive(Clone)]
 pub struct LynxMcp {
-    pipeline: Pipeline,
+    pipeline: Arc<Pipeline>,
     identity: Identity,
     tools: Arc<Vec<Tool>>,
 }
@@ -44,7 +45,7 @@ permission-checked and audited; a refusal says what blocked it and what to do ne
 impl LynxMcp {
     fn new(pipeline: Pipeline, identity: Identity) -> Self {
         let tools = pipeline.registry().definitions().iter().map(to_mcp_tool).collect();
-        Self { pipeline, identity, tools: Arc::new(tools) }
+        Self { pipeline: Arc::new(pipeline), identity, tools: Arc::new(tools) }
     }
 
     /// A handler whose calls all run as one credential (stdio).

@@ -67,7 +67,7 @@ pub async fn services(settings: &Settings) -> Result<Services, Fatal> {
         store,
         kernel,
         clock: Arc::new(SystemClock),
-        runtime: runtime_info(settings),
+        runtime: Arc::new(runtime_info(settings)),
     })
 }
 
