@@ -70,13 +70,8 @@ impl Writer {
                 while let Some(first) = rx.blocking_recv() {
                     let mut batch = Batch::default();
                     batch.add(first);
-                    while batch.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(work) => batch.add(work),
-                            Err(_) => break,
-                        }
-                    }
-                    run_batch(&conn, batch);
+                    batch.take_queued(&mut rx, MAX_BATCH);
+                    run_batch(&conn, batch, &mut rx);
                 }
             })
             .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite writer thread: {e}")))?;
@@ -133,6 +128,15 @@ impl Batch {
     fn len(&self) -> usize {
         self.audited.len() + self.jobs.len()
     }
+    /// Adds whatever is already queued, up to `room` items.
+    fn take_queued(&mut self, rx: &mut mpsc::Receiver<Work>, room: usize) {
+        while self.len() < room {
+            match rx.try_recv() {
+                Ok(work) => self.add(work),
+                Err(_) => break,
+            }
+        }
+    }
 }
 
 /// Runs one operation; whether to keep its changes. An operation that panics (a bug) is undone and its
@@ -151,25 +155,35 @@ fn run_job(conn: &Connection, job: Job, delivers: &mut Vec<Deliver>) -> bool {
 }
 
 /// Runs one batch in one transaction and delivers every result after the commit (or the failure).
-fn run_batch(conn: &Connection, batch: Batch) {
-    let Batch { events, audited, jobs } = batch;
-    let mut delivers: Vec<Deliver> = Vec::with_capacity(jobs.len());
+/// Work that arrives while the batch runs joins it before the commit (up to `MAX_BATCH`): under load
+/// one fsync then serves everything that queued meanwhile; alone, a write commits at once.
+fn run_batch(conn: &Connection, mut batch: Batch, rx: &mut mpsc::Receiver<Work>) {
+    let mut delivers: Vec<Deliver> = Vec::with_capacity(batch.jobs.len());
+    let mut audited = Vec::new();
+    let mut taken = 0;
     let outcome = (|| -> StoreResult<()> {
         conn.execute_batch("BEGIN IMMEDIATE").map_err(rs_map)?;
-        if !events.is_empty() {
-            audit::append(conn, &events)?;
-        }
         // Alone in its transaction, an operation needs no savepoint: the transaction is its own.
-        if let [_] = jobs.as_slice()
-            && events.is_empty()
-        {
-            let keep = jobs.into_iter().next().is_some_and(|job| run_job(conn, job, &mut delivers));
+        if batch.jobs.len() == 1 && batch.events.is_empty() && rx.is_empty() {
+            let keep = batch.jobs.pop().is_some_and(|job| run_job(conn, job, &mut delivers));
             return conn.execute_batch(if keep { "COMMIT" } else { "ROLLBACK" }).map_err(rs_map);
         }
-        for job in jobs {
-            conn.execute_batch("SAVEPOINT op").map_err(rs_map)?;
-            let keep = run_job(conn, job, &mut delivers);
-            conn.execute_batch(if keep { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" }).map_err(rs_map)?;
+        loop {
+            taken += batch.len();
+            let Batch { events, audited: waiting, jobs } = std::mem::take(&mut batch);
+            audited.extend(waiting);
+            if !events.is_empty() {
+                audit::append(conn, &events)?;
+            }
+            for job in jobs {
+                conn.execute_batch("SAVEPOINT op").map_err(rs_map)?;
+                let keep = run_job(conn, job, &mut delivers);
+                conn.execute_batch(if keep { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" }).map_err(rs_map)?;
+            }
+            batch.take_queued(rx, MAX_BATCH.saturating_sub(taken));
+            if batch.len() == 0 {
+                break;
+            }
         }
         conn.execute_batch("COMMIT").map_err(rs_map)
     })();
@@ -183,6 +197,10 @@ fn run_batch(conn: &Connection, batch: Batch) {
         deliver(outcome.clone());
     }
     for done in audited {
+        let _ = done.send(outcome.clone());
+    }
+    // Audit appends taken into the batch but never reached (it failed first) are told too.
+    for done in batch.audited {
         let _ = done.send(outcome.clone());
     }
 }
