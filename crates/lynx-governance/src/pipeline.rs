@@ -63,34 +63,37 @@ impl From<Refusal> for Stop {
     }
 }
 
+/// Cheap to clone (one `Arc`): every surface holds one, and HTTP clones its state per request.
 #[derive(Clone)]
-pub struct Pipeline {
+pub struct Pipeline(Arc<Parts>);
+
+struct Parts {
     services: Services,
     registry: Arc<Registry>,
-    metrics: Arc<Metrics>,
+    metrics: Metrics,
 }
 
 impl Pipeline {
     pub fn new(services: Services, registry: Arc<Registry>) -> Self {
-        let metrics = Arc::new(Metrics::new(&registry));
-        Self { services, registry, metrics }
+        let metrics = Metrics::new(&registry);
+        Self(Arc::new(Parts { services, registry, metrics }))
     }
 
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        &self.0.metrics
     }
 
     pub fn services(&self) -> &Services {
-        &self.services
+        &self.0.services
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
+        &self.0.registry
     }
 
     /// Gate 1's first half, for surfaces that authenticate before they dispatch (HTTP answers 401 itself).
     pub async fn authenticate(&self, credential: &Credential) -> Result<Authenticated, Refusal> {
-        identity::authenticate(&self.services, credential).await
+        identity::authenticate(&self.0.services, credential).await
     }
 
     /// Audits a call a transport refused before it could name a tool (a body that is not JSON): one
@@ -99,11 +102,11 @@ impl Pipeline {
         let run_id = RunId::new();
         let actor = who.user_id().to_string();
         let rows = [
-            audit::event(&self.services, run_id, who.tenant_id(), what, EventType::ToolCall, RunStatus::Started, &actor, Some(input), None, None, None),
-            audit::event(&self.services, run_id, who.tenant_id(), what, EventType::Refusal, RunStatus::Denied, &actor, None,
+            audit::event(&self.0.services, run_id, who.tenant_id(), what, EventType::ToolCall, RunStatus::Started, &actor, Some(input), None, None, None),
+            audit::event(&self.0.services, run_id, who.tenant_id(), what, EventType::Refusal, RunStatus::Denied, &actor, None,
                 Some(&error_json(refusal)), Some(format!("{}: {}", refusal.code, refusal.message)), Some(0)),
         ];
-        self.services.audit.append(rows.to_vec()).await.map_err(store_refusal)?;
+        self.0.services.audit.append(rows.to_vec()).await.map_err(store_refusal)?;
         Ok(run_id)
     }
 
@@ -111,7 +114,7 @@ impl Pipeline {
     pub async fn call(&self, credential: &Credential, tool_id: &str, args: Option<Value>) -> CallOutcome {
         let started = Instant::now();
         let (outcome, observed) = self.governed_call(credential, tool_id, args, started).await;
-        self.metrics.observe(tool_id, observed, started.elapsed());
+        self.0.metrics.observe(tool_id, observed, started.elapsed());
         outcome
     }
 
@@ -120,23 +123,23 @@ impl Pipeline {
         let args = args.unwrap_or_else(|| Value::Object(Default::default()));
 
         // 1. identity: who is calling.
-        let who = match identity::authenticate(&self.services, credential).await {
+        let who = match identity::authenticate(&self.0.services, credential).await {
             Ok(who) => who,
             Err(refusal) => return (CallOutcome { run_id: None, result: Err(refusal) }, Outcome::Denied),
         };
         let run_id = RunId::new();
         let actor = who.user_id().to_string();
         let start_row = audit::event(
-            &self.services, run_id, who.tenant_id(), tool_id, EventType::ToolCall, RunStatus::Started, &actor,
+            &self.0.services, run_id, who.tenant_id(), tool_id, EventType::ToolCall, RunStatus::Started, &actor,
             Some(&args), None, None, None,
         );
         // A call that may change something has its STARTED row committed before anything happens; a
         // read changes nothing, so its STARTED row (stamped now) commits together with its closing row,
         // still before the answer — one commit instead of two.
-        let writes = self.registry.get(tool_id).is_some_and(|t| t.layer() != Layer::Domain);
+        let writes = self.0.registry.get(tool_id).is_some_and(|t| t.layer() != Layer::Domain);
         let mut pending = Vec::with_capacity(2);
         if writes {
-            if let Err(e) = self.services.audit.append(vec![start_row]).await {
+            if let Err(e) = self.0.services.audit.append(vec![start_row]).await {
                 tracing::error!(%run_id, error = %e, "audit start row not written; call abandoned");
                 return (CallOutcome { run_id: None, result: Err(store_refusal(e)) }, Outcome::Failed);
             }
@@ -155,24 +158,24 @@ impl Pipeline {
         };
         let (close, result) = match stop {
             Ok(output) => (
-                audit::event(&self.services, run_id, who.tenant_id(), tool_id, EventType::ToolCall, RunStatus::Succeeded, &actor,
+                audit::event(&self.0.services, run_id, who.tenant_id(), tool_id, EventType::ToolCall, RunStatus::Succeeded, &actor,
                     None, Some(&output), None, duration_ms),
                 Ok(output),
             ),
             Err(Stop::Refused(r)) => (
-                audit::event(&self.services, run_id, who.tenant_id(), tool_id, EventType::Refusal, RunStatus::Denied, &actor,
+                audit::event(&self.0.services, run_id, who.tenant_id(), tool_id, EventType::Refusal, RunStatus::Denied, &actor,
                     None, Some(&error_json(&r)), Some(format!("{}: {}", r.code, r.message)), duration_ms),
                 Err(r),
             ),
             Err(Stop::Failed(r)) => (
-                audit::event(&self.services, run_id, who.tenant_id(), tool_id, EventType::ToolCall, RunStatus::Failed, &actor,
+                audit::event(&self.0.services, run_id, who.tenant_id(), tool_id, EventType::ToolCall, RunStatus::Failed, &actor,
                     None, Some(&error_json(&r)), Some(format!("{}: {}", r.code, r.message)), duration_ms),
                 Err(r),
             ),
         };
         tracing::debug!(%run_id, tool = tool_id, tenant = %who.tenant_id(), actor = %actor, outcome = ?observed, ?duration_ms, "tool call");
         pending.push(close);
-        if let Err(e) = self.services.audit.append(pending).await {
+        if let Err(e) = self.0.services.audit.append(pending).await {
             tracing::error!(%run_id, error = %e, "audit closing row not written; answer withheld");
             return (CallOutcome { run_id: Some(run_id), result: Err(store_refusal(e)) }, Outcome::Failed);
         }
@@ -181,22 +184,22 @@ impl Pipeline {
 
     async fn gates(&self, who: &Authenticated, tool_id: &str, args: &Value, run_id: RunId) -> Result<Value, Stop> {
         // 1. identity, continued: the Kernel supplies role and scopes.
-        let outage_safe = self.registry.get(tool_id).is_some_and(|t| t.spec().serves_during_kernel_outage);
-        let principal = match identity::principal(&self.services, who).await {
+        let outage_safe = self.0.registry.get(tool_id).is_some_and(|t| t.spec().serves_during_kernel_outage);
+        let principal = match identity::principal(&self.0.services, who).await {
             Ok(p) => p,
             Err(r) if r.code == ErrorCode::KernelUnavailable && outage_safe => identity::without_kernel(who),
             Err(r) => return Err(r.into()),
         };
 
         // 2. maintenance: executions pause; reads and drafts go on.
-        if self.registry.get(tool_id).is_some_and(|t| t.layer() == Layer::Cell)
-            && maintenance::state(&self.services).await?.on
+        if self.0.registry.get(tool_id).is_some_and(|t| t.layer() == Layer::Cell)
+            && maintenance::state(&self.0.services).await?.on
         {
             return Err(maintenance::refusal().into());
         }
 
         // 3. registry.
-        let tool = self.registry.get(tool_id).ok_or_else(|| unknown_tool(tool_id))?;
+        let tool = self.0.registry.get(tool_id).ok_or_else(|| unknown_tool(tool_id))?;
 
         // 4. input validation.
         let input: Validated = tool.decode(args)?;
@@ -212,12 +215,12 @@ impl Pipeline {
         };
 
         // 7. mode gate.
-        mode_gate(self.services.runtime.mode, tool.as_ref(), &request)?;
+        mode_gate(self.0.services.runtime.mode, tool.as_ref(), &request)?;
 
         // 8. execute.
         let cleared = Cleared {
-            services: self.services.clone(),
-            registry: self.registry.clone(),
+            services: self.0.services.clone(),
+            registry: self.0.registry.clone(),
             principal,
             run_id,
             tool: tool.spec(),
@@ -236,7 +239,7 @@ impl Pipeline {
             return Ok(Clearance::Proceed(None));
         }
         // Writing tools: the tenant's module must be on, and the caller's role must pass the role gate.
-        let tenant = self.services.kernel.tenant(&caller.tenant_id).await.map_err(kernel_refusal)?;
+        let tenant = self.0.services.kernel.tenant(&caller.tenant_id).await.map_err(kernel_refusal)?;
         if !tenant.enabled_modules.iter().any(|m| m == spec.domain()) {
             return Err(Refusal::new(
                 ErrorCode::ModuleDisabled,
@@ -245,7 +248,7 @@ impl Pipeline {
             ));
         }
         if let Some(permission) = spec.role_gate {
-            let policies = self.services.kernel.policies(&caller.tenant_id).await.map_err(kernel_refusal)?;
+            let policies = self.0.services.kernel.policies(&caller.tenant_id).await.map_err(kernel_refusal)?;
             let held = policies.role_gates.get(&caller.role).is_some_and(|p| p.iter().any(|p| p == permission));
             if !held {
                 return Err(Refusal::new(
@@ -258,7 +261,7 @@ impl Pipeline {
         let tenant_id = &caller.tenant_id;
         if tool.layer() == Layer::Cluster {
             if let Some(request_id) = &request.request_id {
-                let seen = self.services.store.draft_by_request(tenant_id, request_id).await.map_err(store_refusal)?;
+                let seen = self.0.services.store.draft_by_request(tenant_id, request_id).await.map_err(store_refusal)?;
                 if let Some(seen) = seen {
                     return execution::replay_draft(&seen, spec.id, &request.fingerprint).map(Clearance::Replay);
                 }
@@ -266,7 +269,7 @@ impl Pipeline {
             return Ok(Clearance::Proceed(None));
         }
         if let Some(request_id) = &request.request_id {
-            let seen = self.services.store.execution_for_request(tenant_id, spec.id, request_id).await.map_err(store_refusal)?;
+            let seen = self.0.services.store.execution_for_request(tenant_id, spec.id, request_id).await.map_err(store_refusal)?;
             if let Some(seen) = seen {
                 return execution::replay_execution(&seen, &request.fingerprint).map(Clearance::Replay);
             }
@@ -276,7 +279,7 @@ impl Pipeline {
             .and_then(Value::as_str)
             .and_then(|s| uuid::Uuid::parse_str(s).ok())
             .ok_or_else(|| Refusal::invalid_input("draft_id", "is required"))?;
-        execution::check(&self.services, caller, spec, draft_id).await.map(|d| Clearance::Proceed(Some(d)))
+        execution::check(&self.0.services, caller, spec, draft_id).await.map(|d| Clearance::Proceed(Some(d)))
     }
 
     async fn permission(&self, principal: &Principal, tool: &dyn ErasedTool) -> Result<(), Refusal> {
@@ -286,7 +289,7 @@ impl Pipeline {
             action: tool.spec().id.to_string(),
             resource_type: "tool".into(),
         };
-        match self.services.kernel.check_permission(&request).await {
+        match self.0.services.kernel.check_permission(&request).await {
             Ok(decision) if decision.allowed => Ok(()),
             Ok(decision) => Err(Refusal::new(
                 ErrorCode::PermissionDenied,
