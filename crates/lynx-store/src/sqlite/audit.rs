@@ -98,6 +98,9 @@ fn from_row(r: &SqliteRow) -> StoreResult<AuditEvent> {
     })
 }
 
+/// The order of one run's rows (see `events`).
+pub(super) const RUN_ORDER: &str = " ORDER BY +seq DESC LIMIT ";
+
 pub(super) async fn events(pool: &SqlitePool, tenant: &TenantId, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
     let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM lynx_audit_events WHERE tenant_id = "));
     q.push_bind(tenant.as_str());
@@ -118,7 +121,7 @@ pub(super) async fn events(pool: &SqlitePool, tenant: &TenantId, f: &AuditFilter
     }
     // One run's rows: find them by (tenant_id, run_id) and sort those few; without the `+` SQLite would
     // walk the whole tenant's chain in seq order to skip the sort.
-    q.push(if f.run_id.is_some() { " ORDER BY +seq DESC LIMIT " } else { " ORDER BY seq DESC LIMIT " }).push_bind(i64::from(f.limit));
+    q.push(if f.run_id.is_some() { RUN_ORDER } else { " ORDER BY seq DESC LIMIT " }).push_bind(i64::from(f.limit));
     let rows = q.build().fetch_all(pool).await.map_err(map)?;
     rows.iter().map(from_row).collect()
 }

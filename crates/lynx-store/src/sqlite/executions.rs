@@ -88,11 +88,15 @@ pub(super) async fn for_request(pool: &SqlitePool, tenant: &TenantId, tool: &str
 // (tenant_id, created_at) index to avoid a sort — every execution of the tenant, on every cell call —
 // than look up the draft's few rows by (tenant_id, draft_id) and sort those. The `+` takes the sort
 // column out of the index choice.
-pub(super) async fn live(pool: &SqlitePool, tenant: &TenantId, draft: Uuid) -> StoreResult<Vec<ExecutionRecord>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+pub(super) fn live_sql() -> String {
+    format!(
         "SELECT {COLUMNS} FROM lynx_executions WHERE tenant_id = ? AND draft_id = ? \
          AND status IN ('STARTED', 'SUCCEEDED') AND rolled_back_at IS NULL ORDER BY +created_at"
-    )))
+    )
+}
+
+pub(super) async fn live(pool: &SqlitePool, tenant: &TenantId, draft: Uuid) -> StoreResult<Vec<ExecutionRecord>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(live_sql()))
     .bind(tenant.as_str())
     .bind(draft.to_string())
     .fetch_all(pool)

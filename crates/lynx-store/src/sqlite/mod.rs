@@ -305,3 +305,28 @@ fn tenant(s: String) -> StoreResult<TenantId> {
 fn uuid(s: &str) -> StoreResult<uuid::Uuid> {
     uuid::Uuid::parse_str(s).map_err(crate::error::corrupt)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan SQLite picks for a query, one line per step.
+    async fn plan(store: &SqliteStore, sql: &str) -> String {
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))).fetch_all(store.pool()).await.unwrap();
+        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Cell calls and run lookups are per-call work: they must use their own indexes, never walk every
+    /// execution or event of the tenant (which SQLite prefers, without statistics, to avoid a sort).
+    #[tokio::test]
+    async fn per_call_lookups_use_their_own_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("plan.db").display().to_string()).await.unwrap();
+        store.migrate().await.unwrap();
+        let live = plan(&store, &executions::live_sql()).await;
+        assert!(live.contains("lynx_executions_tenant_draft_idx"), "{live}");
+        let run = plan(&store, &format!("SELECT * FROM lynx_audit_events WHERE tenant_id = ? AND run_id = ?{}10", audit::RUN_ORDER)).await;
+        assert!(run.contains("lynx_audit_events_tenant_run_idx"), "{run}");
+    }
+}
