@@ -13,7 +13,7 @@ use rusqlite::{Connection, params};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use uuid::Uuid;
 
-use super::row::{Columns, ts};
+use super::row::{Columns, exec, query, ts};
 use crate::error::{corrupt, map, map_rusqlite};
 
 pub(super) const COLUMNS: &str = "draft_id, tenant_id, draft_type, payload, status, risk_level, created_by, created_at, \
@@ -124,12 +124,7 @@ pub(super) fn insert(conn: &Connection, d: &DraftRecord) -> StoreResult<DraftIns
 
 /// At most one draft, read inside the writer's transaction.
 fn one(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult<Option<DraftRecord>> {
-    let mut q = conn.prepare_cached(sql).map_err(map_rusqlite)?;
-    let mut rows = q.query(args).map_err(map_rusqlite)?;
-    match rows.next().map_err(map_rusqlite)? {
-        Some(row) => from_row(row).map(Some),
-        None => Ok(None),
-    }
+    Ok(query(conn, sql, args, |r| from_row(r))?.into_iter().next())
 }
 
 pub(super) async fn get(pool: &SqlitePool, tenant: Option<&TenantId>, id: Uuid) -> StoreResult<Option<DraftRecord>> {
@@ -202,11 +197,6 @@ pub(super) async fn approvals(pool: &SqlitePool, tenant: &TenantId, id: Uuid) ->
             })
         })
         .collect()
-}
-
-/// Runs one statement inside the writer's transaction; the number of rows it changed.
-pub(super) fn exec(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult<usize> {
-    conn.prepare_cached(sql).and_then(|mut q| q.execute(args)).map_err(map_rusqlite)
 }
 
 #[allow(clippy::too_many_arguments)]

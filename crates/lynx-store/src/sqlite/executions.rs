@@ -17,8 +17,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use uuid::Uuid;
 
-use super::drafts::{exec, json as parse_json, return_to_draft, status as draft_status};
-use super::row::{Columns, ts};
+use super::drafts::{json as parse_json, return_to_draft, status as draft_status};
+use super::row::{Columns, exec, query, ts};
 use crate::error::{corrupt, map, map_rusqlite};
 
 const COLUMNS: &str = "execution_id, draft_id, tool_id, tenant_id, actor_id, status, result_payload, created_at, completed_at, \
@@ -49,13 +49,7 @@ fn from_row(r: &impl Columns) -> StoreResult<ExecutionRecord> {
 
 /// Executions read inside the writer's transaction.
 fn all(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult<Vec<ExecutionRecord>> {
-    let mut q = conn.prepare_cached(sql).map_err(map_rusqlite)?;
-    let mut rows = q.query(args).map_err(map_rusqlite)?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(map_rusqlite)? {
-        out.push(from_row(row)?);
-    }
-    Ok(out)
+    query(conn, sql, args, |r| from_row(r))
 }
 
 fn one(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult<Option<ExecutionRecord>> {

@@ -9,7 +9,7 @@ use lynx_model::{
 use rusqlite::{Connection, params};
 use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
 
-use super::{drafts::exec, row::ts};
+use super::row::{exec, ts};
 
 use crate::error::{corrupt, map};
 

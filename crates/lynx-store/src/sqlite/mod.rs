@@ -61,6 +61,10 @@ impl SqliteStore {
         // the writer thread and the read pool are separate connections and must see one database.
         let scratch = (path == ":memory:").then(|| std::env::temp_dir().join(format!("lynx-memory-{}.db", uuid::Uuid::new_v4().simple())));
         let path = scratch.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| path.to_string());
+        // The writer's connection first: it creates the file and turns on WAL, which takes an exclusive
+        // lock. The pool's connections, opened after, find WAL on already (two of them converting a
+        // new file at once could fail with "database is locked").
+        let writer = writer::Writer::start(writer::open(&path)?)?;
         let options = SqliteConnectOptions::from_str(&format!("sqlite:{path}"))
             .map_err(map)?
             .create_if_missing(true)
@@ -81,7 +85,6 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(map)?;
-        let writer = writer::Writer::start(writer::open(&path)?)?;
         Ok(Self { pool, writer, scratch })
     }
 
@@ -328,5 +331,22 @@ mod tests {
         assert!(live.contains("lynx_executions_tenant_draft_idx"), "{live}");
         let run = plan(&store, &format!("SELECT * FROM lynx_audit_events WHERE tenant_id = ? AND run_id = ?{}10", audit::RUN_ORDER)).await;
         assert!(run.contains("lynx_audit_events_tenant_run_idx"), "{run}");
+    }
+
+    /// A new database file is created and switched to WAL once, however many connections (and
+    /// processes) open it at the same moment: none may fail with "database is locked".
+    #[tokio::test]
+    async fn fresh_files_open_without_lock_errors() {
+        for round in 0..10 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(format!("fresh-{round}.db")).display().to_string();
+            let opens = (0..4).map(|_| {
+                let path = path.clone();
+                tokio::spawn(async move { SqliteStore::open(&path).await.map(|_| ()) })
+            });
+            for open in opens.collect::<Vec<_>>() {
+                open.await.unwrap().unwrap();
+            }
+        }
     }
 }

@@ -19,7 +19,7 @@ pub(super) async fn setting(pool: &SqlitePool, key: &str) -> StoreResult<Option<
 }
 
 pub(super) fn put_setting(conn: &rusqlite::Connection, key: &str, value: &str, by: &str, at: DateTime<Utc>) -> StoreResult<()> {
-    super::drafts::exec(
+    super::row::exec(
         conn,
         "INSERT INTO lynx_settings (key, value, updated_at, updated_by) VALUES (?, ?, ?, ?) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, updated_by = excluded.updated_by",

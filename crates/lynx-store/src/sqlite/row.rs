@@ -62,6 +62,27 @@ pub(super) fn parse_time(text: &str) -> StoreResult<DateTime<Utc>> {
         .ok_or_else(|| corrupt(format!("{text:?} is not a time")))
 }
 
+/// Runs one statement inside the writer's transaction; the number of rows it changed.
+pub(super) fn exec(conn: &rusqlite::Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult<usize> {
+    conn.prepare_cached(sql).and_then(|mut q| q.execute(args)).map_err(map_rusqlite)
+}
+
+/// The rows of a query inside the writer's transaction, each decoded by `decode`.
+pub(super) fn query<T>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+    decode: impl Fn(&rusqlite::Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut q = conn.prepare_cached(sql).map_err(map_rusqlite)?;
+    let mut rows = q.query(args).map_err(map_rusqlite)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(map_rusqlite)? {
+        out.push(decode(row)?);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,9 +13,9 @@ use rusqlite::{Connection, params};
 use sqlx::SqlitePool;
 use uuid::Uuid;
 
-use super::drafts::{exec, json as parse_json};
-use super::row::{Columns, ts};
-use crate::error::{corrupt, map, map_rusqlite};
+use super::drafts::json as parse_json;
+use super::row::{Columns, exec, query, ts};
+use crate::error::{corrupt, map};
 
 const SELECT: &str = "SELECT s.payment_id, s.tenant_id, s.status, s.provider, s.created_at, s.updated_at, s.metadata, \
     p.amount, p.currency, p.vendor_id, p.status AS payment_status \
@@ -51,12 +51,8 @@ pub(super) async fn list(pool: &SqlitePool, tenant: Option<&TenantId>, status: O
 }
 
 fn get_in(conn: &Connection, tenant: &TenantId, payment: Uuid) -> StoreResult<Option<SettlementRecord>> {
-    let mut q = conn.prepare_cached(&format!("{SELECT} WHERE s.tenant_id = ? AND s.payment_id = ?")).map_err(map_rusqlite)?;
-    let mut rows = q.query(params![tenant.as_str(), payment.to_string()]).map_err(map_rusqlite)?;
-    match rows.next().map_err(map_rusqlite)? {
-        Some(row) => from_row(row).map(Some),
-        None => Ok(None),
-    }
+    let sql = format!("{SELECT} WHERE s.tenant_id = ? AND s.payment_id = ?");
+    Ok(query(conn, &sql, params![tenant.as_str(), payment.to_string()], |r| from_row(r))?.into_iter().next())
 }
 
 pub(super) fn set_status(

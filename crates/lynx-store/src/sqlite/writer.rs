@@ -1,10 +1,10 @@
 //! Group commit for every SQLite write, on a thread of its own. SQLite admits one writer at a time and
 //! each commit costs an fsync; so all of a process's write operations queue here, and one connection —
-//! owned by one dedicated thread — runs whatever has queued up inside a single transaction, each
-//! operation in its own SAVEPOINT (one operation's failure undoes only its own changes), then commits
-//! once. Every caller gets its result only after that commit: durable as before, but one fsync serves
-//! many operations. Operations run one after the other, in arrival order, each seeing the ones before
-//! it, exactly as separate transactions would.
+//! owned by one dedicated thread — runs whatever has queued up inside a single transaction: the audit
+//! rows appended together, then every other operation in its own SAVEPOINT (one operation's failure
+//! undoes only its own changes), then commits once. Every caller gets its result only after that
+//! commit: durable as before, but one fsync serves many operations. Operations run one after the other
+//! in arrival order, each seeing the ones before it, exactly as separate transactions would.
 //!
 //! Why a thread and `rusqlite` rather than an async sqlx connection: sqlx runs each SQLite connection on
 //! its own worker thread and sends it every statement as a message, so a batch of a few dozen
