@@ -188,12 +188,15 @@ pub fn csv_line(e: &AuditEvent) -> String {
 /// by itself (SQLite's writer thread) is called directly: a second queue in front of it would only add
 /// a hop and a wait.
 #[derive(Clone)]
-pub enum AuditWriter {
+pub struct AuditWriter(Route);
+
+#[derive(Clone)]
+enum Route {
     Batched(tokio::sync::mpsc::Sender<Pending>),
     Direct(std::sync::Arc<dyn Store>),
 }
 
-pub struct Pending {
+struct Pending {
     events: Vec<NewAuditEvent>,
     done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
 }
@@ -205,7 +208,7 @@ impl AuditWriter {
     /// Starts the writer task on the current tokio runtime (unless the store batches by itself).
     pub fn start(store: std::sync::Arc<dyn Store>) -> Self {
         if store.group_commits() {
-            return Self::Direct(store);
+            return Self(Route::Direct(store));
         }
         let (queue, mut rx) = tokio::sync::mpsc::channel::<Pending>(4096);
         tokio::spawn(async move {
@@ -233,14 +236,14 @@ impl AuditWriter {
                 }
             }
         });
-        Self::Batched(queue)
+        Self(Route::Batched(queue))
     }
 
     /// Appends rows and returns once they are committed.
     pub async fn append(&self, events: Vec<NewAuditEvent>) -> Result<(), StoreError> {
-        let queue = match self {
-            Self::Direct(store) => return store.append_audit(events).await,
-            Self::Batched(queue) => queue,
+        let queue = match &self.0 {
+            Route::Direct(store) => return store.append_audit(events).await,
+            Route::Batched(queue) => queue,
         };
         let (done, wait) = tokio::sync::oneshot::channel();
         queue

@@ -1,5 +1,6 @@
 //! The SQLite engine: one file, WAL journal, full fsync on commit (an audited call must survive a
-//! crash), writers serialised by `BEGIN IMMEDIATE` so the audit chain never forks.
+//! crash), writers serialised by `BEGIN IMMEDIATE` so the audit chain never forks. Reads run on sqlx's
+//! pool; every write runs on the writer thread (`writer.rs`), group-committed.
 
 mod audit;
 mod drafts;
