@@ -13,7 +13,7 @@ use lynx_model::{
     vocab::RunStatus,
 };
 use serde_json::{Value, json};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use uuid::Uuid;
 
@@ -58,7 +58,7 @@ fn one(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult
 
 /// One text column of at most one row, inside the writer's transaction.
 fn scalar(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult<Option<String>> {
-    conn.prepare_cached(sql).and_then(|mut q| q.query_row(args, |r| r.get(0)).optional()).map_err(map_rusqlite)
+    Ok(query(conn, sql, args, |r| r.get(0).map_err(map_rusqlite))?.into_iter().next())
 }
 
 fn get_in(conn: &Connection, tenant: &TenantId, id: Uuid) -> StoreResult<Option<ExecutionRecord>> {

@@ -31,9 +31,18 @@ use lynx_model::{
 };
 use serde_json::Value;
 use uuid::Uuid;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
-use crate::error::{map, map_rusqlite as rs_map};
+use crate::error::map;
+
+/// Every connection's settings, the writer's (rusqlite) and the readers' (sqlx) alike: WAL, a full
+/// fsync at every commit, foreign keys, statement journals in memory, 16 MB of page cache per
+/// connection (the default is 2 MB) so index pages stay in memory.
+const PRAGMAS: [(&str, &str); 5] =
+    [("journal_mode", "WAL"), ("synchronous", "FULL"), ("foreign_keys", "ON"), ("temp_store", "MEMORY"), ("cache_size", "-16000")];
+
+/// How long a connection waits for another process (the CLI) holding the write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -66,16 +75,10 @@ impl SqliteStore {
         // lock. The pool's connections, opened after, find WAL on already (two of them converting a
         // new file at once could fail with "database is locked").
         let writer = writer::Writer::start(writer::open(&path)?)?;
-        let options = SqliteConnectOptions::from_str(&format!("sqlite:{path}"))
-            .map_err(map)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            .pragma("temp_store", "memory")
-            // 16 MB of page cache per connection (the default is 2 MB): index pages stay in memory.
-            .pragma("cache_size", "-16000");
+        let options = PRAGMAS.iter().fold(
+            SqliteConnectOptions::from_str(&format!("sqlite:{path}")).map_err(map)?.create_if_missing(true).busy_timeout(BUSY_TIMEOUT),
+            |options, (name, value)| options.pragma(*name, *value),
+        );
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
@@ -332,6 +335,21 @@ mod tests {
         assert!(live.contains("lynx_executions_tenant_draft_idx"), "{live}");
         let run = plan(&store, &format!("SELECT * FROM lynx_audit_events WHERE tenant_id = ? AND run_id = ?{}10", audit::RUN_ORDER)).await;
         assert!(run.contains("lynx_audit_events_tenant_run_idx"), "{run}");
+    }
+
+    /// Durability is a setting: every connection, the writer's and the readers', must fsync each commit.
+    #[tokio::test]
+    async fn every_connection_is_wal_with_full_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.db").display().to_string();
+        let store = SqliteStore::open(&path).await.unwrap();
+        let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(store.pool()).await.unwrap();
+        let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous").fetch_one(store.pool()).await.unwrap();
+        assert_eq!((mode.as_str(), sync), ("wal", 2), "read pool");
+        let writer = writer::open(&path).unwrap();
+        let sync: i64 = writer.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        let mode: String = writer.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!((mode.as_str(), sync), ("wal", 2), "writer");
     }
 
     /// A new database file is created and switched to WAL once, however many connections (and

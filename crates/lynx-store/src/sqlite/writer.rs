@@ -12,8 +12,6 @@
 //! whole batch runs as plain function calls, with statements prepared once and cached. Reads stay on
 //! sqlx's pool (`mod.rs`); both libraries link the same SQLite.
 
-use std::time::Duration;
-
 use lynx_model::{
     audit::NewAuditEvent,
     store::{StoreError, StoreResult},
@@ -21,7 +19,8 @@ use lynx_model::{
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{audit, rs_map};
+use super::{BUSY_TIMEOUT, PRAGMAS, audit};
+use crate::error::map_rusqlite as rs_map;
 
 /// Sends an operation's result once the batch's commit is known.
 type Deliver = Box<dyn FnOnce(StoreResult<()>) + Send>;
@@ -45,17 +44,14 @@ pub(super) struct Writer {
     queue: mpsc::Sender<Work>,
 }
 
-/// Opens the writer's connection with the same settings as the read pool: WAL, a full fsync at every
-/// commit, foreign keys, and a busy timeout for other processes (the CLI) holding the write lock.
+/// Opens the writer's connection with the read pool's settings (`PRAGMAS`).
 pub(super) fn open(path: &str) -> StoreResult<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(rs_map)?;
-    conn.busy_timeout(Duration::from_secs(10)).map_err(rs_map)?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;",
-    )
-    .map_err(rs_map)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(rs_map)?;
+    for (name, value) in PRAGMAS {
+        conn.execute_batch(&format!("PRAGMA {name} = {value}")).map_err(rs_map)?;
+    }
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
