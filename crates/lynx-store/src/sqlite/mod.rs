@@ -352,6 +352,63 @@ mod tests {
         assert_eq!((mode.as_str(), sync), ("wal", 2), "writer");
     }
 
+    /// No table's constraints make SQLite build a temporary b-tree per row written (as `CHECK (x IN (...))`
+    /// with three or more values does): every insert program is plain comparisons.
+    #[tokio::test]
+    async fn writes_check_constraints_without_temporary_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checks.db").display().to_string();
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.migrate().await.unwrap();
+        let conn = writer::open(&path).unwrap();
+        let tables: Vec<String> = row::query(&conn, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\'", [], |r| r.get(0).map_err(crate::error::map_rusqlite)).unwrap();
+        assert!(tables.contains(&"lynx_audit_events".to_string()), "{tables:?}");
+        for table in tables {
+            let ops: Vec<String> = row::query(&conn, &format!("EXPLAIN INSERT INTO {table} DEFAULT VALUES"), [], |r| r.get(1).map_err(crate::error::map_rusqlite)).unwrap();
+            assert!(!ops.iter().any(|op| op == "OpenEphemeral"), "{table}: {ops:?}");
+        }
+    }
+
+    /// Migration 4 rebuilds tables that already hold rows: every row, index, trigger and constraint
+    /// comes through, and the result is the schema a new database gets.
+    #[tokio::test]
+    async fn rebuilt_tables_keep_their_rows_and_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = SqliteStore::open(&dir.path().join("old.db").display().to_string()).await.unwrap();
+        MIGRATOR.run_to(3, old.pool()).await.unwrap();
+        let t = "'2026-01-01T00:00:00Z'";
+        for insert in [
+            format!("INSERT INTO lynx_drafts (draft_id, tenant_id, draft_type, payload, status, risk_level, created_by, created_at, updated_at) VALUES ('d1', 't', 'vpm_payment', '{{}}', 'EXECUTED', 'high', 'u', {t}, {t})"),
+            format!("INSERT INTO lynx_draft_approvals (draft_id, tenant_id, approver_id, decision, created_at) VALUES ('d1', 't', 'a', 'APPROVED', {t})"),
+            format!("INSERT INTO lynx_executions (execution_id, draft_id, tool_id, tenant_id, actor_id, status, created_at) VALUES ('e1', 'd1', 'x.cell.y', 't', 'u', 'SUCCEEDED', {t})"),
+            format!("INSERT INTO lynx_payments (payment_id, tenant_id, draft_id, execution_id, vendor_id, amount, currency, due_date, status, created_at, updated_at) VALUES ('p1', 't', 'd1', 'e1', 'v', '1.00', 'USD', '2026-02-01', 'settled', {t}, {t})"),
+            format!("INSERT INTO settlement_intents (payment_id, tenant_id, status, provider, created_at, updated_at) VALUES ('p1', 't', 'completed', 'manual', {t}, {t})"),
+            format!("INSERT INTO lynx_audit_events (event_id, run_id, tenant_id, tool_id, event_type, status, actor_id, created_at, seq, prev_hash, hash) VALUES ('a1', 'r1', 't', 'x', 'human_action', 'SUCCEEDED', 'u', {t}, 1, 'g', 'h')"),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(insert)).execute(old.pool()).await.unwrap();
+        }
+        old.migrate().await.unwrap();
+        for (table, rows) in [("lynx_drafts", 1), ("lynx_draft_approvals", 1), ("lynx_executions", 1), ("lynx_payments", 1), ("settlement_intents", 1), ("lynx_audit_events", 1)] {
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"))).fetch_one(old.pool()).await.unwrap();
+            assert_eq!(n, rows, "{table}");
+        }
+        // Still enforced: the append-only trigger, the value checks, the foreign keys.
+        assert!(sqlx::query("DELETE FROM lynx_audit_events").execute(old.pool()).await.is_err());
+        assert!(sqlx::query("UPDATE lynx_drafts SET status = 'BOGUS'").execute(old.pool()).await.is_err());
+        assert!(sqlx::query("UPDATE lynx_drafts SET status = 'DRAFT'").execute(old.pool()).await.is_ok());
+        assert!(sqlx::query("DELETE FROM lynx_payments").execute(old.pool()).await.is_err());
+
+        let new = SqliteStore::open(&dir.path().join("new.db").display().to_string()).await.unwrap();
+        new.migrate().await.unwrap();
+        let schema = |pool: SqlitePool| async move {
+            sqlx::query_as::<_, (String, String, Option<String>)>("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        };
+        assert_eq!(schema(old.pool().clone()).await, schema(new.pool().clone()).await);
+    }
+
     /// A new database file is created and switched to WAL once, however many connections (and
     /// processes) open it at the same moment: none may fail with "database is locked".
     #[tokio::test]
