@@ -12,6 +12,7 @@ use std::{
 
 use serde_json::{Value, json};
 
+#[derive(Default)]
 pub struct Outcome {
     pub ops: u64,
     pub errors: u64,
@@ -22,6 +23,14 @@ pub struct Outcome {
 impl Outcome {
     pub fn per_second(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+    /// Two measurements of the same thing as one: their calls, errors, time and latencies together.
+    pub fn merge(mut self, other: Outcome) -> Outcome {
+        self.ops += other.ops;
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        self.latencies_us.extend(other.latencies_us);
+        self
     }
     pub fn percentile_ms(&self, p: f64) -> f64 {
         if self.latencies_us.is_empty() {
@@ -45,7 +54,7 @@ pub struct Mcp {
 
 impl Mcp {
     pub fn new(base: &str, key: Option<&str>) -> Self {
-        let http = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(1).build().expect("http client");
+        let http = reqwest::Client::builder().tcp_nodelay(true).build().expect("http client");
         Self { http, url: format!("{base}/mcp"), key: key.map(str::to_string), ids: Arc::new(AtomicU64::new(1)) }
     }
 

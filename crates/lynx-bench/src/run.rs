@@ -1,7 +1,7 @@
 //! `lynx-bench run`: one run, both servers. Starts the baseline and Lynx (SQLite, and PostgreSQL when a
 //! server is given) from the release build next to this binary, drives each scenario at each
 //! concurrency level with the same load generator, and prints calls/s, p50, p99, errors, peak RSS and
-//! Lynx ÷ baseline.
+//! Lynx ÷ baseline (the baseline measured in slices alternating with Lynx's domain reads, see `SLICES`).
 
 use std::{
     io::{BufRead, BufReader},
@@ -181,8 +181,14 @@ fn table(rows: &[Row], extra: &[String]) -> String {
     out
 }
 
+/// The domain read and the baseline are measured in alternating slices of this many rounds: the
+/// machine's speed drifts (other tenants of the host, CPU boost), and alternating lets both see the
+/// same drift, so their ratio is steadier than from two measurements taken one after the other.
+const SLICES: u32 = 5;
+
 pub async fn run(args: Args) -> Result<(), String> {
     let duration = Duration::from_secs(args.seconds);
+    let slice = duration / SLICES;
     let baseline = start({
         let mut c = Command::new(sibling("lynx-bench")?);
         c.args(["baseline"]);
@@ -190,14 +196,6 @@ pub async fn run(args: Args) -> Result<(), String> {
     })?;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    let mut baseline_rate = std::collections::HashMap::new();
-    for &c in &args.concurrency {
-        let client = Mcp::new(&baseline.base, None);
-        let outcome = drive(c, duration, |_| client.clone(), |m: Arc<Mcp>| async move { m.call("echo", json!({})).await.map(|_| ()) }).await;
-        baseline_rate.insert(c, outcome.per_second());
-        eprintln!("baseline c={c}: {:.0}/s", outcome.per_second());
-        rows.push(Row { engine: "—".into(), scenario: "baseline: trivial tool, no governance", concurrency: c, rss_mb: baseline.peak_rss_mb(), outcome, ratio: None });
-    }
 
     let engines: Vec<Option<&str>> = std::iter::once(None).chain(args.postgres.as_deref().map(Some)).collect();
     for engine in engines {
@@ -210,12 +208,28 @@ pub async fn run(args: Args) -> Result<(), String> {
         let base = server.base.clone();
         for &c in &args.concurrency {
             let m = Mcp::new(&base, Some(&agent));
-            let read = drive(c, duration, |_| m.clone(), |m: Arc<Mcp>| async move {
-                m.call("tenant.domain.profile.read", json!({})).await.map(|_| ())
-            })
-            .await;
-            let ratio = baseline_rate.get(&c).map(|b| read.per_second() / b);
+            let echo = Mcp::new(&baseline.base, None);
+            let (mut bare, mut read) = (Outcome::default(), Outcome::default());
+            for _ in 0..SLICES {
+                bare = bare.merge(drive(c, slice, |_| echo.clone(), |m: Arc<Mcp>| async move { m.call("echo", json!({})).await.map(|_| ()) }).await);
+                read = read.merge(
+                    drive(c, slice, |_| m.clone(), |m: Arc<Mcp>| async move {
+                        m.call("tenant.domain.profile.read", json!({})).await.map(|_| ())
+                    })
+                    .await,
+                );
+            }
+            let ratio = Some(read.per_second() / bare.per_second());
+            eprintln!("baseline c={c} (alternating with {}): {:.0}/s", lynx.label, bare.per_second());
             eprintln!("{} domain read c={c}: {:.0}/s", lynx.label, read.per_second());
+            rows.push(Row {
+                engine: "—".into(),
+                scenario: if lynx.label == "SQLite" { "baseline: trivial tool, no governance (alternating with SQLite reads)" } else { "baseline: trivial tool, no governance (alternating with PostgreSQL reads)" },
+                concurrency: c,
+                rss_mb: baseline.peak_rss_mb(),
+                outcome: bare,
+                ratio: None,
+            });
             rows.push(Row { engine: lynx.label.clone(), scenario: "domain read (tenant.domain.profile.read)", concurrency: c, rss_mb: server.peak_rss_mb(), outcome: read, ratio });
 
             let drafts = drive(c, duration, |_| m.clone(), |m: Arc<Mcp>| async move {
