@@ -98,6 +98,11 @@ fn from_row(r: &SqliteRow) -> StoreResult<AuditEvent> {
     })
 }
 
+/// Newest first across every tenant (`lynx status`). Within a tenant `seq` is creation order; across
+/// tenants the rowid is: rows are only ever appended, so reading the table backwards finds the newest
+/// without an index on `created_at` that every audit row would pay for (migration 4 dropped it).
+pub(super) const ACROSS_TENANTS_ORDER: &str = " ORDER BY c.rowid DESC LIMIT ";
+
 /// The order of one run's rows (see `events`).
 pub(super) const RUN_ORDER: &str = " ORDER BY +seq DESC LIMIT ";
 
@@ -179,8 +184,7 @@ pub(super) async fn runs(pool: &SqlitePool, f: &RunFilter) -> StoreResult<(Vec<R
           AND s.status = 'STARTED' LIMIT 1) AS started_at FROM lynx_audit_events c",
     );
     push_where(&mut q);
-    // Within a tenant, seq is creation order and has a unique index; across tenants, created_at does.
-    q.push(if f.tenant.is_some() { " ORDER BY c.seq DESC LIMIT " } else { " ORDER BY c.created_at DESC LIMIT " }).push_bind(i64::from(f.limit));
+    q.push(if f.tenant.is_some() { " ORDER BY c.seq DESC LIMIT " } else { ACROSS_TENANTS_ORDER }).push_bind(i64::from(f.limit));
     let rows = q.build().fetch_all(pool).await.map_err(map)?;
     let runs = rows
         .iter()

@@ -335,6 +335,9 @@ mod tests {
         assert!(live.contains("lynx_executions_tenant_draft_idx"), "{live}");
         let run = plan(&store, &format!("SELECT * FROM lynx_audit_events WHERE tenant_id = ? AND run_id = ?{}10", audit::RUN_ORDER)).await;
         assert!(run.contains("lynx_audit_events_tenant_run_idx"), "{run}");
+        // `lynx status`: the newest runs of every tenant, read backwards from the end, never sorted.
+        let recent = plan(&store, &format!("SELECT c.run_id FROM lynx_audit_events c WHERE c.status <> 'STARTED'{}5", audit::ACROSS_TENANTS_ORDER)).await;
+        assert!(!recent.contains("TEMP B-TREE"), "{recent}");
     }
 
     /// Durability is a setting: every connection, the writer's and the readers', must fsync each commit.
