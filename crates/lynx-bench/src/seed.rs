@@ -41,41 +41,43 @@ pub async fn seed(args: Args) -> Result<(), String> {
     let now = Utc::now();
     let tools = ["tenant.domain.profile.read", "vpm.domain.vendor.read", "audit.domain.run.read", "vpm.cluster.payment.draft.create"];
 
-    // Two rows per run, as Lynx writes them: STARTED, then SUCCEEDED (one in twenty DENIED).
-    let per_tenant = args.events / tenants.len();
+    // Two rows per run, as Lynx writes them: STARTED, then SUCCEEDED (one in twenty DENIED). Tenants
+    // take turns, run by run, as they do in real use: a tenant's rows lie spread through the table, the
+    // hard case for any read that would walk them.
+    let runs_per_tenant = args.events / tenants.len() / 2;
     let batch = 5000;
     let mut written = 0;
-    for (ti, tenant) in tenants.iter().enumerate() {
-        let mut i = 0;
-        while i < per_tenant {
-            let mut events = Vec::with_capacity(batch);
-            while events.len() < batch && i < per_tenant {
-                let run = RunId::new();
-                let at = now - TimeDelta::seconds((per_tenant - i) as i64);
-                let tool = tools[(i / 2) % tools.len()];
-                for (k, status) in [RunStatus::Started, if i % 40 == 0 { RunStatus::Denied } else { RunStatus::Succeeded }].into_iter().enumerate() {
-                    events.push(NewAuditEvent {
-                        event_id: lynx_model::ids::record_id(),
-                        run_id: run,
-                        tenant_id: tenant.clone(),
-                        tool_id: tool.into(),
-                        event_type: if status == RunStatus::Denied { EventType::Refusal } else { EventType::ToolCall },
-                        status,
-                        actor_id: format!("user-{:03}", i % 50),
-                        input_data: (k == 0).then(|| json!({"seeded": true, "n": i}).to_string()),
-                        output_data: (k == 1).then(|| json!({"tenant_id": tenant, "ok": status == RunStatus::Succeeded}).to_string()),
-                        error_message: (status == RunStatus::Denied).then(|| "PERMISSION_DENIED: seeded refusal".to_string()),
-                        created_at: at + TimeDelta::milliseconds(k as i64 * 3),
-                        duration_ms: (k == 1).then_some(3),
-                        instance_id: Some("seed".into()),
-                    });
-                    i += 1;
-                }
+    let mut events = Vec::with_capacity(batch + 2 * tenants.len());
+    for i in 0..runs_per_tenant {
+        let at = now - TimeDelta::seconds((runs_per_tenant - i) as i64);
+        let tool = tools[i % tools.len()];
+        for tenant in &tenants {
+            let run = RunId::new();
+            for (k, status) in [RunStatus::Started, if i % 20 == 0 { RunStatus::Denied } else { RunStatus::Succeeded }].into_iter().enumerate() {
+                events.push(NewAuditEvent {
+                    event_id: lynx_model::ids::record_id(),
+                    run_id: run,
+                    tenant_id: tenant.clone(),
+                    tool_id: tool.into(),
+                    event_type: if status == RunStatus::Denied { EventType::Refusal } else { EventType::ToolCall },
+                    status,
+                    actor_id: format!("user-{:03}", i % 50),
+                    input_data: (k == 0).then(|| json!({"seeded": true, "n": i}).to_string()),
+                    output_data: (k == 1).then(|| json!({"tenant_id": tenant, "ok": status == RunStatus::Succeeded}).to_string()),
+                    error_message: (status == RunStatus::Denied).then(|| "PERMISSION_DENIED: seeded refusal".to_string()),
+                    created_at: at + TimeDelta::milliseconds(k as i64 * 3),
+                    duration_ms: (k == 1).then_some(3),
+                    instance_id: Some("seed".into()),
+                });
             }
-            written += events.len();
-            store.append_audit(events).await.map_err(|e| e.to_string())?;
         }
-        eprintln!("seed: tenant {}/{} ({tenant}): {written} events so far, {:.0} s", ti + 1, tenants.len(), started.elapsed().as_secs_f64());
+        if events.len() >= batch || i + 1 == runs_per_tenant {
+            written += events.len();
+            store.append_audit(std::mem::take(&mut events)).await.map_err(|e| e.to_string())?;
+            if written % 100_000 < batch {
+                eprintln!("seed: {written} events, {:.0} s", started.elapsed().as_secs_f64());
+            }
+        }
     }
 
     let per_tenant = args.drafts / tenants.len();

@@ -17,9 +17,16 @@ const MAX_STORED_JSON: usize = 256 * 1024;
 /// JSON text for an audit column: as given, unless it is enormous.
 pub fn stored_json(v: &Value) -> String {
     let text = v.to_string();
-    if text.len() <= MAX_STORED_JSON {
-        return text;
-    }
+    if fits(&text) { text } else { preview(&text) }
+}
+
+/// Whether JSON text is stored whole.
+pub fn fits(text: &str) -> bool {
+    text.len() <= MAX_STORED_JSON
+}
+
+/// What is stored instead of JSON text that does not fit: its size and its start.
+pub fn preview(text: &str) -> String {
     let preview: String = text.chars().take(1024).collect();
     serde_json::json!({"_truncated": true, "bytes": text.len(), "preview": preview}).to_string()
 }

@@ -49,6 +49,10 @@ pub struct CallOutcome {
     /// `None` only when identity failed: with no tenant, nothing was audited.
     pub run_id: Option<RunId>,
     pub result: Result<Value, Refusal>,
+    /// A successful result as JSON text — the text its audit row holds — so that a surface sending it
+    /// as text (MCP's text content) does not serialize it a second time. `None` for a refusal, and for a
+    /// result too large for the audit row to hold whole.
+    pub result_json: Option<String>,
 }
 
 /// Why the gates stopped a call: refused by a rule, or failed while running.
@@ -125,7 +129,7 @@ impl Pipeline {
         // 1. identity: who is calling.
         let who = match identity::authenticate(&self.0.services, credential).await {
             Ok(who) => who,
-            Err(refusal) => return (CallOutcome { run_id: None, result: Err(refusal) }, Outcome::Denied),
+            Err(refusal) => return (CallOutcome { run_id: None, result: Err(refusal), result_json: None }, Outcome::Denied),
         };
         let run_id = RunId::new();
         let actor = who.user_id().to_string();
@@ -141,7 +145,7 @@ impl Pipeline {
         if writes {
             if let Err(e) = self.0.services.audit.append(vec![start_row]).await {
                 tracing::error!(%run_id, error = %e, "audit start row not written; call abandoned");
-                return (CallOutcome { run_id: None, result: Err(store_refusal(e)) }, Outcome::Failed);
+                return (CallOutcome { run_id: None, result: Err(store_refusal(e)), result_json: None }, Outcome::Failed);
             }
         } else {
             pending.push(start_row);
@@ -156,12 +160,15 @@ impl Pipeline {
             Err(Stop::Refused(_)) => Outcome::Denied,
             Err(Stop::Failed(_)) => Outcome::Failed,
         };
+        let mut result_json = None;
         let (close, result) = match stop {
-            Ok(output) => (
-                audit::event(&self.0.services, run_id, who.tenant_id(), tool_id, EventType::ToolCall, RunStatus::Succeeded, &actor,
-                    None, Some(&output), None, duration_ms),
-                Ok(output),
-            ),
+            Ok(output) => {
+                let mut close = audit::event(&self.0.services, run_id, who.tenant_id(), tool_id, EventType::ToolCall,
+                    RunStatus::Succeeded, &actor, None, None, None, duration_ms);
+                let text = output.to_string();
+                close.output_data = Some(if audit::fits(&text) { result_json.insert(text).clone() } else { audit::preview(&text) });
+                (close, Ok(output))
+            }
             Err(Stop::Refused(r)) => (
                 audit::event(&self.0.services, run_id, who.tenant_id(), tool_id, EventType::Refusal, RunStatus::Denied, &actor,
                     None, Some(&error_json(&r)), Some(format!("{}: {}", r.code, r.message)), duration_ms),
@@ -177,9 +184,9 @@ impl Pipeline {
         pending.push(close);
         if let Err(e) = self.0.services.audit.append(pending).await {
             tracing::error!(%run_id, error = %e, "audit closing row not written; answer withheld");
-            return (CallOutcome { run_id: Some(run_id), result: Err(store_refusal(e)) }, Outcome::Failed);
+            return (CallOutcome { run_id: Some(run_id), result: Err(store_refusal(e)), result_json: None }, Outcome::Failed);
         }
-        (CallOutcome { run_id: Some(run_id), result }, observed)
+        (CallOutcome { run_id: Some(run_id), result, result_json }, observed)
     }
 
     async fn gates(&self, who: &Authenticated, tool_id: &str, args: &Value, run_id: RunId) -> Result<Value, Stop> {

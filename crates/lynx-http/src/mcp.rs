@@ -2,7 +2,7 @@
 //! JSON with `INVALID_INPUT` — audited like any refusal, since the caller is already known — instead
 //! of letting it vanish as a bare protocol error.
 
-use std::convert::Infallible;
+use std::{convert::Infallible, sync::Arc};
 
 use axum::{
     body::{Body, to_bytes},
@@ -13,7 +13,6 @@ use axum::{
 use lynx_governance::{Authenticated, Pipeline};
 use lynx_model::Refusal;
 use serde_json::json;
-use tower::ServiceExt as _;
 
 use crate::MAX_BODY_BYTES;
 
@@ -26,14 +25,15 @@ pub fn service(
         .with_json_response(true)
         .with_max_request_body_bytes(MAX_BODY_BYTES);
     config = if allowed_hosts.is_empty() { config.disable_allowed_hosts() } else { config.with_allowed_hosts(allowed_hosts) };
-    let inner = lynx_mcp::http_service(pipeline.clone(), config);
-    let pipeline = std::sync::Arc::new(pipeline);
+    // Shared, not cloned per request: rmcp's `handle` borrows the service, and a clone copies its config.
+    let inner = Arc::new(lynx_mcp::http_service(pipeline.clone(), config));
+    let pipeline = Arc::new(pipeline);
     tower::service_fn(move |request: Request| {
         let inner = inner.clone();
         let pipeline = pipeline.clone();
         async move {
             if request.method() != Method::POST {
-                return Ok(inner.oneshot(request).await.map(IntoResponse::into_response).unwrap_or_else(|e| match e {}));
+                return Ok(inner.handle(request).await.into_response());
             }
             let (parts, body) = request.into_parts();
             let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
@@ -45,7 +45,7 @@ pub fn service(
                 return Ok(refuse_unparsable(&pipeline, &parts, &bytes, &e).await);
             }
             let request = Request::from_parts(parts, Body::from(bytes));
-            Ok(inner.oneshot(request).await.map(IntoResponse::into_response).unwrap_or_else(|e| match e {}))
+            Ok(inner.handle(request).await.into_response())
         }
     })
 }

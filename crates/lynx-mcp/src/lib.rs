@@ -110,7 +110,16 @@ pub fn to_call_result(outcome: CallOutcome) -> CallToolResult {
         meta.insert("lynx/run_id".into(), Value::String(run_id.clone()));
     }
     let result = match outcome.result {
-        Ok(output) => CallToolResult::structured(output),
+        // The text content is the structured content serialized (MCP's advice for older clients); the
+        // pipeline already has that text from writing the audit row.
+        Ok(output) => match outcome.result_json {
+            Some(text) => {
+                let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+                result.structured_content = Some(output);
+                result
+            }
+            None => CallToolResult::structured(output),
+        },
         Err(refusal) => {
             let text = format!("{}: {}\nWhat to do: {}", refusal.code, refusal.message, refusal.hint);
             let mut result = CallToolResult::structured_error(json!({

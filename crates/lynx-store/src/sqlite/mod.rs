@@ -338,6 +338,11 @@ mod tests {
         // `lynx status`: the newest runs of every tenant, read backwards from the end, never sorted.
         let recent = plan(&store, &format!("SELECT c.run_id FROM lynx_audit_events c WHERE c.status <> 'STARTED'{}5", audit::ACROSS_TENANTS_ORDER)).await;
         assert!(!recent.contains("TEMP B-TREE"), "{recent}");
+        // `audit.domain.run.read`'s total_count: the tenant's index entries, never its rows.
+        for since in ["", " AND c.created_at >= ?"] {
+            let count = plan(&store, &format!("SELECT COUNT(*) FROM lynx_audit_events c{} AND c.tenant_id = ?{since}", audit::CLOSED_RUNS)).await;
+            assert!(count.contains("COVERING INDEX lynx_audit_events_tenant_created_idx"), "{count}");
+        }
     }
 
     /// Durability is a setting: every connection, the writer's and the readers', must fsync each commit.
