@@ -2,8 +2,9 @@
 //!
 //! `Pipeline::call` runs the gates in a fixed order; the first that refuses ends the call:
 //!
+//! ```text
 //! 1. identity      — the credential names a tenant and user (failing here, there is no tenant to audit);
-//!                    the run's `STARTED` audit row is written as soon as the tenant is known;
+//!                    the run's STARTED audit row is written as soon as the tenant is known;
 //!                    then the Kernel supplies role and scopes
 //! 2. maintenance   — cell tools are refused while maintenance mode is on
 //! 3. registry      — the tool must be registered
@@ -15,7 +16,8 @@
 //! 7. mode gate     — in prod, high-risk executions need explicit_approval: true
 //! 8. execute       — the tool runs with a context built from the gates' evidence; its layer's
 //!                    context then saves the draft, or claims and commits the effect exactly once
-//! 9. audit         — the closing row (`SUCCEEDED`, `FAILED`, or a `refusal` with status `DENIED`)
+//! 9. audit         — the closing row (SUCCEEDED, FAILED, or a refusal with status DENIED)
+//! ```
 //!
 //! Both audit rows are committed before the answer leaves: a call that could not be audited fails. A
 //! writing tool's STARTED row is committed before it runs; a read's commits with its closing row.
@@ -217,7 +219,7 @@ impl Pipeline {
 
         // 6. layer rules: module flags and role gates; request-id replay; the execution protocol.
         let draft = match self.layer_rules(&principal, tool.as_ref(), args, &request).await? {
-            Clearance::Proceed(draft) => draft,
+            Clearance::Proceed(draft) => draft.map(|d| *d),
             Clearance::Replay(answer) => return Ok(answer),
         };
 
@@ -286,7 +288,7 @@ impl Pipeline {
             .and_then(Value::as_str)
             .and_then(|s| uuid::Uuid::parse_str(s).ok())
             .ok_or_else(|| Refusal::invalid_input("draft_id", "is required"))?;
-        execution::check(&self.0.services, caller, spec, draft_id).await.map(|d| Clearance::Proceed(Some(d)))
+        execution::check(&self.0.services, caller, spec, draft_id).await.map(|d| Clearance::Proceed(Some(Box::new(d))))
     }
 
     async fn permission(&self, principal: &Principal, tool: &dyn ErasedTool) -> Result<(), Refusal> {
@@ -317,7 +319,7 @@ impl Pipeline {
 /// What the layer gate decided.
 enum Clearance {
     /// Go on; cell tools carry the draft that passed the execution protocol.
-    Proceed(Option<lynx_model::records::DraftRecord>),
+    Proceed(Option<Box<lynx_model::records::DraftRecord>>),
     /// A repeated `request_id` with the same input: the original answer, without running again.
     Replay(Value),
 }

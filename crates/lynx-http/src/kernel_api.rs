@@ -43,6 +43,9 @@ fn answer<T: serde::Serialize>(r: Result<T, KernelError>) -> Response {
     }
 }
 
+/// The path's tenant, or the handler's answer. (The error is a whole `Response`, as handlers return: it
+/// is built only for a bad path, so its size costs nothing worth boxing it for.)
+#[allow(clippy::result_large_err)]
 fn tenant(raw: &str) -> Result<TenantId, Response> {
     TenantId::parse(raw).map_err(|e| error(StatusCode::NOT_FOUND, "NOT_FOUND", format!("tenant {raw:?} is not known to the Kernel ({e})")))
 }
