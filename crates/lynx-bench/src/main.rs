@@ -46,11 +46,22 @@ enum Command {
         approver_key: Option<String>,
         #[arg(long, default_value = "tenant.domain.profile.read")]
         tool: String,
+        /// The tool's arguments, a JSON object.
+        #[arg(long, default_value = "{}", value_parser = parse_object)]
+        args: serde_json::Value,
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+}
+
+fn parse_object(s: &str) -> Result<serde_json::Value, String> {
+    match serde_json::from_str(s) {
+        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+        Ok(_) => Err("must be a JSON object".into()),
+        Err(e) => Err(format!("is not JSON: {e}")),
+    }
 }
 
 fn main() {
@@ -63,7 +74,7 @@ fn main() {
             Command::Run(args) => run::run(args).await,
             Command::Seed(args) => seed::seed(args).await,
             Command::Scale(args) => scale::scale(args).await,
-            Command::Load { base, key, approver_key, tool, concurrency, seconds } => {
+            Command::Load { base, key, approver_key, tool, args, concurrency, seconds } => {
                 let m = load::Mcp::new(&base, key.as_deref());
                 let duration = std::time::Duration::from_secs(seconds);
                 let o = match approver_key {
@@ -74,9 +85,9 @@ fn main() {
                         .await
                     }
                     None => {
-                        let tool = std::sync::Arc::new(tool);
-                        load::drive(concurrency, duration, |_| (m.clone(), tool.clone()), |s: std::sync::Arc<(load::Mcp, std::sync::Arc<String>)>| async move {
-                            s.0.call(&s.1, serde_json::json!({})).await.map(|_| ())
+                        let call = std::sync::Arc::new((tool, args));
+                        load::drive(concurrency, duration, |_| (m.clone(), call.clone()), |s: std::sync::Arc<(load::Mcp, std::sync::Arc<(String, serde_json::Value)>)>| async move {
+                            s.0.call(&s.1.0, s.1.1.clone()).await.map(|_| ())
                         })
                         .await
                     }

@@ -6,6 +6,7 @@ mod audit;
 mod drafts;
 mod executions;
 mod keys;
+mod nodelay;
 mod reads;
 mod settlements;
 
@@ -46,14 +47,16 @@ pub struct PgStore {
 impl PgStore {
     pub async fn open(url: &str, max_connections: u32, supabase: Option<SupabaseProject>) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Unavailable(redacted(e)))?;
+        let port = options.get_port();
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(10))
             // Lynx is the trusted service: it sees every tenant and narrows to one inside
             // single-tenant transactions (see the migration's row-level security).
-            .after_connect(|conn, _| {
+            .after_connect(move |conn, _| {
                 Box::pin(async move {
+                    nodelay::set_on_connections_to(port);
                     conn.execute("SET lynx.tenant_id = '*'").await?;
                     Ok(())
                 })
@@ -330,4 +333,32 @@ async fn applied(pool: &PgPool) -> usize {
         .await
         .map(|n| n as usize)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every pooled connection to the server sends small writes at once (see `nodelay.rs`).
+    #[tokio::test]
+    async fn database_connections_have_tcp_nodelay() {
+        let Some(url) = std::env::var("LYNX_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) else {
+            eprintln!("skipped: LYNX_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let options = PgConnectOptions::from_str(&url).unwrap();
+        if options.get_socket().is_some() {
+            eprintln!("skipped: LYNX_TEST_POSTGRES_URL names a Unix socket");
+            return;
+        }
+        let store = PgStore::open(&url, 4, None).await.unwrap();
+        // Take four connections at once, so the pool has opened four.
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(store.pool().acquire().await.unwrap());
+        }
+        let sockets = nodelay::connections_to(options.get_port());
+        assert!(sockets.len() >= 4, "expected the pool's connections among this process's sockets: {sockets:?}");
+        assert!(sockets.iter().all(|on| *on), "a connection without TCP_NODELAY: {sockets:?}");
+    }
 }
