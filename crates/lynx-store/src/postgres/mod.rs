@@ -342,13 +342,10 @@ mod tests {
     /// Every pooled connection to the server sends small writes at once (see `nodelay.rs`).
     #[tokio::test]
     async fn database_connections_have_tcp_nodelay() {
-        let Some(url) = std::env::var("LYNX_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) else {
-            eprintln!("skipped: LYNX_TEST_POSTGRES_URL is not set");
-            return;
-        };
+        // Needs a server reached over TCP: CI's LYNX_TEST_POSTGRES_URL is one. Without it there is nothing to check.
+        let Some(url) = std::env::var("LYNX_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) else { return };
         let options = PgConnectOptions::from_str(&url).unwrap();
         if options.get_socket().is_some() {
-            eprintln!("skipped: LYNX_TEST_POSTGRES_URL names a Unix socket");
             return;
         }
         let store = PgStore::open(&url, 4, None).await.unwrap();
