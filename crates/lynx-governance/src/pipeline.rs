@@ -168,7 +168,12 @@ impl Pipeline {
                 let mut close = audit::event(&self.0.services, run_id, who.tenant_id(), tool_id, EventType::ToolCall,
                     RunStatus::Succeeded, &actor, None, None, None, duration_ms);
                 let text = output.to_string();
-                close.output_data = Some(if audit::fits(&text) { result_json.insert(text).clone() } else { audit::preview(&text) });
+                if audit::fits(&text) {
+                    close.output_data = Some(text.clone());
+                    result_json = Some(text);
+                } else {
+                    close.output_data = Some(audit::preview(&text));
+                }
                 (close, Ok(output))
             }
             Err(Stop::Refused(r)) => (

@@ -161,3 +161,25 @@ impl ServerHandler for LynxMcp {
         Ok(to_call_result(outcome).into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_of(r: &CallToolResult) -> &str {
+        r.content[0].as_text().map(|t| t.text.as_str()).expect("text content")
+    }
+
+    /// The text content is the structured content's JSON, whether the pipeline handed over the audited
+    /// text or (for a result too large to audit whole) the surface serializes it itself.
+    #[test]
+    fn text_content_is_the_structured_content() {
+        let output = json!({"tenant_id": "tenant-123", "plan": "enterprise"});
+        for result_json in [Some(output.to_string()), None] {
+            let r = to_call_result(CallOutcome { run_id: Some(lynx_model::RunId::new()), result: Ok(output.clone()), result_json });
+            assert_eq!(r.is_error, Some(false));
+            assert_eq!(r.structured_content.as_ref(), Some(&output));
+            assert_eq!(serde_json::from_str::<Value>(text_of(&r)).unwrap(), output);
+        }
+    }
+}

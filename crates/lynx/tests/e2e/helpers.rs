@@ -232,7 +232,11 @@ pub async fn call_ok(client: &Client, tool: &str, args: Value) -> Value {
     let r = call(client, tool, args).await;
     assert_ne!(r.is_error, Some(true), "{tool} failed: {:?}", r.structured_content);
     assert!(run_id(&r).is_some(), "{tool}: every result carries lynx/run_id");
-    r.structured_content.expect("structured output")
+    let structured = r.structured_content.expect("structured output");
+    // For clients that read only text: the same JSON, serialized.
+    let text = r.content.first().and_then(|c| c.as_text()).map(|t| t.text.as_str()).expect("a text content block");
+    assert_eq!(serde_json::from_str::<Value>(text).expect("text content is JSON"), structured, "{tool}: text and structured content agree");
+    structured
 }
 
 /// A call that must be refused; returns its `error` object.
