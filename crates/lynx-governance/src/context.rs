@@ -355,7 +355,7 @@ impl LayerContext for ExecCtx {
         };
         match services.store.claim_execution(&claim).await.map_err(store_refusal)? {
             Claim::Claimed => {}
-            Claim::Taken(live) => return Err(execution::taken(&live, draft.draft_id)),
+            Claim::Taken(live) => return Err(execution::taken(&live, draft.draft_id, cleared.tool)),
             Claim::RequestSeen(seen) => return execution::replay_execution(&seen, &cleared.request.fingerprint),
         }
         if let Some(pause) = services.runtime.failpoint_after_claim {

@@ -33,6 +33,27 @@ pub fn already_executed(draft_id: Uuid, by: Option<&ExecutionRecord>, status: Dr
     )
 }
 
+/// A second submit of a draft already submitted: nothing to do, and nothing was executed — the words
+/// must not read as "the action happened".
+fn already_submitted(draft_id: Uuid, by: &ExecutionRecord, status: DraftStatus) -> Refusal {
+    let hint = match status {
+        DraftStatus::Approved => "Nothing to do: it is approved. Execute it with its cell tool (workflow.cell.draft.publish or vpm.cell.payment.execute).",
+        DraftStatus::Rejected => "It was rejected; create a new draft if the action is still needed.",
+        _ => "Nothing to do: it waits for an approver (dashboard, `lynx drafts approve` or POST /api/drafts/{id}/approve). Look again later with workflow.domain.status.read.",
+    };
+    Refusal::new(
+        ErrorCode::AlreadySubmitted,
+        format!(
+            "Draft is already submitted for approval (status: {}): draft {draft_id} was submitted by {} at {} (execution_id: {})",
+            status.lower(),
+            by.actor_id,
+            by.completed_at.unwrap_or(by.created_at).to_rfc3339(),
+            by.execution_id
+        ),
+        hint,
+    )
+}
+
 fn in_progress(e: &ExecutionRecord) -> Refusal {
     Refusal::new(
         ErrorCode::ExecutionInProgress,
@@ -74,6 +95,10 @@ pub(crate) async fn check(services: &Services, caller: &Principal, tool: &ToolSp
     // 5 and 6. Exactly once: no success for this tool, draft not already published or executed, no claim in flight.
     let live = services.store.live_executions(tenant, draft_id).await.map_err(store_refusal)?;
     let same_tool = live.iter().find(|e| e.status == RunStatus::Succeeded && e.tool_id == tool.id);
+    // A submit of a draft that is not finished: it is already with the approvers (or decided).
+    if let Some(submit) = same_tool.filter(|_| tool.draft_type.is_none() && !draft.status.is_done()) {
+        return Err(already_submitted(draft_id, submit, draft.status));
+    }
     if same_tool.is_some() || draft.status.is_done() {
         // Name this tool's success, else the latest success (the publish or payment that finished the draft).
         let by = same_tool.or_else(|| live.iter().rev().find(|e| e.status == RunStatus::Succeeded));
@@ -109,9 +134,10 @@ pub(crate) async fn check(services: &Services, caller: &Principal, tool: &ToolSp
     Ok(draft)
 }
 
-/// A concurrent claim won: the draft is done, or being done.
-pub(crate) fn taken(live: &ExecutionRecord, draft_id: Uuid) -> Refusal {
+/// A concurrent claim won: the draft is done (or submitted), or being done.
+pub(crate) fn taken(live: &ExecutionRecord, draft_id: Uuid, tool: &ToolSpec) -> Refusal {
     match live.status {
+        RunStatus::Succeeded if tool.draft_type.is_none() => already_submitted(draft_id, live, DraftStatus::Submitted),
         RunStatus::Succeeded => already_executed(draft_id, Some(live), DraftStatus::Executed),
         _ => in_progress(live),
     }

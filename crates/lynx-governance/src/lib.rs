@@ -19,6 +19,7 @@ pub mod monitoring;
 pub mod operations;
 pub mod pipeline;
 pub mod registry;
+pub mod schema;
 pub mod services;
 pub mod tool;
 mod validation;

@@ -66,19 +66,6 @@ pub trait ErasedTool: Send + Sync {
 
 pub(crate) struct Erased<T>(pub T);
 
-fn schema_object<S: JsonSchema>() -> serde_json::Map<String, Value> {
-    let schema = schemars::SchemaGenerator::default().into_root_schema_for::<S>();
-    match schema.to_value() {
-        Value::Object(map) => map,
-        other => {
-            let mut map = serde_json::Map::new();
-            map.insert("type".into(), "object".into());
-            map.insert("description".into(), other);
-            map
-        }
-    }
-}
-
 #[async_trait::async_trait]
 impl<T: Tool> ErasedTool for Erased<T> {
     fn spec(&self) -> &'static ToolSpec {
@@ -88,10 +75,10 @@ impl<T: Tool> ErasedTool for Erased<T> {
         T::Context::LAYER
     }
     fn input_schema(&self) -> serde_json::Map<String, Value> {
-        schema_object::<T::Input>()
+        crate::schema::input::<T::Input>()
     }
     fn output_schema(&self) -> serde_json::Map<String, Value> {
-        schema_object::<T::Output>()
+        crate::schema::output::<T::Output>()
     }
     fn decode(&self, args: &Value) -> Result<Validated, Refusal> {
         let input: T::Input = crate::validation::decode(args)?;

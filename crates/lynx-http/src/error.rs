@@ -25,7 +25,7 @@ impl IntoResponse for ApiError {
         let mut response =
             (status, Json(json!({"error": {"code": r.code, "message": r.message, "hint": r.hint}}))).into_response();
         if r.code == ErrorCode::Unauthenticated {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"lynx\""));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(crate::auth::BEARER_CHALLENGE));
         }
         response
     }

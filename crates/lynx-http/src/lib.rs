@@ -1,5 +1,5 @@
 //! The HTTP surface: `/healthz`, `/metrics`, the JSON API under `/api`, MCP streamable HTTP at `/mcp`
-//! (both behind bearer authentication) and the approval dashboard at `/` (session sign-in). Routes that act call the governance pipeline; no
+//! (both behind bearer authentication; `/mcp` answers every refusal as JSON-RPC) and the approval dashboard at `/` (session sign-in). Routes that act call the governance pipeline; no
 //! route touches SQL or a tool directly.
 
 mod auth;
@@ -53,15 +53,14 @@ pub fn router(pipeline: Pipeline, options: &HttpOptions) -> Router {
         .route("/settlements", get(routes::operations::settlements))
         .route("/settlements/{payment_id}", post(routes::operations::mark_settlement))
         .fallback(routes::api::not_found);
-    let protected = Router::new()
-        .nest("/api", api)
-        .nest_service("/mcp", mcp::service(pipeline, options.allowed_hosts.clone()))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require_bearer));
+    let api = Router::new().nest("/api", api).layer(middleware::from_fn_with_state(state.clone(), auth::require_bearer));
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/metrics", get(routes::metrics::metrics))
         .merge(dashboard::router())
-        .merge(protected)
+        .merge(api)
+        // /mcp authenticates itself, to answer even a refused key in JSON-RPC.
+        .nest_service("/mcp", mcp::service(pipeline, options.allowed_hosts.clone()))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

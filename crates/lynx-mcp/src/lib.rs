@@ -6,6 +6,7 @@
 use std::{borrow::Cow, sync::Arc};
 
 use lynx_governance::{Authenticated, CallOutcome, Credential, Pipeline, ToolDefinition};
+use lynx_model::error::{ErrorBody, ErrorEnvelope};
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler, ServiceExt,
     model::{
@@ -19,7 +20,12 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 
+pub mod jsonrpc;
+
 pub use rmcp::transport::streamable_http_server::StreamableHttpServerConfig as HttpConfig;
+
+/// The streamable-HTTP service `lynx-http` mounts at `/mcp`.
+pub type HttpService = StreamableHttpService<LynxMcp, LocalSessionManager>;
 
 /// Where a call's identity comes from.
 #[derive(Clone)]
@@ -80,7 +86,7 @@ impl LynxMcp {
 }
 
 /// The streamable-HTTP service for `POST /mcp`. The HTTP surface authenticates before it.
-pub fn http_service(pipeline: Pipeline, config: StreamableHttpServerConfig) -> StreamableHttpService<LynxMcp, LocalSessionManager> {
+pub fn http_service(pipeline: Pipeline, config: StreamableHttpServerConfig) -> HttpService {
     let handler = LynxMcp::per_request(pipeline);
     // The factory runs per session (per request when stateless): hand out clones of one prebuilt handler.
     StreamableHttpService::new(move || Ok(handler.clone()), Arc::new(LocalSessionManager::default()), config)
@@ -95,6 +101,11 @@ fn to_mcp_tool(d: &ToolDefinition) -> Tool {
     meta.insert("lynx/layer".into(), json!(d.layer));
     meta.insert("lynx/risk".into(), json!(d.risk));
     meta.insert("lynx/domain".into(), json!(d.domain));
+    if d.annotations.destructive == Some(true) {
+        // Claude Code asks the person before each call of such a tool, in every permission mode. A hint
+        // to the client only: the server enforces approval whatever the client does.
+        meta.insert("anthropic/requiresUserInteraction".into(), json!(true));
+    }
     Tool::new(Cow::Borrowed(d.id), Cow::Borrowed(d.description), Arc::new(d.input_schema.clone()))
         .with_title(d.name)
         .with_raw_output_schema(Arc::new(d.output_schema.clone()))
@@ -122,9 +133,8 @@ pub fn to_call_result(outcome: CallOutcome) -> CallToolResult {
         },
         Err(refusal) => {
             let text = format!("{}: {}\nWhat to do: {}", refusal.code, refusal.message, refusal.hint);
-            let mut result = CallToolResult::structured_error(json!({
-                "error": {"code": refusal.code, "message": refusal.message, "run_id": run_id, "hint": refusal.hint}
-            }));
+            let envelope = ErrorEnvelope { error: ErrorBody::new(&refusal, outcome.run_id) };
+            let mut result = CallToolResult::structured_error(serde_json::to_value(envelope).unwrap_or_default());
             result.content = vec![ContentBlock::text(text)];
             result
         }

@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::RunId;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
@@ -25,6 +27,7 @@ pub enum ErrorCode {
     DraftNotApproved,
     InvalidTransition,
     AlreadyExecuted,
+    AlreadySubmitted,
     ExecutionInProgress,
     ExecutionFailed,
     ExplicitApprovalRequired,
@@ -54,6 +57,7 @@ impl ErrorCode {
             ErrorCode::DraftNotApproved => "DRAFT_NOT_APPROVED",
             ErrorCode::InvalidTransition => "INVALID_TRANSITION",
             ErrorCode::AlreadyExecuted => "ALREADY_EXECUTED",
+            ErrorCode::AlreadySubmitted => "ALREADY_SUBMITTED",
             ErrorCode::ExecutionInProgress => "EXECUTION_IN_PROGRESS",
             ErrorCode::ExecutionFailed => "EXECUTION_FAILED",
             ErrorCode::ExplicitApprovalRequired => "EXPLICIT_APPROVAL_REQUIRED",
@@ -79,6 +83,7 @@ impl ErrorCode {
             | ErrorCode::DraftNotApproved
             | ErrorCode::InvalidTransition
             | ErrorCode::AlreadyExecuted
+            | ErrorCode::AlreadySubmitted
             | ErrorCode::ExecutionInProgress
             | ErrorCode::ExecutionFailed
             | ErrorCode::IdempotencyConflict
@@ -142,6 +147,34 @@ impl Refusal {
             "Retry; if it persists, look up the run_id in the server log and audit trail.",
         )
     }
+}
+
+// A refusal as a client receives it: the `error` object of a refused tool call's structured content
+// (SPEC §5), and the `data.error` of a JSON-RPC error on `/mcp`. One type, so the published schema and
+// the wire cannot differ. (The doc comment below is published in every output schema.)
+/// Why the call was refused, and what to do next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct ErrorBody {
+    /// The stable code to match on.
+    pub code: ErrorCode,
+    /// What blocked the call; starts with the runbook's phrase where it has one.
+    pub message: String,
+    /// The audited run; `null` when the caller could not be identified (then nothing was audited).
+    pub run_id: Option<RunId>,
+    /// What to do next.
+    pub hint: String,
+}
+
+impl ErrorBody {
+    pub fn new(refusal: &Refusal, run_id: Option<RunId>) -> Self {
+        Self { code: refusal.code, message: refusal.message.clone(), run_id, hint: refusal.hint.clone() }
+    }
+}
+
+/// The structured content of a refused tool call: `{"error": {…}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
 }
 
 impl fmt::Display for Refusal {

@@ -106,6 +106,15 @@ pub fn record_id() -> uuid::Uuid {
     uuid::Uuid::now_v7()
 }
 
+impl schemars::JsonSchema for RunId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RunId".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "format": "uuid", "description": "The run's id in the audit trail"})
+    }
+}
+
 impl Default for RunId {
     fn default() -> Self {
         Self::new()

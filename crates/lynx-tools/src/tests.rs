@@ -6,10 +6,12 @@ use lynx_model::Layer;
 #[test]
 fn the_registry_is_consistent() {
     let registry = crate::registry();
-    assert_eq!(registry.count(Layer::Domain), 12);
-    assert_eq!(registry.count(Layer::Cluster), 3);
-    assert_eq!(registry.count(Layer::Cell), 3);
-    assert_eq!(registry.len(), 18);
+    // The counts per layer are pinned by the tools/list snapshot (crates/lynx/tests/e2e/snapshots); every
+    // layer has tools, and each tool is counted in exactly one.
+    for layer in [Layer::Domain, Layer::Cluster, Layer::Cell] {
+        assert!(registry.count(layer) > 0, "{layer:?}");
+    }
+    assert_eq!(registry.count(Layer::Domain) + registry.count(Layer::Cluster) + registry.count(Layer::Cell), registry.len());
     for d in registry.definitions() {
         let parts: Vec<&str> = d.id.split('.').collect();
         assert!(parts.len() >= 4, "{}: ids are domain.layer.object.verb", d.id);

@@ -1,9 +1,10 @@
 //! The operator CLI: `lynx status` prints the runbook's block with live values and fails when
 //! something is unreachable; configuration errors name the variable; every command has `--help`.
 
+use lynx_model::Layer;
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::{contract::{all_tool_ids, tool_ids}, helpers::*};
 
 pub async fn status_prints_the_runbook_block_with_live_values(engine: Engine) {
     let sandbox = Sandbox::new(engine);
@@ -20,7 +21,14 @@ pub async fn status_prints_the_runbook_block_with_live_values(engine: Engine) {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "Lynx AI Status");
     assert_eq!(lines[1], "==============");
-    assert_eq!(lines[2], "Tool Registry: 18 tools registered (12 Domain, 3 Cluster, 3 Cell)", "{text}");
+    let registry = format!(
+        "Tool Registry: {} tools registered ({} Domain, {} Cluster, {} Cell)",
+        all_tool_ids().len(),
+        tool_ids(Layer::Domain).len(),
+        tool_ids(Layer::Cluster).len(),
+        tool_ids(Layer::Cell).len()
+    );
+    assert_eq!(lines[2], registry, "{text}");
     assert_eq!(lines[3], "Protocol Version: 0.1.0");
     assert_eq!(lines[4], "Toolset Version: 0.1.0");
     assert_eq!(lines[5], "");
@@ -35,7 +43,7 @@ pub async fn status_prints_the_runbook_block_with_live_values(engine: Engine) {
     assert!(runs[1].starts_with("- Run 2: SUCCEEDED (20") && runs[1].contains("tenant.domain.profile.read"), "{text}");
 
     let json: serde_json::Value = serde_json::from_str(&sandbox.cli_ok(&["status", "--json"])).unwrap();
-    assert_eq!(json["tools_registered"], 18);
+    assert_eq!(json["tools_registered"], all_tool_ids().len());
     assert_eq!(json["healthy"], true);
     assert_eq!(json["last_runs"].as_array().unwrap().len(), 2);
 }
@@ -102,7 +110,7 @@ fn every_command_has_help() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"), "{cmd:?}");
     }
     let tools = sandbox.cli_ok(&["tools"]);
-    assert!(tools.contains("vpm.cell.payment.execute") && tools.contains("18 tools registered"));
+    assert!(tools.contains("vpm.cell.payment.execute") && tools.contains(&format!("{} tools registered", all_tool_ids().len())));
     let migrate = sandbox.cli_ok(&["migrate"]);
     assert!(migrate.contains("schema is current"));
 }

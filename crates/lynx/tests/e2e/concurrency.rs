@@ -101,8 +101,7 @@ pub async fn a_crash_mid_execution_leaves_no_effect_and_the_retry_succeeds_once(
             let args = json!({"draft_id": id});
             // These calls never get an answer: the server dies under them.
             tokio::spawn(async move {
-                let params = rmcp::model::CallToolRequestParams::new("vpm.cell.payment.execute").with_arguments(args.as_object().unwrap().clone());
-                let _ = tokio::time::timeout(Duration::from_secs(20), client.call_tool(params)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(20), try_call(&client, "vpm.cell.payment.execute", args)).await;
             });
         }
         // Wait until all four claims are in, then SIGKILL.

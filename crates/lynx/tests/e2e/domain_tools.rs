@@ -1,47 +1,29 @@
-//! The 12 domain tools over both transports: listed with schemas and annotations, and each called
+//! The domain tools over both transports: listed with schemas and annotations, and each called
 //! with answers that carry the caller's tenant and match the Kernel file.
 
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use lynx_model::Layer;
 
-const DOMAIN_TOOLS: [&str; 12] = [
-    "finance.domain.health.read",
-    "kernel.domain.registry.read",
-    "tenant.domain.profile.read",
-    "audit.domain.run.read",
-    "security.domain.permission.read",
-    "workflow.domain.status.read",
-    "workflow.domain.policy.read",
-    "docs.domain.registry.read",
-    "featureflag.domain.status.read",
-    "system.domain.health.read",
-    "vpm.domain.vendor.read",
-    "vpm.domain.payment.status.read",
-];
-
-const CLUSTER_TOOLS: [&str; 3] = ["docs.cluster.draft.create", "workflow.cluster.draft.create", "vpm.cluster.payment.draft.create"];
-const CELL_TOOLS: [&str; 3] = ["docs.cell.draft.submit_for_approval", "workflow.cell.draft.publish", "vpm.cell.payment.execute"];
+use crate::{contract::{all_tool_ids, tool_ids}, helpers::*};
 
 async fn check_tool_list(client: &Client) {
+    let (domain, cluster, cell) = (tool_ids(Layer::Domain), tool_ids(Layer::Cluster), tool_ids(Layer::Cell));
     let tools = client.list_all_tools().await.unwrap();
-    let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    names.sort();
-    let mut expected = [DOMAIN_TOOLS.as_slice(), CLUSTER_TOOLS.as_slice(), CELL_TOOLS.as_slice()].concat();
-    expected.sort();
-    assert_eq!(names, expected, "exactly the registered tools");
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names, all_tool_ids(), "exactly the registered tools, in registry order");
     for t in &tools {
         let a = t.annotations.as_ref().expect("annotations");
         assert_eq!(a.idempotent_hint, Some(true), "{}", t.name);
-        if CLUSTER_TOOLS.contains(&t.name.as_ref()) {
+        if cluster.contains(&t.name.as_ref()) {
             assert_eq!((a.read_only_hint, a.destructive_hint), (Some(false), Some(false)), "{}", t.name);
         }
-        if CELL_TOOLS.contains(&t.name.as_ref()) {
+        if cell.contains(&t.name.as_ref()) {
             let destructive = t.name != "docs.cell.draft.submit_for_approval";
             assert_eq!((a.read_only_hint, a.destructive_hint), (Some(false), Some(destructive)), "{}", t.name);
         }
     }
-    for t in tools.iter().filter(|t| DOMAIN_TOOLS.contains(&t.name.as_ref())) {
+    for t in tools.iter().filter(|t| domain.contains(&t.name.as_ref())) {
         assert_eq!(t.input_schema.get("type"), Some(&json!("object")), "{}", t.name);
         assert_eq!(t.input_schema.get("additionalProperties"), Some(&json!(false)), "{}: unknown fields rejected", t.name);
         let out = t.output_schema.as_ref().unwrap_or_else(|| panic!("{} has an output schema", t.name));
@@ -85,7 +67,7 @@ pub async fn check_all_domain_tools(client: &Client) {
 
     let v = call_ok(client, "kernel.domain.registry.read", json!({})).await;
     assert_eq!(v["tenant_id"], tenant);
-    assert_eq!(v["tools"].as_array().unwrap().len(), 18);
+    assert_eq!(v["tools"].as_array().unwrap().len(), all_tool_ids().len());
     assert_eq!(v["version_hash"].as_str().unwrap().len(), 64);
     let pay = v["policies"].as_array().unwrap().iter().find(|p| p["tool_id"] == "audit.domain.run.read").unwrap();
     let kernel_pay = acme["policies"]["tool_policies"].as_array().unwrap().iter().find(|p| p["tool_id"] == "audit.domain.run.read").unwrap();
@@ -150,6 +132,9 @@ pub async fn check_all_domain_tools(client: &Client) {
     assert_eq!(v["maintenance_mode"], false);
     assert!(v["dependencies"]["storage"]["response_time_ms"].is_number());
     assert_eq!(v["queues"]["stuck_executions"], 0);
+    assert!(v["dependencies"]["storage"].get("detail").is_none(), "a reachable dependency has no detail");
+    let v = call_ok(client, "system.domain.health.read", json!({"include_dependencies": false})).await;
+    assert!(v.get("dependencies").is_none());
 
     let v = call_ok(client, "vpm.domain.vendor.read", json!({"vendor_id": "V-002"})).await;
     assert_eq!(v["tenant_id"], tenant);
@@ -185,7 +170,7 @@ pub async fn domain_tools_over_http(engine: Engine) {
     assert_eq!(body["tool_registry_hash"], v["version_hash"]);
     let (status, tools) = server.get("/api/tools", Some(&key)).await;
     assert_eq!(status, 200);
-    assert_eq!(tools["total"], 18);
+    assert_eq!(tools["total"], all_tool_ids().len());
     assert_eq!(tools["tools"][0]["layer"], "domain");
     client.cancel().await.unwrap();
 }

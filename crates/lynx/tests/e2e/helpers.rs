@@ -108,6 +108,11 @@ impl Sandbox {
         Self { dir, env, database_url, pg }
     }
 
+    /// PostgreSQL: the URL of the server's admin database (for causing an outage, say).
+    pub fn admin_url(&self) -> Option<String> {
+        self.pg.as_ref().map(|(admin, _)| admin.clone())
+    }
+
     pub fn is_postgres(&self) -> bool {
         self.pg.is_some()
     }
@@ -219,12 +224,30 @@ pub async fn mcp_stdio(sandbox: &Sandbox, key: &str) -> Client {
     ().serve(transport).await.expect("MCP client connects over stdio")
 }
 
+/// An MCP client over stdio in dev mode, where `--tenant/--user` stand in for a key.
+pub async fn mcp_stdio_dev(sandbox: &Sandbox, tenant: &str, user: &str) -> Client {
+    let mut cmd = tokio::process::Command::new(LYNX);
+    cmd.env_clear().envs(&sandbox.env).args(["mcp", "--tenant", tenant, "--user", user]).current_dir(sandbox.dir.path());
+    let (transport, _stderr) = TokioChildProcess::builder(cmd).stderr(Stdio::null()).spawn().unwrap();
+    ().serve(transport).await.expect("MCP client connects over stdio")
+}
+
+/// One tool call. Every answer — success or refusal — is checked against the output schema the server
+/// published for the tool (`contract::check_result`), as the official SDKs check it.
 pub async fn call(client: &Client, tool: &str, args: Value) -> CallToolResult {
+    try_call(client, tool, args).await.expect("tools/call answered")
+}
+
+/// A tool call that may fail at the protocol level (a server going away mid-test); an answer that
+/// arrives is checked against the published schema like any other.
+pub async fn try_call(client: &Client, tool: &str, args: Value) -> Result<CallToolResult, rmcp::ServiceError> {
     let args = match args {
         Value::Object(map) => map,
         _ => panic!("arguments must be an object"),
     };
-    client.call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args)).await.expect("tools/call answered")
+    let result = client.call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args)).await?;
+    crate::contract::check_result(tool, &result).await;
+    Ok(result)
 }
 
 /// A call that must succeed; returns its structured output.

@@ -1,7 +1,9 @@
 //! Black-box tests: the real `lynx` binary on a temporary database, driven through a real MCP client
 //! (HTTP and stdio), the JSON API and the CLI.
 
+mod contract;
 mod helpers;
+mod interop;
 
 mod audit_verify;
 mod auth;
@@ -13,10 +15,12 @@ mod domain_tools;
 mod kernel_file;
 mod kernel_http;
 mod lifecycle;
+mod mcp_errors;
 mod operator;
 mod postgres_ops;
 mod refusals;
 mod tenancy;
+mod wire;
 
 /// Runs each listed test on SQLite, and on PostgreSQL when `LYNX_TEST_POSTGRES_URL` is set (CI sets it;
 /// without it the PostgreSQL variants pass after saying they were skipped).

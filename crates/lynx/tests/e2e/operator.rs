@@ -169,9 +169,7 @@ async fn sigterm_lets_started_calls_finish_and_be_audited() {
         let client = server.mcp(&agent_key).await;
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(i * 15)).await;
-            let params = rmcp::model::CallToolRequestParams::new("vpm.cluster.payment.draft.create")
-                .with_arguments(payment_args("V-001", "3.00").as_object().unwrap().clone());
-            client.call_tool(params).await.ok()
+            try_call(&client, "vpm.cluster.payment.draft.create", payment_args("V-001", "3.00")).await.ok()
         }));
     }
     tokio::time::sleep(Duration::from_millis(120)).await;

@@ -190,9 +190,9 @@ async fn the_runbooks_sql_runs_verbatim_and_returns_what_it_promises() {
     {
         let mut server = sandbox.serve();
         let client = server.mcp(&agent_key).await;
-        let args = json!({"draft_id": stuck_draft}).as_object().unwrap().clone();
+        let args = json!({"draft_id": stuck_draft});
         tokio::spawn(async move {
-            let _ = client.call_tool(rmcp::model::CallToolRequestParams::new("vpm.cell.payment.execute").with_arguments(args)).await;
+            let _ = try_call(&client, "vpm.cell.payment.execute", args).await;
         });
         for _ in 0..100 {
             if count(&sandbox, "SELECT COUNT(*) FROM lynx_executions WHERE status = 'STARTED'").await == 1 {

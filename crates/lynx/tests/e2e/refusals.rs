@@ -45,7 +45,11 @@ pub async fn the_execution_protocol_refuses_in_order_with_the_runbooks_phrases(e
     let e = call_err(&agent, "vpm.cell.payment.execute", json!({"draft_id": pay_id})).await;
     assert_eq!(e["message"], format!("Draft is not approved (status: submitted): draft {pay_id} must be APPROVED before vpm.cell.payment.execute"));
     let e = call_err(&agent, "docs.cell.draft.submit_for_approval", json!({"draft_id": pay_id})).await;
-    assert_eq!(e["code"], "ALREADY_EXECUTED", "a draft is submitted once");
+    assert_eq!(e["code"], "ALREADY_SUBMITTED", "a draft is submitted once");
+    let message = e["message"].as_str().unwrap();
+    assert!(message.starts_with("Draft is already submitted for approval (status: submitted): draft "), "{message}");
+    assert!(!message.contains("executed"), "a second submit must not read as if the payment were made: {message}");
+    assert!(e["hint"].as_str().unwrap().contains("waits for an approver"), "{e}");
 
     // Non-approver role, then the approver.
     let (status, body) = server.post(&format!("/api/drafts/{pay_id}/approve"), &other_agent_key, json!({})).await;
