@@ -1,13 +1,24 @@
-//! Lynx's storage: the `Store` port of `lynx-model`, implemented on SQLite (embedded, WAL), with
+//! Lynx's storage: the `Store` port of `lynx-model` on SQLite (embedded, WAL) and PostgreSQL, with
 //! versioned migrations per engine under `migrations/`.
+//!
+//! Code map: `ops/` holds every protocol and query, written once over the statement interface of
+//! `db.rs` (`Db`: run a `Query` of `sql.rs`, get `Row`s of `row.rs`); `store.rs` is the one
+//! `impl Store`, which runs each protocol as a read or a write of an `Engine`; `sqlite/` and
+//! `postgres/` are the engines — how each binds values, reads rows, runs a write (SQLite: on one writer
+//! thread, group-committed; PostgreSQL: a transaction narrowed to the tenant) and what it alone has.
 //!
 //! SQL lives only in this crate. Every query filters by `tenant_id` explicitly; the rules that must
 //! hold under concurrency (exactly-once, request-id replay, the audit chain's sequence) are unique
-//! indexes and transactions in the schema, never locks in this process.
+//! indexes, transactions and row locks in the database, never locks in this process.
 
+mod db;
 mod error;
+mod ops;
 pub mod postgres;
+mod row;
+mod sql;
 pub mod sqlite;
+mod store;
 
 use std::sync::Arc;
 
@@ -15,6 +26,7 @@ use lynx_model::store::{Store, StoreError};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use store::Storage;
 
 /// Where the data lives, parsed from `LYNX_DATABASE_URL`.
 #[derive(Debug, Clone, PartialEq, Eq)]

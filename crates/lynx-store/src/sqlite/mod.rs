@@ -1,39 +1,25 @@
 //! The SQLite engine: one file, WAL journal, full fsync on commit (an audited call must survive a
 //! crash), writers serialised by `BEGIN IMMEDIATE` so the audit chain never forks. Reads run on sqlx's
-//! pool; every write runs on the writer thread (`writer.rs`), group-committed.
+//! pool; every write runs on the writer thread (`writer.rs`), group-committed, as a protocol of `ops/`
+//! over the writer's connection. `values.rs` is how SQLite stores each kind of value.
 
-mod audit;
-mod drafts;
-mod executions;
-mod keys;
-mod reads;
-mod row;
-mod settlements;
+mod values;
 mod writer;
 
 use std::{str::FromStr, time::Duration};
 
-use chrono::{DateTime, Utc};
 use lynx_model::{
-    TenantId,
-    audit::{AuditEvent, NewAuditEvent},
-    ids::KeyId,
-    draft::Transition,
-    records::{
-        ApprovalRecord, Claim, Completion, Decision, DecisionOutcome, DraftFilter, DraftInsert, DraftRecord, Effect,
-        ExecutionCounts, ExecutionFilter, ExecutionRecord, RollbackOutcome, SettlementChange, SettlementRecord,
-        TransitionOutcome,
-    },
-    store::{
-        ActivityEvent, ApiKeyRecord, AuditFilter, PaymentFilter, PaymentRecord, QueueCounts, RunFilter, RunSummary,
-        Store, StoreResult,
-    },
+    audit::NewAuditEvent,
+    store::{StoreError, StoreResult},
 };
-use serde_json::Value;
-use uuid::Uuid;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
-use crate::error::map;
+use crate::{
+    db::{Db, Engine, Scope, WriteOp},
+    error::map,
+    ops,
+    store::Storage,
+};
 
 /// Every connection's settings, the writer's (rusqlite) and the readers' (sqlx) alike: WAL, a full
 /// fsync at every commit, foreign keys, statement journals in memory, 16 MB of page cache per
@@ -46,7 +32,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-pub struct SqliteStore {
+/// The store on SQLite.
+pub type SqliteStore = Storage<Sqlite>;
+
+pub struct Sqlite {
     /// Readers: WAL lets them run beside the writer.
     pool: SqlitePool,
     /// Every write goes through here: one connection, group-committed batches (see `writer.rs`).
@@ -55,7 +44,7 @@ pub struct SqliteStore {
     scratch: Option<std::path::PathBuf>,
 }
 
-impl Drop for SqliteStore {
+impl Drop for Sqlite {
     fn drop(&mut self) {
         if let Some(file) = &self.scratch {
             for suffix in ["", "-wal", "-shm"] {
@@ -89,17 +78,17 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(map)?;
-        Ok(Self { pool, writer, scratch })
+        Ok(Storage(Sqlite { pool, writer, scratch }))
     }
 
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        &self.0.pool
     }
 }
 
 #[async_trait::async_trait]
-impl Store for SqliteStore {
-    fn engine(&self) -> &'static str {
+impl Engine for Sqlite {
+    fn name(&self) -> &'static str {
         "sqlite"
     }
     fn group_commits(&self) -> bool {
@@ -108,7 +97,7 @@ impl Store for SqliteStore {
 
     async fn migrate(&self) -> StoreResult<usize> {
         let before = applied(&self.pool).await;
-        MIGRATOR.run(&self.pool).await.map_err(|e| lynx_model::store::StoreError::Unavailable(e.to_string()))?;
+        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(applied(&self.pool).await.saturating_sub(before))
     }
 
@@ -117,184 +106,24 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
-        let key = key.clone();
-        self.writer.write(move |c| keys::insert(c, &key)).await
+    fn reader(&self) -> Box<dyn Db + '_> {
+        Box::new(values::Reader(&self.pool))
     }
-    async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
-        keys::by_hash(&self.pool, key_hash).await
-    }
-    async fn list_api_keys(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<ApiKeyRecord>> {
-        keys::list(&self.pool, tenant).await
-    }
-    async fn revoke_api_key(&self, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<bool> {
-        let key_id = key_id.clone();
-        self.writer.write(move |c| keys::revoke(c, &key_id, at)).await
-    }
-    async fn touch_api_key(&self, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<()> {
-        let key_id = key_id.clone();
-        self.writer.write(move |c| keys::touch(c, &key_id, at)).await
-    }
-    async fn count_api_keys(&self) -> StoreResult<i64> {
-        keys::count(&self.pool).await
-    }
-    async fn insert_session(&self, session: &lynx_model::store::SessionRecord) -> StoreResult<()> {
-        let session = session.clone();
-        self.writer.write(move |c| keys::insert_session(c, &session)).await
-    }
-    async fn live_session(&self, session_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<lynx_model::store::SessionRecord>> {
-        keys::live_session(&self.pool, session_hash, now).await
-    }
-    async fn delete_session(&self, session_hash: &str) -> StoreResult<()> {
-        let hash = session_hash.to_string();
-        self.writer.write(move |c| keys::delete_session(c, &hash)).await
+
+    /// Every write is one operation of the writer's next batch, whatever its scope: the batch is a
+    /// transaction and the operation its own savepoint in it.
+    async fn write<T: Send + 'static>(&self, _scope: Scope, op: WriteOp<T>) -> StoreResult<T> {
+        self.writer.write(move |conn| values::run_now(op(&mut values::Writing::new(conn)))).await
     }
 
     async fn append_audit(&self, events: Vec<NewAuditEvent>) -> StoreResult<()> {
         self.writer.append_audit(events).await
     }
-    async fn audit_events(&self, tenant: &TenantId, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
-        audit::events(&self.pool, tenant, filter).await
-    }
-    async fn audit_chain_page(&self, tenant: &TenantId, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditEvent>> {
-        audit::chain_page(&self.pool, tenant, after_seq, limit).await
-    }
-    async fn audit_tenants(&self) -> StoreResult<Vec<TenantId>> {
-        audit::tenants(&self.pool).await
-    }
-    async fn runs(&self, filter: &RunFilter) -> StoreResult<(Vec<RunSummary>, i64)> {
-        audit::runs(&self.pool, filter).await
-    }
-    async fn draft_activity(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<ActivityEvent>> {
-        audit::draft_activity(&self.pool, tenant, limit).await
-    }
+}
 
-    async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
-        reads::setting(&self.pool, key).await
-    }
-    async fn put_setting(&self, key: &str, value: &str, by: &str, at: DateTime<Utc>) -> StoreResult<()> {
-        let (key, value, by) = (key.to_string(), value.to_string(), by.to_string());
-        self.writer.write(move |c| reads::put_setting(c, &key, &value, &by, at)).await
-    }
-
-    async fn queue_counts(&self, tenant: Option<&TenantId>, stuck_before: DateTime<Utc>) -> StoreResult<QueueCounts> {
-        reads::queue_counts(&self.pool, tenant, stuck_before).await
-    }
-    async fn count_drafts(&self, tenant: &TenantId, status: &str, draft_type: Option<&str>) -> StoreResult<i64> {
-        reads::count_drafts(&self.pool, tenant, status, draft_type).await
-    }
-    async fn active_workflow_count(&self, tenant: &TenantId) -> StoreResult<i64> {
-        reads::active_workflow_count(&self.pool, tenant).await
-    }
-    async fn payments(&self, tenant: &TenantId, filter: &PaymentFilter) -> StoreResult<Vec<PaymentRecord>> {
-        reads::payments(&self.pool, tenant, filter).await
-    }
-    async fn payments_in_status(&self, tenant: &TenantId, status: &str, vendor_id: Option<&str>) -> StoreResult<Vec<PaymentRecord>> {
-        reads::payments_in_status(&self.pool, tenant, status, vendor_id).await
-    }
-
-    async fn insert_draft(&self, draft: &DraftRecord) -> StoreResult<DraftInsert> {
-        let draft = draft.clone();
-        self.writer.write(move |c| drafts::insert(c, &draft)).await
-    }
-    async fn import_drafts(&self, list: &[DraftRecord]) -> StoreResult<u64> {
-        let list = list.to_vec();
-        self.writer.write(move |c| drafts::import(c, &list)).await
-    }
-    async fn draft(&self, tenant: Option<&TenantId>, draft_id: Uuid) -> StoreResult<Option<DraftRecord>> {
-        drafts::get(&self.pool, tenant, draft_id).await
-    }
-    async fn draft_by_request(&self, tenant: &TenantId, request_id: &str) -> StoreResult<Option<DraftRecord>> {
-        drafts::by_request(&self.pool, tenant, request_id).await
-    }
-    async fn drafts(&self, tenant: Option<&TenantId>, filter: &DraftFilter) -> StoreResult<Vec<DraftRecord>> {
-        drafts::list(&self.pool, tenant, filter).await
-    }
-    async fn approvals(&self, tenant: &TenantId, draft_id: Uuid) -> StoreResult<Vec<ApprovalRecord>> {
-        drafts::approvals(&self.pool, tenant, draft_id).await
-    }
-    async fn decide(
-        &self,
-        tenant: &TenantId,
-        draft_id: Uuid,
-        approver: &str,
-        decision: Decision,
-        note: Option<&str>,
-        required: u32,
-        at: DateTime<Utc>,
-    ) -> StoreResult<DecisionOutcome> {
-        let (tenant, approver, note) = (tenant.clone(), approver.to_string(), note.map(str::to_string));
-        self.writer
-            .write(move |c| drafts::decide(c, &tenant, draft_id, &approver, decision, note.as_deref(), required, at))
-            .await
-    }
-    async fn transition_draft(&self, tenant: &TenantId, draft_id: Uuid, t: Transition, by: &str, at: DateTime<Utc>) -> StoreResult<TransitionOutcome> {
-        let (tenant, by) = (tenant.clone(), by.to_string());
-        self.writer.write(move |c| drafts::transition(c, &tenant, draft_id, t, &by, at)).await
-    }
-
-    async fn execution_for_request(&self, tenant: &TenantId, tool_id: &str, request_id: &str) -> StoreResult<Option<ExecutionRecord>> {
-        executions::for_request(&self.pool, tenant, tool_id, request_id).await
-    }
-    async fn live_executions(&self, tenant: &TenantId, draft_id: Uuid) -> StoreResult<Vec<ExecutionRecord>> {
-        executions::live(&self.pool, tenant, draft_id).await
-    }
-    async fn claim_execution(&self, execution: &ExecutionRecord) -> StoreResult<Claim> {
-        let e = execution.clone();
-        self.writer.write(move |c| executions::claim(c, &e)).await
-    }
-    async fn complete_execution(
-        &self,
-        execution: &ExecutionRecord,
-        effect: &Effect,
-        result: &Value,
-        rollback_instructions: &Value,
-        at: DateTime<Utc>,
-    ) -> StoreResult<Completion> {
-        let (e, effect, result, rollback) = (execution.clone(), effect.clone(), result.clone(), rollback_instructions.clone());
-        self.writer.write(move |c| executions::complete(c, &e, &effect, &result, &rollback, at)).await
-    }
-    async fn fail_execution(&self, tenant: &TenantId, execution_id: Uuid, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
-        let (tenant, error) = (tenant.clone(), error.to_string());
-        self.writer.write(move |c| executions::fail(c, &tenant, execution_id, &error, at)).await
-    }
-    async fn execution(&self, tenant: Option<&TenantId>, execution_id: Uuid) -> StoreResult<Option<ExecutionRecord>> {
-        executions::get(&self.pool, tenant, execution_id).await
-    }
-    async fn executions(&self, tenant: Option<&TenantId>, filter: &ExecutionFilter) -> StoreResult<Vec<ExecutionRecord>> {
-        executions::list(&self.pool, tenant, filter).await
-    }
-    async fn clear_stuck(&self, before: DateTime<Utc>, at: DateTime<Utc>) -> StoreResult<Vec<ExecutionRecord>> {
-        self.writer.write(move |c| executions::clear_stuck(c, before, at)).await
-    }
-    async fn rollback_execution(&self, tenant: &TenantId, execution_id: Uuid, by: &str, at: DateTime<Utc>) -> StoreResult<RollbackOutcome> {
-        let (tenant, by) = (tenant.clone(), by.to_string());
-        self.writer.write(move |c| executions::rollback(c, &tenant, execution_id, &by, at)).await
-    }
-    async fn execution_counts(&self, tenant: Option<&TenantId>) -> StoreResult<ExecutionCounts> {
-        executions::counts(&self.pool, tenant).await
-    }
-    async fn monitoring(&self, tenant: Option<&TenantId>) -> StoreResult<lynx_model::store::MonitoringFacts> {
-        executions::monitoring(&self.pool, tenant).await
-    }
-
-    async fn settlements(&self, tenant: Option<&TenantId>, status: Option<&str>, limit: u32) -> StoreResult<Vec<SettlementRecord>> {
-        settlements::list(&self.pool, tenant, status, limit).await
-    }
-    async fn set_settlement_status(
-        &self,
-        tenant: &TenantId,
-        payment_id: Uuid,
-        to: &str,
-        by: &str,
-        note: Option<&str>,
-        at: DateTime<Utc>,
-    ) -> StoreResult<SettlementChange> {
-        let (tenant, to, by, note) = (tenant.clone(), to.to_string(), by.to_string(), note.map(str::to_string));
-        self.writer
-            .write(move |c| settlements::set_status(c, &tenant, payment_id, &to, &by, note.as_deref(), at))
-            .await
-    }
+/// Appends audit rows on the writer's connection, inside its batch.
+fn append_audit_rows(conn: &rusqlite::Connection, events: &[NewAuditEvent]) -> StoreResult<()> {
+    values::run_now(ops::audit::append(&mut values::Writing::new(conn), events))
 }
 
 async fn applied(pool: &SqlitePool) -> usize {
@@ -305,17 +134,11 @@ async fn applied(pool: &SqlitePool) -> usize {
         .unwrap_or(0)
 }
 
-fn tenant(s: String) -> StoreResult<TenantId> {
-    TenantId::parse(s).map_err(crate::error::corrupt)
-}
-
-fn uuid(s: &str) -> StoreResult<uuid::Uuid> {
-    uuid::Uuid::parse_str(s).map_err(crate::error::corrupt)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{ops::{audit, executions}, sql::{Dialect, translate}};
+    use lynx_model::store::Store;
 
     /// The plan SQLite picks for a query, one line per step.
     async fn plan(store: &SqliteStore, sql: &str) -> String {
@@ -331,12 +154,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("plan.db").display().to_string()).await.unwrap();
         store.migrate().await.unwrap();
-        let live = plan(&store, &executions::live_sql()).await;
+        let live = plan(&store, &translate(executions::LIVE, Dialect::Sqlite)).await;
         assert!(live.contains("lynx_executions_tenant_draft_idx"), "{live}");
-        let run = plan(&store, &format!("SELECT * FROM lynx_audit_events WHERE tenant_id = ? AND run_id = ?{}10", audit::RUN_ORDER)).await;
+        let run = plan(&store, &translate(&format!("SELECT * FROM lynx_audit_events WHERE tenant_id = ? AND run_id = ?{}10", audit::RUN_ORDER), Dialect::Sqlite)).await;
         assert!(run.contains("lynx_audit_events_tenant_run_idx"), "{run}");
         // `lynx status`: the newest runs of every tenant, read backwards from the end, never sorted.
-        let recent = plan(&store, &format!("SELECT c.run_id FROM lynx_audit_events c WHERE c.status <> 'STARTED'{}5", audit::ACROSS_TENANTS_ORDER)).await;
+        let recent = plan(&store, &translate(&format!("SELECT c.run_id FROM lynx_audit_events c WHERE c.status <> 'STARTED'{}5", audit::ACROSS_TENANTS_ORDER), Dialect::Sqlite)).await;
         assert!(!recent.contains("TEMP B-TREE"), "{recent}");
         // `audit.domain.run.read`'s total_count: the tenant's index entries, never its rows.
         for since in ["", " AND c.created_at >= ?"] {
@@ -369,10 +192,14 @@ mod tests {
         let store = SqliteStore::open(&path).await.unwrap();
         store.migrate().await.unwrap();
         let conn = writer::open(&path).unwrap();
-        let tables: Vec<String> = row::query(&conn, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\'", [], |r| r.get(0).map_err(crate::error::map_rusqlite)).unwrap();
+        let column = |sql: &str, i: usize| -> Vec<String> {
+            let mut q = conn.prepare(sql).unwrap();
+            q.query_map([], |r| r.get(i)).unwrap().map(Result::unwrap).collect()
+        };
+        let tables = column("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\'", 0);
         assert!(tables.contains(&"lynx_audit_events".to_string()), "{tables:?}");
         for table in tables {
-            let ops: Vec<String> = row::query(&conn, &format!("EXPLAIN INSERT INTO {table} DEFAULT VALUES"), [], |r| r.get(1).map_err(crate::error::map_rusqlite)).unwrap();
+            let ops = column(&format!("EXPLAIN INSERT INTO {table} DEFAULT VALUES"), 1);
             assert!(!ops.iter().any(|op| op == "OpenEphemeral"), "{table}: {ops:?}");
         }
     }

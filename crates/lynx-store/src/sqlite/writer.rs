@@ -9,8 +9,9 @@
 //! Why a thread and `rusqlite` rather than an async sqlx connection: sqlx runs each SQLite connection on
 //! its own worker thread and sends it every statement as a message, so a batch of a few dozen
 //! operations was a few hundred thread wake-ups — on two busy cores, most of a batch's time. Here the
-//! whole batch runs as plain function calls, with statements prepared once and cached. Reads stay on
-//! sqlx's pool (`mod.rs`); both libraries link the same SQLite.
+//! whole batch runs as plain function calls, with statements prepared once and cached; the protocols of
+//! `ops/` run on it through `values::Writing`. Reads stay on sqlx's pool (`mod.rs`); both libraries
+//! link the same SQLite.
 
 use lynx_model::{
     audit::NewAuditEvent,
@@ -19,7 +20,7 @@ use lynx_model::{
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{BUSY_TIMEOUT, PRAGMAS, audit};
+use super::{BUSY_TIMEOUT, PRAGMAS, append_audit_rows};
 use crate::error::map_rusqlite as rs_map;
 
 /// Sends an operation's result once the batch's commit is known.
@@ -52,7 +53,8 @@ pub(super) fn open(path: &str) -> StoreResult<Connection> {
     for (name, value) in PRAGMAS {
         conn.execute_batch(&format!("PRAGMA {name} = {value}")).map_err(rs_map)?;
     }
-    conn.set_prepared_statement_cache_capacity(64);
+    // Every statement Lynx writes with, and the audit insert for each number of rows, stay prepared.
+    conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
 }
 
@@ -169,7 +171,7 @@ fn run_batch(conn: &Connection, mut batch: Batch, rx: &mut mpsc::Receiver<Work>)
             let Batch { events, audited: waiting, jobs } = std::mem::take(&mut batch);
             audited.extend(waiting);
             if !events.is_empty() {
-                audit::append(conn, &events)?;
+                append_audit_rows(conn, &events)?;
             }
             for job in jobs {
                 conn.execute_batch("SAVEPOINT op").map_err(rs_map)?;

@@ -1,0 +1,95 @@
+//! The statement interface each engine implements, and what an engine provides around it.
+//!
+//! The protocols in `ops/` run their statements on a `&mut dyn Db`: the read pool, or one write
+//! transaction. An `Engine` says how a write runs — SQLite: on its writer thread, inside the current
+//! group-committed batch; PostgreSQL: in a transaction of its own, narrowed to the tenant for row-level
+//! security — and everything the two share sits above it, in `store.rs`.
+
+use std::{future::Future, pin::Pin};
+
+use lynx_model::{TenantId, audit::NewAuditEvent, store::StoreResult};
+
+use crate::{
+    row::{Cell, Row},
+    sql::{Dialect, Query},
+};
+
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where statements run: a pool or a transaction.
+pub(crate) trait Db: Send {
+    fn dialect(&self) -> Dialect;
+    /// Runs a statement; the number of rows it changed.
+    fn execute<'a>(&'a mut self, query: &'a Query<'a>) -> BoxFuture<'a, StoreResult<u64>>;
+    /// Runs a query; its rows.
+    fn fetch<'a>(&'a mut self, query: &'a Query<'a>) -> BoxFuture<'a, StoreResult<Vec<Row>>>;
+}
+
+/// At most one row.
+pub(crate) async fn fetch_opt(db: &mut dyn Db, query: Query<'_>) -> StoreResult<Option<Row>> {
+    Ok(db.fetch(&query).await?.into_iter().next())
+}
+
+/// All rows, each decoded.
+pub(crate) async fn fetch_all<T>(db: &mut dyn Db, query: Query<'_>, decode: impl Fn(Row) -> StoreResult<T>) -> StoreResult<Vec<T>> {
+    db.fetch(&query).await?.into_iter().map(decode).collect()
+}
+
+/// At most one row, decoded.
+pub(crate) async fn fetch_one_as<T>(db: &mut dyn Db, query: Query<'_>, decode: impl Fn(Row) -> StoreResult<T>) -> StoreResult<Option<T>> {
+    fetch_opt(db, query).await?.map(decode).transpose()
+}
+
+/// The integer in the first column of the first row (`COUNT(*)`); 0 when there is no row.
+pub(crate) async fn count(db: &mut dyn Db, query: Query<'_>) -> StoreResult<i64> {
+    match fetch_opt(db, query).await? {
+        Some(mut row) => Ok(crate::row::cell_int("count", row.first())?.unwrap_or(0)),
+        None => Ok(0),
+    }
+}
+
+/// The text in the first column of the first row, if any.
+pub(crate) async fn text(db: &mut dyn Db, query: Query<'_>) -> StoreResult<Option<String>> {
+    match fetch_opt(db, query).await? {
+        Some(mut row) => match row.first() {
+            Cell::Null => Ok(None),
+            Cell::Text(s) => Ok(Some(s)),
+            other => Err(crate::error::corrupt(format!("expected text, found {other:?}"))),
+        },
+        None => Ok(None),
+    }
+}
+
+pub(crate) async fn execute(db: &mut dyn Db, query: Query<'_>) -> StoreResult<u64> {
+    db.execute(&query).await
+}
+
+/// How much of a transaction a write needs (SQLite's writer thread gives every write a transaction of
+/// its batch whatever is asked; the distinction is PostgreSQL's).
+#[derive(Debug, Clone)]
+pub(crate) enum Scope {
+    /// Each statement commits on its own (a single insert or update).
+    Statement,
+    /// One transaction.
+    Transaction,
+    /// One transaction that sees only this tenant's rows.
+    Tenant(TenantId),
+}
+
+/// A write: runs on the transaction it is given.
+pub(crate) type WriteOp<T> = Box<dyn for<'c> FnOnce(&'c mut dyn Db) -> BoxFuture<'c, StoreResult<T>> + Send>;
+
+#[async_trait::async_trait]
+pub(crate) trait Engine: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// Whether concurrent writes already share commits inside the engine.
+    fn group_commits(&self) -> bool;
+    async fn migrate(&self) -> StoreResult<usize>;
+    async fn ping(&self) -> StoreResult<()>;
+    /// The read pool, for statements that each stand alone.
+    fn reader(&self) -> Box<dyn Db + '_>;
+    /// Runs a write: its changes commit when it returns `Ok`, and none of them when it fails.
+    async fn write<T: Send + 'static>(&self, scope: Scope, op: WriteOp<T>) -> StoreResult<T>;
+    /// Appends audit rows (each engine has its own way of batching them).
+    async fn append_audit(&self, events: Vec<NewAuditEvent>) -> StoreResult<()>;
+}

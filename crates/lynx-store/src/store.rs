@@ -1,0 +1,233 @@
+//! The `Store` port over any engine: each method is one protocol of `ops/`, run as a read on the pool
+//! or as a write in the scope it needs. This is the only `impl Store`; a new operation is its
+//! statement(s) and protocol in `ops/`, one method on the port, and one line here.
+
+use chrono::{DateTime, Utc};
+use lynx_model::{
+    TenantId,
+    audit::{AuditEvent, NewAuditEvent},
+    draft::Transition,
+    ids::KeyId,
+    records::{
+        ApprovalRecord, Claim, Completion, Decision, DecisionOutcome, DraftFilter, DraftInsert, DraftRecord, Effect,
+        ExecutionCounts, ExecutionFilter, ExecutionRecord, RollbackOutcome, SettlementChange, SettlementRecord,
+        TransitionOutcome,
+    },
+    store::{
+        ActivityEvent, ApiKeyRecord, AuditFilter, MonitoringFacts, PaymentFilter, PaymentRecord, QueueCounts, RunFilter,
+        RunSummary, SessionRecord, Store, StoreResult,
+    },
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{
+    db::{Db, Engine, Scope, WriteOp},
+    ops::{audit, drafts, executions, keys, reads, settlements},
+};
+
+/// A store on one engine (`SqliteStore`, `PgStore`).
+pub struct Storage<E>(pub(crate) E);
+
+/// Boxes a write for the engine: the closure gets the transaction and returns its protocol's future.
+fn op<T, F>(f: F) -> WriteOp<T>
+where
+    F: for<'c> FnOnce(&'c mut dyn Db) -> crate::db::BoxFuture<'c, StoreResult<T>> + Send + 'static,
+{
+    Box::new(f)
+}
+
+#[async_trait::async_trait]
+impl<E: Engine> Store for Storage<E> {
+    fn engine(&self) -> &'static str {
+        self.0.name()
+    }
+    fn group_commits(&self) -> bool {
+        self.0.group_commits()
+    }
+    async fn migrate(&self) -> StoreResult<usize> {
+        self.0.migrate().await
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.0.ping().await
+    }
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
+        let key = key.clone();
+        self.0.write(Scope::Statement, op(move |db| Box::pin(async move { keys::insert(db, &key).await }))).await
+    }
+    async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        keys::by_hash(&mut *self.0.reader(), key_hash).await
+    }
+    async fn list_api_keys(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<ApiKeyRecord>> {
+        keys::list(&mut *self.0.reader(), tenant).await
+    }
+    async fn revoke_api_key(&self, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<bool> {
+        let key_id = key_id.clone();
+        self.0.write(Scope::Statement, op(move |db| Box::pin(async move { keys::revoke(db, &key_id, at).await }))).await
+    }
+    async fn touch_api_key(&self, key_id: &KeyId, at: DateTime<Utc>) -> StoreResult<()> {
+        let key_id = key_id.clone();
+        self.0.write(Scope::Statement, op(move |db| Box::pin(async move { keys::touch(db, &key_id, at).await }))).await
+    }
+    async fn count_api_keys(&self) -> StoreResult<i64> {
+        keys::count(&mut *self.0.reader()).await
+    }
+    async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()> {
+        let session = session.clone();
+        self.0.write(Scope::Statement, op(move |db| Box::pin(async move { keys::insert_session(db, &session).await }))).await
+    }
+    async fn live_session(&self, session_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<SessionRecord>> {
+        keys::live_session(&mut *self.0.reader(), session_hash, now).await
+    }
+    async fn delete_session(&self, session_hash: &str) -> StoreResult<()> {
+        let hash = session_hash.to_string();
+        self.0.write(Scope::Statement, op(move |db| Box::pin(async move { keys::delete_session(db, &hash).await }))).await
+    }
+
+    async fn append_audit(&self, events: Vec<NewAuditEvent>) -> StoreResult<()> {
+        self.0.append_audit(events).await
+    }
+    async fn audit_events(&self, tenant: &TenantId, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+        audit::events(&mut *self.0.reader(), tenant, filter).await
+    }
+    async fn audit_chain_page(&self, tenant: &TenantId, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+        audit::chain_page(&mut *self.0.reader(), tenant, after_seq, limit).await
+    }
+    async fn audit_tenants(&self) -> StoreResult<Vec<TenantId>> {
+        audit::tenants(&mut *self.0.reader()).await
+    }
+    async fn runs(&self, filter: &RunFilter) -> StoreResult<(Vec<RunSummary>, i64)> {
+        audit::runs(&mut *self.0.reader(), filter).await
+    }
+    async fn draft_activity(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<ActivityEvent>> {
+        audit::draft_activity(&mut *self.0.reader(), tenant, limit).await
+    }
+
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        reads::setting(&mut *self.0.reader(), key).await
+    }
+    async fn put_setting(&self, key: &str, value: &str, by: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let (key, value, by) = (key.to_string(), value.to_string(), by.to_string());
+        self.0.write(Scope::Statement, op(move |db| Box::pin(async move { reads::put_setting(db, &key, &value, &by, at).await }))).await
+    }
+    async fn queue_counts(&self, tenant: Option<&TenantId>, stuck_before: DateTime<Utc>) -> StoreResult<QueueCounts> {
+        reads::queue_counts(&mut *self.0.reader(), tenant, stuck_before).await
+    }
+    async fn count_drafts(&self, tenant: &TenantId, status: &str, draft_type: Option<&str>) -> StoreResult<i64> {
+        reads::count_drafts(&mut *self.0.reader(), tenant, status, draft_type).await
+    }
+    async fn active_workflow_count(&self, tenant: &TenantId) -> StoreResult<i64> {
+        reads::active_workflow_count(&mut *self.0.reader(), tenant).await
+    }
+    async fn payments(&self, tenant: &TenantId, filter: &PaymentFilter) -> StoreResult<Vec<PaymentRecord>> {
+        reads::payments(&mut *self.0.reader(), tenant, filter).await
+    }
+    async fn payments_in_status(&self, tenant: &TenantId, status: &str, vendor_id: Option<&str>) -> StoreResult<Vec<PaymentRecord>> {
+        reads::payments_in_status(&mut *self.0.reader(), tenant, status, vendor_id).await
+    }
+
+    async fn insert_draft(&self, draft: &DraftRecord) -> StoreResult<DraftInsert> {
+        let draft = draft.clone();
+        self.0.write(Scope::Statement, op(move |db| Box::pin(async move { drafts::insert(db, &draft).await }))).await
+    }
+    async fn import_drafts(&self, list: &[DraftRecord]) -> StoreResult<u64> {
+        let list = list.to_vec();
+        self.0.write(Scope::Transaction, op(move |db| Box::pin(async move { drafts::import(db, &list).await }))).await
+    }
+    async fn draft(&self, tenant: Option<&TenantId>, draft_id: Uuid) -> StoreResult<Option<DraftRecord>> {
+        drafts::get(&mut *self.0.reader(), tenant, draft_id).await
+    }
+    async fn draft_by_request(&self, tenant: &TenantId, request_id: &str) -> StoreResult<Option<DraftRecord>> {
+        drafts::by_request(&mut *self.0.reader(), tenant, request_id).await
+    }
+    async fn drafts(&self, tenant: Option<&TenantId>, filter: &DraftFilter) -> StoreResult<Vec<DraftRecord>> {
+        drafts::list(&mut *self.0.reader(), tenant, filter).await
+    }
+    async fn approvals(&self, tenant: &TenantId, draft_id: Uuid) -> StoreResult<Vec<ApprovalRecord>> {
+        drafts::approvals(&mut *self.0.reader(), tenant, draft_id).await
+    }
+    async fn decide(
+        &self,
+        tenant: &TenantId,
+        draft_id: Uuid,
+        approver: &str,
+        decision: Decision,
+        note: Option<&str>,
+        required: u32,
+        at: DateTime<Utc>,
+    ) -> StoreResult<DecisionOutcome> {
+        let (t, approver, note) = (tenant.clone(), approver.to_string(), note.map(str::to_string));
+        let decide = op(move |db| Box::pin(async move { drafts::decide(db, &t, draft_id, &approver, decision, note.as_deref(), required, at).await }));
+        self.0.write(Scope::Tenant(tenant.clone()), decide).await
+    }
+    async fn transition_draft(&self, tenant: &TenantId, draft_id: Uuid, t: Transition, by: &str, at: DateTime<Utc>) -> StoreResult<TransitionOutcome> {
+        let (tenant_id, by) = (tenant.clone(), by.to_string());
+        let transition = op(move |db| Box::pin(async move { drafts::transition(db, &tenant_id, draft_id, t, &by, at).await }));
+        self.0.write(Scope::Tenant(tenant.clone()), transition).await
+    }
+
+    async fn execution_for_request(&self, tenant: &TenantId, tool_id: &str, request_id: &str) -> StoreResult<Option<ExecutionRecord>> {
+        executions::for_request(&mut *self.0.reader(), tenant, tool_id, request_id).await
+    }
+    async fn live_executions(&self, tenant: &TenantId, draft_id: Uuid) -> StoreResult<Vec<ExecutionRecord>> {
+        executions::live(&mut *self.0.reader(), tenant, draft_id).await
+    }
+    async fn claim_execution(&self, execution: &ExecutionRecord) -> StoreResult<Claim> {
+        let e = execution.clone();
+        self.0.write(Scope::Tenant(e.tenant_id.clone()), op(move |db| Box::pin(async move { executions::claim(db, &e).await }))).await
+    }
+    async fn complete_execution(
+        &self,
+        execution: &ExecutionRecord,
+        effect: &Effect,
+        result: &Value,
+        rollback_instructions: &Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Completion> {
+        let (e, effect, result, rollback) = (execution.clone(), effect.clone(), result.clone(), rollback_instructions.clone());
+        let scope = Scope::Tenant(e.tenant_id.clone());
+        self.0.write(scope, op(move |db| Box::pin(async move { executions::complete(db, &e, &effect, &result, &rollback, at).await }))).await
+    }
+    async fn fail_execution(&self, tenant: &TenantId, execution_id: Uuid, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let (tenant, error) = (tenant.clone(), error.to_string());
+        self.0.write(Scope::Statement, op(move |db| Box::pin(async move { executions::fail(db, &tenant, execution_id, &error, at).await }))).await
+    }
+    async fn execution(&self, tenant: Option<&TenantId>, execution_id: Uuid) -> StoreResult<Option<ExecutionRecord>> {
+        executions::get(&mut *self.0.reader(), tenant, execution_id).await
+    }
+    async fn executions(&self, tenant: Option<&TenantId>, filter: &ExecutionFilter) -> StoreResult<Vec<ExecutionRecord>> {
+        executions::list(&mut *self.0.reader(), tenant, filter).await
+    }
+    async fn clear_stuck(&self, before: DateTime<Utc>, at: DateTime<Utc>) -> StoreResult<Vec<ExecutionRecord>> {
+        self.0.write(Scope::Statement, op(move |db| Box::pin(async move { executions::clear_stuck(db, before, at).await }))).await
+    }
+    async fn rollback_execution(&self, tenant: &TenantId, execution_id: Uuid, by: &str, at: DateTime<Utc>) -> StoreResult<RollbackOutcome> {
+        let (tenant_id, by) = (tenant.clone(), by.to_string());
+        let rollback = op(move |db| Box::pin(async move { executions::rollback(db, &tenant_id, execution_id, &by, at).await }));
+        self.0.write(Scope::Tenant(tenant.clone()), rollback).await
+    }
+    async fn execution_counts(&self, tenant: Option<&TenantId>) -> StoreResult<ExecutionCounts> {
+        executions::counts(&mut *self.0.reader(), tenant).await
+    }
+    async fn monitoring(&self, tenant: Option<&TenantId>) -> StoreResult<MonitoringFacts> {
+        executions::monitoring(&mut *self.0.reader(), tenant).await
+    }
+
+    async fn settlements(&self, tenant: Option<&TenantId>, status: Option<&str>, limit: u32) -> StoreResult<Vec<SettlementRecord>> {
+        settlements::list(&mut *self.0.reader(), tenant, status, limit).await
+    }
+    async fn set_settlement_status(
+        &self,
+        tenant: &TenantId,
+        payment_id: Uuid,
+        to: &str,
+        by: &str,
+        note: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<SettlementChange> {
+        let (tenant_id, to, by, note) = (tenant.clone(), to.to_string(), by.to_string(), note.map(str::to_string));
+        let change = op(move |db| Box::pin(async move { settlements::set_status(db, &tenant_id, payment_id, &to, &by, note.as_deref(), at).await }));
+        self.0.write(Scope::Tenant(tenant.clone()), change).await
+    }
+}
