@@ -90,10 +90,16 @@ pub async fn seed(args: Args) -> Result<(), String> {
             let submitted = status != DraftStatus::Draft;
             let approved = matches!(status, DraftStatus::Approved | DraftStatus::Executed);
             drafts.push(DraftRecord {
-                draft_id: lynx_model::ids::record_id(),
+                draft_id: lynx_model::DraftId::new(),
                 tenant_id: tenant.clone(),
                 draft_type: DraftType::VpmPayment,
-                payload: json!({"vendor_id": "V-001", "amount": format!("{}.00", 10 + i % 900), "currency": "USD", "due_date": "2026-12-31", "invoice_refs": []}),
+                payload: lynx_model::payload::DraftPayload::Payment(lynx_model::payload::PaymentPayload {
+                    vendor_id: "V-001".into(),
+                    amount: lynx_model::money::Amount::parse(&format!("{}.00", 10 + i % 900)).expect("a positive amount"),
+                    currency: lynx_model::money::Currency::default(),
+                    due_date: lynx_model::params::IsoDate::parse("2026-12-31").expect("a date"),
+                    invoice_refs: Vec::new(),
+                }),
                 status,
                 risk_level: if i % 9 == 0 { Risk::High } else { Risk::Medium },
                 created_by: "agent-001".into(),

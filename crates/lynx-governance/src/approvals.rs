@@ -3,6 +3,7 @@
 //! CLI, dashboard) comes here; every decision records who, when and why and is audited.
 
 use lynx_model::{
+    DraftId,
     ErrorCode, Principal, Refusal, TenantId,
     draft::{DraftStatus, DraftType, Transition},
     kernel::{ApprovalRule, Policies},
@@ -11,7 +12,6 @@ use lynx_model::{
 };
 use rust_decimal::Decimal;
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::{audit, context::{kernel_refusal, store_refusal}, execution::draft_not_found, services::Services};
 
@@ -38,7 +38,7 @@ fn no_rule(draft_type: DraftType) -> Refusal {
     )
 }
 
-async fn load(services: &Services, tenant: &TenantId, draft_id: Uuid) -> Result<DraftRecord, Refusal> {
+async fn load(services: &Services, tenant: &TenantId, draft_id: DraftId) -> Result<DraftRecord, Refusal> {
     services.store.draft(Some(tenant), draft_id).await.map_err(store_refusal)?.ok_or_else(|| draft_not_found(draft_id, tenant))
 }
 
@@ -86,7 +86,7 @@ pub struct DecisionResult {
 pub async fn decide(
     services: &Services,
     who: &Principal,
-    draft_id: Uuid,
+    draft_id: DraftId,
     decision: Decision,
     note: Option<String>,
 ) -> Result<DecisionResult, Refusal> {
@@ -138,7 +138,7 @@ pub async fn decide(
     Ok(DecisionResult { draft, approvals, required_approvals: rule.approval_count })
 }
 
-fn wrong_status(draft_id: Uuid, status: DraftStatus, t: Transition) -> Refusal {
+fn wrong_status(draft_id: DraftId, status: DraftStatus, t: Transition) -> Refusal {
     let (from, _) = t.rule();
     let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
     Refusal::new(
@@ -149,7 +149,7 @@ fn wrong_status(draft_id: Uuid, status: DraftStatus, t: Transition) -> Refusal {
 }
 
 /// Cancels a `DRAFT` or `SUBMITTED` draft: its creator or an approver may.
-pub async fn cancel(services: &Services, who: &Principal, draft_id: Uuid, reason: Option<String>) -> Result<DraftRecord, Refusal> {
+pub async fn cancel(services: &Services, who: &Principal, draft_id: DraftId, reason: Option<String>) -> Result<DraftRecord, Refusal> {
     let tenant = &who.tenant_id;
     let draft = load(services, tenant, draft_id).await?;
     if draft.created_by != who.user_id.as_str() {
@@ -185,7 +185,7 @@ pub async fn cancel(services: &Services, who: &Principal, draft_id: Uuid, reason
 }
 
 /// The operator's emergency reset of any draft to `DRAFT` (the runbook's "Force Draft Status Reset").
-pub async fn reset(services: &Services, operator: &str, tenant: &TenantId, draft_id: Uuid) -> Result<DraftRecord, Refusal> {
+pub async fn reset(services: &Services, operator: &str, tenant: &TenantId, draft_id: DraftId) -> Result<DraftRecord, Refusal> {
     let before = load(services, tenant, draft_id).await?;
     let now = services.clock.now();
     let outcome = services.store.transition_draft(tenant, draft_id, Transition::Reset, operator, now).await.map_err(store_refusal)?;

@@ -8,18 +8,20 @@ use std::{future::Future, sync::{Arc, OnceLock}};
 
 use chrono::{DateTime, Utc};
 use lynx_model::{
+    DraftId, ExecutionId,
+    payload::DraftPayload,
+    vocab::PaymentStatus,
     Layer, Principal, Refusal, RunId, TenantId,
     audit::AuditEvent,
     kernel::{Document, FinanceSummary, KernelError, PermissionDecision, PermissionRequest, Policies, TenantRecord, UserRecord, Vendor},
     store::{ActivityEvent, AuditFilter, PaymentFilter, PaymentRecord, QueueCounts, RunFilter, RunSummary, StoreError},
     ErrorCode,
-    draft::DraftStatus,
+    draft::{DraftStatus, DraftType},
     records::{Claim, Completion, DraftInsert, DraftRecord, Effect, ExecutionRecord, RollbackAction},
     vocab::RunStatus,
     Risk,
 };
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use crate::{execution, health::Health, registry::Registry, services::{RuntimeInfo, Services}, tool::ToolSpec};
 
@@ -134,7 +136,7 @@ impl TenantStore<'_> {
     pub async fn draft_activity(&self, limit: u32) -> Result<Vec<ActivityEvent>, Refusal> {
         self.services.store.draft_activity(self.tenant, limit).await.map_err(store_refusal)
     }
-    pub async fn count_drafts(&self, status: &str, draft_type: Option<&str>) -> Result<i64, Refusal> {
+    pub async fn count_drafts(&self, status: DraftStatus, draft_type: Option<DraftType>) -> Result<i64, Refusal> {
         self.services.store.count_drafts(self.tenant, status, draft_type).await.map_err(store_refusal)
     }
     pub async fn active_workflow_count(&self) -> Result<i64, Refusal> {
@@ -143,10 +145,10 @@ impl TenantStore<'_> {
     pub async fn payments(&self, filter: &PaymentFilter) -> Result<Vec<PaymentRecord>, Refusal> {
         self.services.store.payments(self.tenant, filter).await.map_err(store_refusal)
     }
-    pub async fn payments_in_status(&self, status: &str, vendor_id: Option<&str>) -> Result<Vec<PaymentRecord>, Refusal> {
+    pub async fn payments_in_status(&self, status: PaymentStatus, vendor_id: Option<&str>) -> Result<Vec<PaymentRecord>, Refusal> {
         self.services.store.payments_in_status(self.tenant, status, vendor_id).await.map_err(store_refusal)
     }
-    pub async fn approvals(&self, draft_id: Uuid) -> Result<Vec<lynx_model::records::ApprovalRecord>, Refusal> {
+    pub async fn approvals(&self, draft_id: DraftId) -> Result<Vec<lynx_model::records::ApprovalRecord>, Refusal> {
         self.services.store.approvals(self.tenant, draft_id).await.map_err(store_refusal)
     }
     pub async fn queue_counts(&self, stuck_before: DateTime<Utc>) -> Result<QueueCounts, Refusal> {
@@ -197,7 +199,7 @@ impl TenantKernel<'_> {
 /// A draft as a cluster tool proposes it; the context saves it once the tool has answered.
 #[derive(Debug, Clone)]
 pub struct NewDraft {
-    pub payload: Value,
+    pub payload: DraftPayload,
     pub risk_level: Risk,
     /// The Kernel facts the draft was built from.
     pub source_context: Value,
@@ -208,7 +210,7 @@ pub struct NewDraft {
 /// The cluster layer's context: reads, plus staging exactly one draft. Nothing else changes.
 pub struct DraftCtx {
     cleared: Cleared,
-    draft_id: Uuid,
+    draft_id: DraftId,
     staged: OnceLock<NewDraft>,
 }
 
@@ -226,7 +228,7 @@ impl DraftCtx {
         TenantKernel { services: &self.cleared.services, tenant: self.tenant_id() }
     }
     /// The id the draft will have.
-    pub fn draft_id(&self) -> Uuid {
+    pub fn draft_id(&self) -> DraftId {
         self.draft_id
     }
     /// Proposes the draft; a tool proposes one draft per call.
@@ -238,12 +240,15 @@ impl DraftCtx {
 impl LayerContext for DraftCtx {
     const LAYER: Layer = Layer::Cluster;
     fn build(cleared: Cleared) -> Self {
-        Self { cleared, draft_id: lynx_model::ids::record_id(), staged: OnceLock::new() }
+        Self { cleared, draft_id: DraftId::new(), staged: OnceLock::new() }
     }
     async fn finish(self, output: Value) -> Result<Value, Refusal> {
         let Self { cleared, draft_id, staged } = self;
         let staged = staged.into_inner().ok_or_else(|| Refusal::internal("creating the draft (the tool proposed none)"))?;
         let draft_type = cleared.tool.draft_type.ok_or_else(|| Refusal::internal("creating a draft of no type"))?;
+        if staged.payload.draft_type() != draft_type {
+            return Err(Refusal::internal("creating a draft whose payload is of another type than the tool's"));
+        }
         let now = cleared.services.clock.now();
         let record = DraftRecord {
             draft_id,
@@ -283,7 +288,7 @@ impl LayerContext for DraftCtx {
 /// context applies under an exactly-once claim once the tool has answered.
 pub struct ExecCtx {
     cleared: Cleared,
-    execution_id: Uuid,
+    execution_id: ExecutionId,
     staged: OnceLock<Effect>,
 }
 
@@ -308,7 +313,7 @@ impl ExecCtx {
         self.cleared.draft.as_ref().expect("a cell context is built with its draft")
     }
     /// The id the execution will have.
-    pub fn execution_id(&self) -> Uuid {
+    pub fn execution_id(&self) -> ExecutionId {
         self.execution_id
     }
     /// Proposes the effect; a tool proposes one effect per call.
@@ -320,7 +325,7 @@ impl ExecCtx {
 impl LayerContext for ExecCtx {
     const LAYER: Layer = Layer::Cell;
     fn build(cleared: Cleared) -> Self {
-        Self { cleared, execution_id: lynx_model::ids::record_id(), staged: OnceLock::new() }
+        Self { cleared, execution_id: ExecutionId::new(), staged: OnceLock::new() }
     }
     async fn finish(self, output: Value) -> Result<Value, Refusal> {
         let Self { cleared, execution_id, staged } = self;
@@ -383,7 +388,7 @@ impl LayerContext for ExecCtx {
     }
 }
 
-fn rollback_instructions(effect: &Effect, draft_id: Uuid) -> Value {
+fn rollback_instructions(effect: &Effect, draft_id: DraftId) -> Value {
     let action = RollbackAction::for_effect(effect).as_str();
     match effect {
         Effect::Submit => json!({

@@ -3,17 +3,17 @@
 //! gate, check 9 the tool's own; the claim and the atomic commit live in `ExecCtx`.
 
 use lynx_model::{
+    DraftId,
     ErrorCode, Principal, Refusal,
     draft::DraftStatus,
     records::{DraftRecord, ExecutionRecord},
     vocab::RunStatus,
 };
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::{context::store_refusal, services::Services, tool::ToolSpec};
 
-pub fn draft_not_found(draft_id: Uuid, tenant: &lynx_model::TenantId) -> Refusal {
+pub fn draft_not_found(draft_id: DraftId, tenant: &lynx_model::TenantId) -> Refusal {
     Refusal::new(
         ErrorCode::DraftNotFound,
         format!("Draft not found or does not belong to tenant (draft_id: {draft_id}, tenant_id: {tenant})"),
@@ -21,7 +21,7 @@ pub fn draft_not_found(draft_id: Uuid, tenant: &lynx_model::TenantId) -> Refusal
     )
 }
 
-pub fn already_executed(draft_id: Uuid, by: Option<&ExecutionRecord>, status: DraftStatus) -> Refusal {
+pub fn already_executed(draft_id: DraftId, by: Option<&ExecutionRecord>, status: DraftStatus) -> Refusal {
     let message = match by {
         Some(e) => format!("Draft has already been successfully executed by {} (execution_id: {})", e.tool_id, e.execution_id),
         None => format!("Draft has already been successfully executed (draft_id: {draft_id}, status: {})", status.lower()),
@@ -35,7 +35,7 @@ pub fn already_executed(draft_id: Uuid, by: Option<&ExecutionRecord>, status: Dr
 
 /// A second submit of a draft already submitted: nothing to do, and nothing was executed — the words
 /// must not read as "the action happened".
-fn already_submitted(draft_id: Uuid, by: &ExecutionRecord, status: DraftStatus) -> Refusal {
+fn already_submitted(draft_id: DraftId, by: &ExecutionRecord, status: DraftStatus) -> Refusal {
     let hint = match status {
         DraftStatus::Approved => "Nothing to do: it is approved. Execute it with its cell tool (workflow.cell.draft.publish or vpm.cell.payment.execute).",
         DraftStatus::Rejected => "It was rejected; create a new draft if the action is still needed.",
@@ -63,7 +63,7 @@ fn in_progress(e: &ExecutionRecord) -> Refusal {
 }
 
 /// Checks 2–7 against the draft's current state; returns the draft that passed.
-pub(crate) async fn check(services: &Services, caller: &Principal, tool: &ToolSpec, draft_id: Uuid) -> Result<DraftRecord, Refusal> {
+pub(crate) async fn check(services: &Services, caller: &Principal, tool: &ToolSpec, draft_id: DraftId) -> Result<DraftRecord, Refusal> {
     let tenant = &caller.tenant_id;
     // 2. The draft exists in the caller's tenant (another tenant's draft looks exactly like a missing one).
     let draft = services
@@ -135,7 +135,7 @@ pub(crate) async fn check(services: &Services, caller: &Principal, tool: &ToolSp
 }
 
 /// A concurrent claim won: the draft is done (or submitted), or being done.
-pub(crate) fn taken(live: &ExecutionRecord, draft_id: Uuid, tool: &ToolSpec) -> Refusal {
+pub(crate) fn taken(live: &ExecutionRecord, draft_id: DraftId, tool: &ToolSpec) -> Refusal {
     match live.status {
         RunStatus::Succeeded if tool.draft_type.is_none() => already_submitted(draft_id, live, DraftStatus::Submitted),
         RunStatus::Succeeded => already_executed(draft_id, Some(live), DraftStatus::Executed),

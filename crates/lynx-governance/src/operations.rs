@@ -3,13 +3,13 @@
 
 use chrono::TimeDelta;
 use lynx_model::{
+    ExecutionId, PaymentId,
+    vocab::SettlementStatus,
     ErrorCode, Refusal, TenantId,
     records::{ExecutionRecord, RollbackOutcome, SettlementChange, SettlementRecord},
-    store::settlement_next,
     vocab::RunStatus,
 };
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::{audit, context::store_refusal, maintenance, services::Services};
 
@@ -37,7 +37,7 @@ pub async fn clear_stuck(services: &Services, older_than: TimeDelta, operator: &
 }
 
 /// Carries out an execution's rollback instructions. `tenant` scopes the lookup (`None`: operator CLI).
-pub async fn rollback(services: &Services, tenant: Option<&TenantId>, execution_id: Uuid, actor: &str) -> Result<ExecutionRecord, Refusal> {
+pub async fn rollback(services: &Services, tenant: Option<&TenantId>, execution_id: ExecutionId, actor: &str) -> Result<ExecutionRecord, Refusal> {
     let not_found = || Refusal::new(ErrorCode::NotFound, format!("No execution {execution_id}"), "List executions with `lynx executions list`.");
     let e = services.store.execution(tenant, execution_id).await.map_err(store_refusal)?.ok_or_else(not_found)?;
     let now = services.clock.now();
@@ -63,15 +63,17 @@ pub async fn rollback(services: &Services, tenant: Option<&TenantId>, execution_
 pub async fn mark_settlement(
     services: &Services,
     tenant: &TenantId,
-    payment_id: Uuid,
+    payment_id: PaymentId,
     to: &str,
     actor: &str,
     note: Option<String>,
 ) -> Result<SettlementRecord, Refusal> {
-    const STATUSES: [&str; 3] = ["processing", "completed", "failed"];
-    if !STATUSES.contains(&to) {
-        return Err(Refusal::invalid_input("status", format!("must be one of {}", STATUSES.join(", "))));
-    }
+    // An operator moves an intent forward; `cancelled` is a reversal's, never set by hand.
+    const SETTABLE: [SettlementStatus; 3] = [SettlementStatus::Processing, SettlementStatus::Completed, SettlementStatus::Failed];
+    let to = SettlementStatus::parse(to).filter(|s| SETTABLE.contains(s)).ok_or_else(|| {
+        let names: Vec<&str> = SETTABLE.iter().map(|s| s.as_str()).collect();
+        Refusal::invalid_input("status", format!("must be one of {}", names.join(", ")))
+    })?;
     let now = services.clock.now();
     let outcome = services.store.set_settlement_status(tenant, payment_id, to, actor, note.as_deref(), now).await.map_err(store_refusal)?;
     let record = match outcome {
@@ -80,7 +82,7 @@ pub async fn mark_settlement(
             return Err(Refusal::new(ErrorCode::NotFound, format!("No settlement intent for payment {payment_id} in tenant {tenant}"), "List settlements with `lynx settlements list`."));
         }
         SettlementChange::WrongStatus(from) => {
-            let next = settlement_next(&from);
+            let next: Vec<&str> = from.next().iter().map(|s| s.as_str()).collect();
             return Err(Refusal::new(
                 ErrorCode::InvalidTransition,
                 format!("Settlement of payment {payment_id} cannot move from {from} to {to}"),

@@ -291,7 +291,7 @@ impl Pipeline {
         let draft_id = args
             .get("draft_id")
             .and_then(Value::as_str)
-            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+            .and_then(|s| lynx_model::DraftId::parse(s).ok())
             .ok_or_else(|| Refusal::invalid_input("draft_id", "is required"))?;
         execution::check(&self.0.services, caller, spec, draft_id).await.map(|d| Clearance::Proceed(Some(Box::new(d))))
     }

@@ -87,16 +87,82 @@ string_id!(
     KeyId
 );
 
-/// One tool call, from its first audit row to its last; returned to clients as `lynx/run_id`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RunId(pub uuid::Uuid);
+/// Ids Lynx generates for the records it keeps: UUIDs, each its own type so one cannot be passed where
+/// another is meant (a draft id as an execution id, say).
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub uuid::Uuid);
 
-impl RunId {
-    pub fn new() -> Self {
-        Self(record_id())
-    }
+        impl $name {
+            /// A fresh, time-ordered id (see `record_id`).
+            pub fn new() -> Self {
+                Self(record_id())
+            }
+            pub fn parse(s: &str) -> Result<Self, uuid::Error> {
+                uuid::Uuid::parse_str(s).map(Self)
+            }
+            pub fn as_uuid(self) -> uuid::Uuid {
+                self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl From<uuid::Uuid> for $name {
+            fn from(u: uuid::Uuid) -> Self {
+                Self(u)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({"type": "string", "format": "uuid", "description": $what})
+            }
+        }
+    };
 }
+
+uuid_id!(
+    /// One tool call, from its first audit row to its last; returned to clients as `lynx/run_id`.
+    RunId,
+    "The run's id in the audit trail"
+);
+uuid_id!(
+    /// A draft.
+    DraftId,
+    "The draft's id"
+);
+uuid_id!(
+    /// One execution of a cell tool on a draft.
+    ExecutionId,
+    "The execution's id"
+);
+uuid_id!(
+    /// A payment an execution created.
+    PaymentId,
+    "The payment's id"
+);
+uuid_id!(
+    /// A workflow an execution published.
+    WorkflowId,
+    "The workflow's id"
+);
 
 /// A fresh id for a stored record (run, event, draft, execution, payment, workflow). Version 7: the
 /// leading bits are the time, so rows arrive at the end of their indexes instead of at random pages —
@@ -104,27 +170,6 @@ impl RunId {
 /// random bits keep ids unguessable; no id is ever trusted without a tenant check.
 pub fn record_id() -> uuid::Uuid {
     uuid::Uuid::now_v7()
-}
-
-impl schemars::JsonSchema for RunId {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "RunId".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"type": "string", "format": "uuid", "description": "The run's id in the audit trail"})
-    }
-}
-
-impl Default for RunId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for RunId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
 }
 
 #[cfg(test)]

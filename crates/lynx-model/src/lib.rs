@@ -12,12 +12,13 @@ pub mod error;
 pub mod ids;
 pub mod kernel;
 pub mod params;
+pub mod payload;
 pub mod principal;
 pub mod records;
 pub mod store;
 pub mod vocab;
 
 pub use error::{ErrorCode, Refusal};
-pub use ids::{KeyId, RunId, TenantId, UserId};
+pub use ids::{DraftId, ExecutionId, KeyId, PaymentId, RunId, TenantId, UserId, WorkflowId};
 pub use principal::Principal;
 pub use vocab::{Layer, Mode, Risk};

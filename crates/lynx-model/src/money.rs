@@ -10,9 +10,15 @@ use serde::{Deserialize, Serialize};
 /// The largest amount a single payment may carry.
 const MAX_AMOUNT: i64 = 1_000_000_000_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Amount(Decimal);
+
+/// Written as money is written, with two decimals: `"1500.00"`, a string so it stays exact.
+impl Serialize for Amount {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.display())
+    }
+}
 
 impl Amount {
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -34,8 +40,11 @@ impl Amount {
         Ok(Self(d))
     }
 
+    /// The amount with two decimals, as money is kept (`500.00`, never `500`).
     pub fn value(self) -> Decimal {
-        self.0
+        let mut d = self.0;
+        d.rescale(2);
+        d
     }
 
     /// Two decimals, as money is written: `1500.00`.
@@ -112,6 +121,12 @@ impl Currency {
     }
 }
 
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl Default for Currency {
     fn default() -> Self {
         Self("USD".into())
@@ -142,7 +157,8 @@ mod tests {
     #[test]
     fn amounts_are_positive_exact_and_two_decimal() {
         assert_eq!(serde_json::from_str::<Amount>("1500.5").unwrap().display(), "1500.50");
-        assert_eq!(serde_json::from_str::<Amount>("\"0.10\"").unwrap().value().to_string(), "0.1");
+        assert_eq!(serde_json::from_str::<Amount>("\"0.10\"").unwrap().value().to_string(), "0.10", "money keeps two decimals");
+        assert_eq!(serde_json::to_string(&Amount::parse("500").unwrap()).unwrap(), "\"500.00\"");
         assert_eq!(serde_json::from_str::<Amount>("10.1").unwrap().display(), "10.10");
         assert_eq!(serde_json::from_str::<Amount>("\"1.500\"").unwrap().display(), "1.50", "trailing zeros are not decimals");
         for (bad, why) in [("-5", "greater than 0"), ("0", "greater than 0"), ("1.234", "at most 2 decimal"), ("\"abc\"", "decimal number"), ("1e13", "at most")] {

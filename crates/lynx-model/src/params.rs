@@ -181,12 +181,12 @@ impl schemars::JsonSchema for RequestId {
 /// The id of a draft, as a tool argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
-pub struct DraftIdParam(pub uuid::Uuid);
+pub struct DraftIdParam(pub crate::DraftId);
 
 impl<'de> Deserialize<'de> for DraftIdParam {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        uuid::Uuid::parse_str(&s)
+        crate::DraftId::parse(&s)
             .map(DraftIdParam)
             .map_err(|_| serde::de::Error::custom(format!("must be a draft id (a UUID) (got {:?})", truncate(&s, 40))))
     }

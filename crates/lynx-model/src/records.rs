@@ -5,20 +5,23 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::{
     TenantId,
     draft::{DraftStatus, DraftType},
-    vocab::{Risk, RunStatus},
+    ids::{DraftId, ExecutionId, PaymentId, WorkflowId},
+    money::Currency,
+    params::IsoDate,
+    payload::{DraftPayload, WorkflowStep},
+    vocab::{PaymentStatus, Risk, RunStatus, SettlementStatus},
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DraftRecord {
-    pub draft_id: Uuid,
+    pub draft_id: DraftId,
     pub tenant_id: TenantId,
     pub draft_type: DraftType,
-    pub payload: Value,
+    pub payload: DraftPayload,
     pub status: DraftStatus,
     pub risk_level: Risk,
     pub created_by: String,
@@ -45,14 +48,9 @@ pub struct DraftRecord {
 }
 
 impl DraftRecord {
-    /// A text field of the payload; empty when it is missing (cluster tools validated the payload).
-    pub fn payload_text(&self, key: &str) -> &str {
-        self.payload.get(key).and_then(Value::as_str).unwrap_or_default()
-    }
-
     /// The amount the draft is about, when it is about money.
     pub fn amount(&self) -> Option<Decimal> {
-        self.payload_text("amount").parse().ok()
+        self.payload.amount()
     }
 }
 
@@ -61,7 +59,7 @@ pub struct DraftFilter {
     pub status: Option<DraftStatus>,
     pub draft_type: Option<DraftType>,
     /// Only drafts created before this one (the previous page's cursor).
-    pub before: Option<(DateTime<Utc>, Uuid)>,
+    pub before: Option<(DateTime<Utc>, DraftId)>,
     pub limit: u32,
 }
 
@@ -90,7 +88,7 @@ impl Decision {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApprovalRecord {
-    pub draft_id: Uuid,
+    pub draft_id: DraftId,
     pub tenant_id: TenantId,
     pub approver_id: String,
     pub decision: Decision,
@@ -120,8 +118,8 @@ pub enum TransitionOutcome {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExecutionRecord {
-    pub execution_id: Uuid,
-    pub draft_id: Uuid,
+    pub execution_id: ExecutionId,
+    pub draft_id: DraftId,
     pub tool_id: String,
     pub tenant_id: TenantId,
     pub actor_id: String,
@@ -143,9 +141,9 @@ pub struct ExecutionRecord {
 #[derive(Debug, Clone, Default)]
 pub struct ExecutionFilter {
     pub status: Option<RunStatus>,
-    pub draft_id: Option<Uuid>,
+    pub draft_id: Option<DraftId>,
     pub tool_id: Option<String>,
-    pub before: Option<(DateTime<Utc>, Uuid)>,
+    pub before: Option<(DateTime<Utc>, ExecutionId)>,
     pub limit: u32,
 }
 
@@ -162,19 +160,19 @@ pub enum Claim {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PaymentDetails {
-    pub payment_id: Uuid,
+    pub payment_id: PaymentId,
     pub vendor_id: String,
     pub amount: Decimal,
-    pub currency: String,
-    pub due_date: String,
+    pub currency: Currency,
+    pub due_date: IsoDate,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkflowDetails {
-    pub workflow_id: Uuid,
+    pub workflow_id: WorkflowId,
     pub name: String,
     pub workflow_kind: String,
-    pub steps: Value,
+    pub steps: Vec<WorkflowStep>,
 }
 
 /// The effects of a cell tool, applied in one transaction with the change to `SUCCEEDED`.
@@ -208,23 +206,23 @@ pub enum RollbackOutcome {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SettlementRecord {
-    pub payment_id: Uuid,
+    pub payment_id: PaymentId,
     pub tenant_id: TenantId,
-    pub status: String,
+    pub status: SettlementStatus,
     pub provider: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub metadata: Value,
     pub amount: Decimal,
-    pub currency: String,
+    pub currency: Currency,
     pub vendor_id: String,
-    pub payment_status: String,
+    pub payment_status: PaymentStatus,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SettlementChange {
     Done(Box<SettlementRecord>),
-    WrongStatus(String),
+    WrongStatus(SettlementStatus),
     NotFound,
 }
 

@@ -9,13 +9,16 @@ use serde::Serialize;
 use crate::{
     audit::{AuditEvent, NewAuditEvent},
     draft::{DraftStatus, Transition},
-    ids::{KeyId, RunId, TenantId, UserId},
+    ids::{DraftId, ExecutionId, KeyId, PaymentId, RunId, TenantId, UserId},
+    money::Currency,
+    params::IsoDate,
     records::{
         ApprovalRecord, Claim, Completion, Decision, DecisionOutcome, DraftFilter, DraftInsert, DraftRecord, Effect,
         ExecutionCounts, ExecutionFilter, ExecutionRecord, RollbackOutcome, SettlementChange, SettlementRecord,
         TransitionOutcome,
     },
-    vocab::RunStatus,
+    draft::DraftType,
+    vocab::{PaymentStatus, RunStatus, SettlementStatus},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,15 +107,15 @@ pub struct QueueCounts {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PaymentRecord {
-    pub payment_id: uuid::Uuid,
+    pub payment_id: PaymentId,
     pub tenant_id: TenantId,
-    pub draft_id: uuid::Uuid,
-    pub execution_id: uuid::Uuid,
+    pub draft_id: DraftId,
+    pub execution_id: ExecutionId,
     pub vendor_id: String,
     pub amount: Decimal,
-    pub currency: String,
-    pub due_date: String,
-    pub status: String,
+    pub currency: Currency,
+    pub due_date: IsoDate,
+    pub status: PaymentStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -120,7 +123,7 @@ pub struct PaymentRecord {
 #[derive(Debug, Clone, Default)]
 pub struct PaymentFilter {
     pub vendor_id: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<PaymentStatus>,
     pub since: Option<DateTime<Utc>>,
     pub limit: u32,
 }
@@ -186,11 +189,11 @@ pub trait Store: Send + Sync {
     // Read models over drafts, executions, payments and workflows.
     /// Queue sizes, for one tenant or (`None`) for all. Stuck means `STARTED` and older than `stuck_before`.
     async fn queue_counts(&self, tenant: Option<&TenantId>, stuck_before: DateTime<Utc>) -> StoreResult<QueueCounts>;
-    async fn count_drafts(&self, tenant: &TenantId, status: &str, draft_type: Option<&str>) -> StoreResult<i64>;
+    async fn count_drafts(&self, tenant: &TenantId, status: DraftStatus, draft_type: Option<DraftType>) -> StoreResult<i64>;
     async fn active_workflow_count(&self, tenant: &TenantId) -> StoreResult<i64>;
     async fn payments(&self, tenant: &TenantId, filter: &PaymentFilter) -> StoreResult<Vec<PaymentRecord>>;
     /// Every payment of a tenant in one status (for totals computed in exact decimal).
-    async fn payments_in_status(&self, tenant: &TenantId, status: &str, vendor_id: Option<&str>) -> StoreResult<Vec<PaymentRecord>>;
+    async fn payments_in_status(&self, tenant: &TenantId, status: PaymentStatus, vendor_id: Option<&str>) -> StoreResult<Vec<PaymentRecord>>;
 
     // Drafts.
     /// Inserts a draft; with a `request_id` already used in the tenant, returns that draft instead.
@@ -199,18 +202,18 @@ pub trait Store: Send + Sync {
     /// with existing ones are skipped. Returns how many were inserted.
     async fn import_drafts(&self, drafts: &[DraftRecord]) -> StoreResult<u64>;
     /// A draft of the tenant, or of any tenant when `tenant` is `None` (operator tools).
-    async fn draft(&self, tenant: Option<&TenantId>, draft_id: uuid::Uuid) -> StoreResult<Option<DraftRecord>>;
+    async fn draft(&self, tenant: Option<&TenantId>, draft_id: DraftId) -> StoreResult<Option<DraftRecord>>;
     async fn draft_by_request(&self, tenant: &TenantId, request_id: &str) -> StoreResult<Option<DraftRecord>>;
     /// Drafts newest first, for one tenant or (`None`) all.
     async fn drafts(&self, tenant: Option<&TenantId>, filter: &DraftFilter) -> StoreResult<Vec<DraftRecord>>;
-    async fn approvals(&self, tenant: &TenantId, draft_id: uuid::Uuid) -> StoreResult<Vec<ApprovalRecord>>;
+    async fn approvals(&self, tenant: &TenantId, draft_id: DraftId) -> StoreResult<Vec<ApprovalRecord>>;
     /// Records one approver's decision on a `SUBMITTED` draft, atomically: one decision per approver;
     /// a rejection rejects; the `required`-th approval approves.
     #[allow(clippy::too_many_arguments)]
     async fn decide(
         &self,
         tenant: &TenantId,
-        draft_id: uuid::Uuid,
+        draft_id: DraftId,
         approver: &str,
         decision: Decision,
         note: Option<&str>,
@@ -222,7 +225,7 @@ pub trait Store: Send + Sync {
     async fn transition_draft(
         &self,
         tenant: &TenantId,
-        draft_id: uuid::Uuid,
+        draft_id: DraftId,
         transition: Transition,
         by: &str,
         at: DateTime<Utc>,
@@ -231,7 +234,7 @@ pub trait Store: Send + Sync {
     // Executions: the claim is the exactly-once guarantee; effects commit with SUCCEEDED.
     async fn execution_for_request(&self, tenant: &TenantId, tool_id: &str, request_id: &str) -> StoreResult<Option<ExecutionRecord>>;
     /// The draft's executions that count: `STARTED` or `SUCCEEDED` and not rolled back.
-    async fn live_executions(&self, tenant: &TenantId, draft_id: uuid::Uuid) -> StoreResult<Vec<ExecutionRecord>>;
+    async fn live_executions(&self, tenant: &TenantId, draft_id: DraftId) -> StoreResult<Vec<ExecutionRecord>>;
     /// Inserts the `STARTED` row unless another live execution of the draft and tool, or an earlier use of
     /// the `request_id`, exists.
     async fn claim_execution(&self, execution: &ExecutionRecord) -> StoreResult<Claim>;
@@ -244,26 +247,26 @@ pub trait Store: Send + Sync {
         rollback_instructions: &serde_json::Value,
         at: DateTime<Utc>,
     ) -> StoreResult<Completion>;
-    async fn fail_execution(&self, tenant: &TenantId, execution_id: uuid::Uuid, error: &str, at: DateTime<Utc>) -> StoreResult<()>;
-    async fn execution(&self, tenant: Option<&TenantId>, execution_id: uuid::Uuid) -> StoreResult<Option<ExecutionRecord>>;
+    async fn fail_execution(&self, tenant: &TenantId, execution_id: ExecutionId, error: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    async fn execution(&self, tenant: Option<&TenantId>, execution_id: ExecutionId) -> StoreResult<Option<ExecutionRecord>>;
     async fn executions(&self, tenant: Option<&TenantId>, filter: &ExecutionFilter) -> StoreResult<Vec<ExecutionRecord>>;
     /// Marks `STARTED` executions created before `before` as `FAILED` (stuck); returns them.
     async fn clear_stuck(&self, before: DateTime<Utc>, at: DateTime<Utc>) -> StoreResult<Vec<ExecutionRecord>>;
     /// Carries out a `SUCCEEDED` execution's rollback instructions in one transaction.
-    async fn rollback_execution(&self, tenant: &TenantId, execution_id: uuid::Uuid, by: &str, at: DateTime<Utc>) -> StoreResult<RollbackOutcome>;
+    async fn rollback_execution(&self, tenant: &TenantId, execution_id: ExecutionId, by: &str, at: DateTime<Utc>) -> StoreResult<RollbackOutcome>;
     async fn execution_counts(&self, tenant: Option<&TenantId>) -> StoreResult<ExecutionCounts>;
     /// What the runbook's monitoring section measures, for one tenant or all.
     async fn monitoring(&self, tenant: Option<&TenantId>) -> StoreResult<MonitoringFacts>;
 
     // Settlements.
-    async fn settlements(&self, tenant: Option<&TenantId>, status: Option<&str>, limit: u32) -> StoreResult<Vec<SettlementRecord>>;
+    async fn settlements(&self, tenant: Option<&TenantId>, status: Option<SettlementStatus>, limit: u32) -> StoreResult<Vec<SettlementRecord>>;
     /// Moves a settlement intent along `queued → processing → completed | failed` (provider `manual`);
     /// `completed` settles the payment and `failed` fails it, in the same transaction.
     async fn set_settlement_status(
         &self,
         tenant: &TenantId,
-        payment_id: uuid::Uuid,
-        to: &str,
+        payment_id: PaymentId,
+        to: SettlementStatus,
         by: &str,
         note: Option<&str>,
         at: DateTime<Utc>,
@@ -277,15 +280,6 @@ pub struct MonitoringFacts {
     /// Mean seconds from `submitted_at` to `approved_at` over approved drafts.
     pub mean_approval_seconds: Option<f64>,
     pub queued_settlements: i64,
-}
-
-/// Which statuses a settlement intent may move to from each status.
-pub fn settlement_next(from: &str) -> &'static [&'static str] {
-    match from {
-        "queued" => &["processing", "failed"],
-        "processing" => &["completed", "failed"],
-        _ => &[],
-    }
 }
 
 /// The draft status an effect needs, and the one it leaves.

@@ -110,6 +110,11 @@ impl Row {
         Self::required(column, v)
     }
 
+    /// A UUID as one of the vocabulary's id types.
+    pub fn id<T: From<Uuid>>(&mut self, column: &str) -> StoreResult<T> {
+        self.uuid(column).map(T::from)
+    }
+
     pub fn opt_time(&mut self, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
         match self.take(column)? {
             Cell::Null => Ok(None),

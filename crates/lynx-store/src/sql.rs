@@ -79,6 +79,32 @@ impl<'a> From<Option<&'a lynx_model::TenantId>> for Arg<'a> {
     }
 }
 
+/// Ids are UUIDs; the vocabulary's enums and validated strings are their text.
+macro_rules! arg_via {
+    ($($t:ty => |$v:ident| $e:expr),* $(,)?) => {$(
+        impl<'a> From<$t> for Arg<'a> {
+            fn from($v: $t) -> Self {
+                $e
+            }
+        }
+    )*};
+}
+
+arg_via! {
+    lynx_model::DraftId => |v| Arg::Uuid(Some(v.0)),
+    lynx_model::ExecutionId => |v| Arg::Uuid(Some(v.0)),
+    lynx_model::PaymentId => |v| Arg::Uuid(Some(v.0)),
+    lynx_model::WorkflowId => |v| Arg::Uuid(Some(v.0)),
+    lynx_model::RunId => |v| Arg::Uuid(Some(v.0)),
+    lynx_model::vocab::PaymentStatus => |v| Arg::Text(Some(Cow::Borrowed(v.as_str()))),
+    lynx_model::vocab::SettlementStatus => |v| Arg::Text(Some(Cow::Borrowed(v.as_str()))),
+    lynx_model::draft::DraftStatus => |v| Arg::Text(Some(Cow::Borrowed(v.as_str()))),
+    lynx_model::draft::DraftType => |v| Arg::Text(Some(Cow::Borrowed(v.as_str()))),
+    Option<lynx_model::draft::DraftType> => |v| Arg::Text(v.map(|t| Cow::Borrowed(t.as_str()))),
+    &'a lynx_model::money::Currency => |v| Arg::Text(Some(Cow::Borrowed(v.as_str()))),
+    &'a lynx_model::params::IsoDate => |v| Arg::Text(Some(Cow::Borrowed(v.as_str()))),
+}
+
 /// SQL text and its arguments, in placeholder order.
 #[derive(Debug, Clone)]
 pub(crate) struct Query<'a> {

@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use lynx_model::{
-    TenantId,
+    DraftId, ExecutionId, PaymentId, TenantId,
+    draft::{DraftStatus, DraftType},
+    vocab::{PaymentStatus, SettlementStatus},
     audit::{AuditEvent, NewAuditEvent},
     draft::Transition,
     ids::KeyId,
@@ -19,7 +21,6 @@ use lynx_model::{
     },
 };
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::{
     db::{Db, Engine, Scope, WriteOp},
@@ -114,7 +115,7 @@ impl<E: Engine> Store for Storage<E> {
     async fn queue_counts(&self, tenant: Option<&TenantId>, stuck_before: DateTime<Utc>) -> StoreResult<QueueCounts> {
         reads::queue_counts(&mut *self.0.reader(), tenant, stuck_before).await
     }
-    async fn count_drafts(&self, tenant: &TenantId, status: &str, draft_type: Option<&str>) -> StoreResult<i64> {
+    async fn count_drafts(&self, tenant: &TenantId, status: DraftStatus, draft_type: Option<DraftType>) -> StoreResult<i64> {
         reads::count_drafts(&mut *self.0.reader(), tenant, status, draft_type).await
     }
     async fn active_workflow_count(&self, tenant: &TenantId) -> StoreResult<i64> {
@@ -123,7 +124,7 @@ impl<E: Engine> Store for Storage<E> {
     async fn payments(&self, tenant: &TenantId, filter: &PaymentFilter) -> StoreResult<Vec<PaymentRecord>> {
         reads::payments(&mut *self.0.reader(), tenant, filter).await
     }
-    async fn payments_in_status(&self, tenant: &TenantId, status: &str, vendor_id: Option<&str>) -> StoreResult<Vec<PaymentRecord>> {
+    async fn payments_in_status(&self, tenant: &TenantId, status: PaymentStatus, vendor_id: Option<&str>) -> StoreResult<Vec<PaymentRecord>> {
         reads::payments_in_status(&mut *self.0.reader(), tenant, status, vendor_id).await
     }
 
@@ -135,7 +136,7 @@ impl<E: Engine> Store for Storage<E> {
         let list = list.to_vec();
         self.0.write(Scope::Transaction, op(move |db| Box::pin(async move { drafts::import(db, &list).await }))).await
     }
-    async fn draft(&self, tenant: Option<&TenantId>, draft_id: Uuid) -> StoreResult<Option<DraftRecord>> {
+    async fn draft(&self, tenant: Option<&TenantId>, draft_id: DraftId) -> StoreResult<Option<DraftRecord>> {
         drafts::get(&mut *self.0.reader(), tenant, draft_id).await
     }
     async fn draft_by_request(&self, tenant: &TenantId, request_id: &str) -> StoreResult<Option<DraftRecord>> {
@@ -144,13 +145,13 @@ impl<E: Engine> Store for Storage<E> {
     async fn drafts(&self, tenant: Option<&TenantId>, filter: &DraftFilter) -> StoreResult<Vec<DraftRecord>> {
         drafts::list(&mut *self.0.reader(), tenant, filter).await
     }
-    async fn approvals(&self, tenant: &TenantId, draft_id: Uuid) -> StoreResult<Vec<ApprovalRecord>> {
+    async fn approvals(&self, tenant: &TenantId, draft_id: DraftId) -> StoreResult<Vec<ApprovalRecord>> {
         drafts::approvals(&mut *self.0.reader(), tenant, draft_id).await
     }
     async fn decide(
         &self,
         tenant: &TenantId,
-        draft_id: Uuid,
+        draft_id: DraftId,
         approver: &str,
         decision: Decision,
         note: Option<&str>,
@@ -161,7 +162,7 @@ impl<E: Engine> Store for Storage<E> {
         let decide = op(move |db| Box::pin(async move { drafts::decide(db, &t, draft_id, &approver, decision, note.as_deref(), required, at).await }));
         self.0.write(Scope::Tenant(tenant.clone()), decide).await
     }
-    async fn transition_draft(&self, tenant: &TenantId, draft_id: Uuid, t: Transition, by: &str, at: DateTime<Utc>) -> StoreResult<TransitionOutcome> {
+    async fn transition_draft(&self, tenant: &TenantId, draft_id: DraftId, t: Transition, by: &str, at: DateTime<Utc>) -> StoreResult<TransitionOutcome> {
         let (tenant_id, by) = (tenant.clone(), by.to_string());
         let transition = op(move |db| Box::pin(async move { drafts::transition(db, &tenant_id, draft_id, t, &by, at).await }));
         self.0.write(Scope::Tenant(tenant.clone()), transition).await
@@ -170,7 +171,7 @@ impl<E: Engine> Store for Storage<E> {
     async fn execution_for_request(&self, tenant: &TenantId, tool_id: &str, request_id: &str) -> StoreResult<Option<ExecutionRecord>> {
         executions::for_request(&mut *self.0.reader(), tenant, tool_id, request_id).await
     }
-    async fn live_executions(&self, tenant: &TenantId, draft_id: Uuid) -> StoreResult<Vec<ExecutionRecord>> {
+    async fn live_executions(&self, tenant: &TenantId, draft_id: DraftId) -> StoreResult<Vec<ExecutionRecord>> {
         executions::live(&mut *self.0.reader(), tenant, draft_id).await
     }
     async fn claim_execution(&self, execution: &ExecutionRecord) -> StoreResult<Claim> {
@@ -189,11 +190,11 @@ impl<E: Engine> Store for Storage<E> {
         let scope = Scope::Tenant(e.tenant_id.clone());
         self.0.write(scope, op(move |db| Box::pin(async move { executions::complete(db, &e, &effect, &result, &rollback, at).await }))).await
     }
-    async fn fail_execution(&self, tenant: &TenantId, execution_id: Uuid, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
+    async fn fail_execution(&self, tenant: &TenantId, execution_id: ExecutionId, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
         let (tenant, error) = (tenant.clone(), error.to_string());
         self.0.write(Scope::Statement, op(move |db| Box::pin(async move { executions::fail(db, &tenant, execution_id, &error, at).await }))).await
     }
-    async fn execution(&self, tenant: Option<&TenantId>, execution_id: Uuid) -> StoreResult<Option<ExecutionRecord>> {
+    async fn execution(&self, tenant: Option<&TenantId>, execution_id: ExecutionId) -> StoreResult<Option<ExecutionRecord>> {
         executions::get(&mut *self.0.reader(), tenant, execution_id).await
     }
     async fn executions(&self, tenant: Option<&TenantId>, filter: &ExecutionFilter) -> StoreResult<Vec<ExecutionRecord>> {
@@ -202,7 +203,7 @@ impl<E: Engine> Store for Storage<E> {
     async fn clear_stuck(&self, before: DateTime<Utc>, at: DateTime<Utc>) -> StoreResult<Vec<ExecutionRecord>> {
         self.0.write(Scope::Statement, op(move |db| Box::pin(async move { executions::clear_stuck(db, before, at).await }))).await
     }
-    async fn rollback_execution(&self, tenant: &TenantId, execution_id: Uuid, by: &str, at: DateTime<Utc>) -> StoreResult<RollbackOutcome> {
+    async fn rollback_execution(&self, tenant: &TenantId, execution_id: ExecutionId, by: &str, at: DateTime<Utc>) -> StoreResult<RollbackOutcome> {
         let (tenant_id, by) = (tenant.clone(), by.to_string());
         let rollback = op(move |db| Box::pin(async move { executions::rollback(db, &tenant_id, execution_id, &by, at).await }));
         self.0.write(Scope::Tenant(tenant.clone()), rollback).await
@@ -214,20 +215,20 @@ impl<E: Engine> Store for Storage<E> {
         executions::monitoring(&mut *self.0.reader(), tenant).await
     }
 
-    async fn settlements(&self, tenant: Option<&TenantId>, status: Option<&str>, limit: u32) -> StoreResult<Vec<SettlementRecord>> {
+    async fn settlements(&self, tenant: Option<&TenantId>, status: Option<SettlementStatus>, limit: u32) -> StoreResult<Vec<SettlementRecord>> {
         settlements::list(&mut *self.0.reader(), tenant, status, limit).await
     }
     async fn set_settlement_status(
         &self,
         tenant: &TenantId,
-        payment_id: Uuid,
-        to: &str,
+        payment_id: PaymentId,
+        to: SettlementStatus,
         by: &str,
         note: Option<&str>,
         at: DateTime<Utc>,
     ) -> StoreResult<SettlementChange> {
-        let (tenant_id, to, by, note) = (tenant.clone(), to.to_string(), by.to_string(), note.map(str::to_string));
-        let change = op(move |db| Box::pin(async move { settlements::set_status(db, &tenant_id, payment_id, &to, &by, note.as_deref(), at).await }));
+        let (tenant_id, by, note) = (tenant.clone(), by.to_string(), note.map(str::to_string));
+        let change = op(move |db| Box::pin(async move { settlements::set_status(db, &tenant_id, payment_id, to, &by, note.as_deref(), at).await }));
         self.0.write(Scope::Tenant(tenant.clone()), change).await
     }
 }

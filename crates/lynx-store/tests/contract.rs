@@ -7,7 +7,11 @@ use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
 use lynx_model::{
-    Risk, RunId, TenantId,
+    DraftId, ExecutionId, PaymentId, Risk, RunId, TenantId,
+    money::Currency,
+    params::IsoDate,
+    payload::DraftPayload,
+    vocab::{PaymentStatus, SettlementStatus},
     audit::{EventType, GENESIS_HASH, NewAuditEvent, chain_hash},
     draft::{DraftStatus, DraftType, Transition},
     records::{Claim, Completion, Decision, DecisionOutcome, DraftInsert, DraftRecord, Effect, ExecutionRecord, PaymentDetails, SettlementChange},
@@ -88,10 +92,10 @@ fn event(t: &TenantId, i: usize) -> NewAuditEvent {
 fn draft(t: &TenantId, status: DraftStatus, request_id: Option<&str>) -> DraftRecord {
     let now = lynx_model::clock::Clock::now(&lynx_model::clock::SystemClock);
     DraftRecord {
-        draft_id: Uuid::new_v4(),
+        draft_id: DraftId::new(),
         tenant_id: t.clone(),
         draft_type: DraftType::VpmPayment,
-        payload: json!({"vendor_id": "V-001", "amount": "10.00"}),
+        payload: DraftPayload::from_json(DraftType::VpmPayment, json!({"vendor_id": "V-001", "amount": "10.00", "currency": "USD", "due_date": "2026-12-31"})).unwrap(),
         status,
         risk_level: Risk::Medium,
         created_by: "agent-001".into(),
@@ -117,7 +121,7 @@ fn draft(t: &TenantId, status: DraftStatus, request_id: Option<&str>) -> DraftRe
 
 fn claim(d: &DraftRecord, request_id: Option<&str>) -> ExecutionRecord {
     ExecutionRecord {
-        execution_id: Uuid::new_v4(),
+        execution_id: ExecutionId::new(),
         draft_id: d.draft_id,
         tool_id: "vpm.cell.payment.execute".into(),
         tenant_id: d.tenant_id.clone(),
@@ -138,7 +142,13 @@ fn claim(d: &DraftRecord, request_id: Option<&str>) -> ExecutionRecord {
 }
 
 fn pay() -> Effect {
-    Effect::Pay(PaymentDetails { payment_id: Uuid::new_v4(), vendor_id: "V-001".into(), amount: "10.00".parse().unwrap(), currency: "USD".into(), due_date: "2026-12-31".into() })
+    Effect::Pay(PaymentDetails {
+        payment_id: PaymentId::new(),
+        vendor_id: "V-001".into(),
+        amount: "10.00".parse().unwrap(),
+        currency: Currency::parse("USD").unwrap(),
+        due_date: IsoDate::parse("2026-12-31").unwrap(),
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -198,8 +208,8 @@ async fn exactly_one_concurrent_claim_wins_and_effects_commit_with_success() {
         let done = e.store.complete_execution(won, &pay(), &json!({"ok": true}), &json!({"action": "reverse_payment"}), now).await.unwrap();
         assert!(matches!(done, Completion::Succeeded(_)), "{}", e.name);
         assert_eq!(e.store.draft(Some(&t), d.draft_id).await.unwrap().unwrap().status, DraftStatus::Executed);
-        assert_eq!(e.store.payments_in_status(&t, "pending_settlement", None).await.unwrap().len(), 1);
-        assert_eq!(e.store.settlements(Some(&t), Some("queued"), 10).await.unwrap().len(), 1);
+        assert_eq!(e.store.payments_in_status(&t, PaymentStatus::PendingSettlement, None).await.unwrap().len(), 1);
+        assert_eq!(e.store.settlements(Some(&t), Some(SettlementStatus::Queued), 10).await.unwrap().len(), 1);
         // After success, a new claim is taken by the success.
         match e.store.claim_execution(&claim(&d, None)).await.unwrap() {
             Claim::Taken(live) => assert_eq!(live.status, RunStatus::Succeeded),
@@ -223,7 +233,7 @@ async fn a_cleared_claim_commits_nothing_and_a_moved_draft_commits_nothing() {
         assert_eq!(cleared[0].error_message.as_deref(), Some("Manual intervention: execution stuck"));
         let done = e.store.complete_execution(&c, &pay(), &json!({}), &json!({}), Utc::now()).await.unwrap();
         assert_eq!(done, Completion::ClaimLost(RunStatus::Failed), "{}", e.name);
-        assert!(e.store.payments_in_status(&t, "pending_settlement", None).await.unwrap().is_empty(), "{}: no effect", e.name);
+        assert!(e.store.payments_in_status(&t, PaymentStatus::PendingSettlement, None).await.unwrap().is_empty(), "{}: no effect", e.name);
         assert_eq!(e.store.draft(Some(&t), d.draft_id).await.unwrap().unwrap().status, DraftStatus::Approved);
 
         // A draft that is not APPROVED when the effect commits: nothing is applied.
@@ -233,7 +243,7 @@ async fn a_cleared_claim_commits_nothing_and_a_moved_draft_commits_nothing() {
         assert_eq!(e.store.claim_execution(&c2).await.unwrap(), Claim::Claimed);
         let done = e.store.complete_execution(&c2, &pay(), &json!({}), &json!({}), Utc::now()).await.unwrap();
         assert_eq!(done, Completion::DraftMoved(DraftStatus::Submitted), "{}", e.name);
-        assert!(e.store.payments_in_status(&t, "pending_settlement", None).await.unwrap().is_empty());
+        assert!(e.store.payments_in_status(&t, PaymentStatus::PendingSettlement, None).await.unwrap().is_empty());
     }
 }
 
@@ -296,20 +306,20 @@ async fn settlements_move_forward_only_and_settle_the_payment() {
         let effect = pay();
         let Effect::Pay(p) = &effect else { unreachable!() };
         e.store.complete_execution(&c, &effect, &json!({}), &json!({}), Utc::now()).await.unwrap();
-        let step = |to: &'static str| {
+        let step = |to: SettlementStatus| {
             let (store, t, id) = (e.store.clone(), t.clone(), p.payment_id);
             async move { store.set_settlement_status(&t, id, to, "ops", Some("note"), Utc::now()).await.unwrap() }
         };
-        assert_eq!(step("completed").await, SettlementChange::WrongStatus("queued".into()), "{}", e.name);
-        assert!(matches!(step("processing").await, SettlementChange::Done(_)));
-        match step("completed").await {
+        assert_eq!(step(SettlementStatus::Completed).await, SettlementChange::WrongStatus(SettlementStatus::Queued), "{}", e.name);
+        assert!(matches!(step(SettlementStatus::Processing).await, SettlementChange::Done(_)));
+        match step(SettlementStatus::Completed).await {
             SettlementChange::Done(s) => {
-                assert_eq!((s.status.as_str(), s.provider.as_str(), s.payment_status.as_str()), ("completed", "manual", "settled"));
+                assert_eq!((s.status, s.provider.as_str(), s.payment_status), (SettlementStatus::Completed, "manual", PaymentStatus::Settled));
                 assert_eq!(s.metadata["history"].as_array().unwrap().len(), 2, "{}: history kept", e.name);
                 assert_eq!(s.amount.to_string(), "10.00");
             }
             other => panic!("{}: {other:?}", e.name),
         }
-        assert_eq!(step("failed").await, SettlementChange::WrongStatus("completed".into()));
+        assert_eq!(step(SettlementStatus::Failed).await, SettlementChange::WrongStatus(SettlementStatus::Completed));
     }
 }

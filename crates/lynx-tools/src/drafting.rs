@@ -14,8 +14,7 @@ use serde::Serialize;
 /// Every cluster tool's answer starts with these fields.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct DraftSummary {
-    #[schemars(with = "String")]
-    pub draft_id: uuid::Uuid,
+    pub draft_id: lynx_model::DraftId,
     pub status: DraftStatus,
     pub risk_level: Risk,
     /// Roles that may approve this draft under the tenant's policy.

@@ -12,15 +12,15 @@ use axum::{
 use chrono::{DateTime, Utc};
 use lynx_governance::{approvals, health, monitoring};
 use lynx_model::{
-    Refusal, RunId,
+    DraftId, Refusal, RunId,
     draft::{DraftStatus, DraftType},
+    payload::DraftPayload,
     records::{Decision, DraftFilter, DraftRecord, ExecutionFilter},
     store::AuditFilter,
-    vocab::RunStatus,
+    vocab::{RunStatus, SettlementStatus},
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use uuid::Uuid;
 
 use super::{
     render::markdown,
@@ -39,7 +39,7 @@ fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
 /// What every signed-in page needs: the viewer, the current page and the queue size.
 async fn base(state: &AppState, me: &SignedIn, page: &str) -> Map<String, Value> {
     let services = state.pipeline.services();
-    let pending = services.store.count_drafts(&me.principal.tenant_id, "SUBMITTED", None).await.unwrap_or(0);
+    let pending = services.store.count_drafts(&me.principal.tenant_id, DraftStatus::Submitted, None).await.unwrap_or(0);
     let mut ctx = Map::new();
     ctx.insert("session".into(), json!(me.viewer));
     ctx.insert("page".into(), json!(page));
@@ -88,6 +88,10 @@ async fn draft_view(state: &AppState, d: &DraftRecord) -> Value {
     let services = state.pipeline.services();
     let decisions = services.store.approvals(&d.tenant_id, d.draft_id).await.unwrap_or_default();
     let approved = decisions.iter().filter(|a| a.decision == Decision::Approved).count();
+    let payment = match &d.payload {
+        DraftPayload::Payment(p) => Some(p),
+        _ => None,
+    };
     let required = match services.kernel.policies(&d.tenant_id).await {
         Ok(p) => approvals::applicable_rule(&p, d.draft_type, d.amount()).map(|r| r.approval_count),
         Err(_) => None,
@@ -97,7 +101,7 @@ async fn draft_view(state: &AppState, d: &DraftRecord) -> Value {
     json!({
         "draft_id": d.draft_id, "draft_type": d.draft_type, "status": d.status, "risk_level": d.risk_level,
         "created_by": d.created_by, "created_at": time(d.created_at), "recommended_approvers": d.recommended_approvers,
-        "amount": d.payload.get("amount"), "currency": d.payload.get("currency"), "vendor": d.source_context.get("vendor"),
+        "amount": payment.map(|p| p.amount), "currency": payment.map(|p| p.currency.as_str()), "vendor": d.source_context.get("vendor"),
         "approvals": approved, "required_approvals": required, "preview_html": markdown(&d.preview_markdown),
     })
 }
@@ -166,7 +170,7 @@ async fn draft_page(state: &AppState, me: &SignedIn, raw: &str, flash: Option<&s
     let mut ctx = base(state, me, "drafts").await;
     let services = state.pipeline.services();
     let tenant = &me.principal.tenant_id;
-    let Ok(id) = Uuid::parse_str(raw) else {
+    let Ok(id) = DraftId::parse(raw) else {
         return failed(state, ctx, Refusal::invalid_input("draft_id", "must be a UUID"));
     };
     let draft = match services.store.draft(Some(tenant), id).await {
@@ -215,7 +219,7 @@ async fn decide(state: AppState, headers: HeaderMap, raw: String, form: Decision
     if !same(&me.session.csrf_token, &form.csrf) {
         return csrf_refused(&state);
     }
-    let Ok(id) = Uuid::parse_str(&raw) else {
+    let Ok(id) = DraftId::parse(&raw) else {
         return draft_page(&state, &me, &raw, None, None).await;
     };
     let note = match decision {
@@ -270,8 +274,7 @@ pub async fn executions(State(state): State<AppState>, headers: HeaderMap, Query
 pub async fn settlements(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
     let Some(me) = signed_in(&state, &headers).await else { return to_login() };
     let mut ctx = base(&state, &me, "settlements").await;
-    const STATUSES: [&str; 5] = ["queued", "processing", "completed", "failed", "cancelled"];
-    let status = param(&q, "status").filter(|s| STATUSES.contains(s));
+    let status = param(&q, "status").and_then(SettlementStatus::parse);
     let rows = match state.pipeline.services().store.settlements(Some(&me.principal.tenant_id), status, 200).await {
         Ok(r) => r,
         Err(e) => return failed(&state, ctx, Refusal::storage_unavailable(e)),
@@ -281,7 +284,7 @@ pub async fn settlements(State(state): State<AppState>, headers: HeaderMap, Quer
         .map(|s| json!({"payment_id": s.payment_id, "amount": s.amount, "currency": s.currency, "vendor_id": s.vendor_id, "status": s.status, "provider": s.provider, "payment_status": s.payment_status, "created_at": time(s.created_at)}))
         .collect();
     ctx.insert("settlements".into(), json!(list));
-    ctx.insert("statuses".into(), json!(STATUSES));
+    ctx.insert("statuses".into(), json!(SettlementStatus::ALL.map(SettlementStatus::as_str)));
     ctx.insert("filter_status".into(), json!(status));
     state.ui.page(StatusCode::OK, "settlements.html", ctx)
 }
@@ -289,7 +292,7 @@ pub async fn settlements(State(state): State<AppState>, headers: HeaderMap, Quer
 pub async fn audit(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
     let Some(me) = signed_in(&state, &headers).await else { return to_login() };
     let mut ctx = base(&state, &me, "audit").await;
-    let run = param(&q, "run_id").and_then(|r| Uuid::parse_str(r).ok()).map(RunId);
+    let run = param(&q, "run_id").and_then(|r| RunId::parse(r).ok());
     let status = param(&q, "status").and_then(RunStatus::parse);
     let tool = param(&q, "tool_id").map(|t| t.chars().take(200).collect::<String>());
     let before = param(&q, "before").and_then(|b| b.parse::<i64>().ok());

@@ -9,6 +9,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use lynx_governance::{Authenticated, approvals, identity};
 use lynx_model::{
+    DraftId,
     Principal, Refusal,
     draft::{DraftStatus, DraftType},
     records::{Decision, DraftFilter, DraftRecord, ExecutionFilter},
@@ -16,7 +17,6 @@ use lynx_model::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use uuid::Uuid;
 
 use super::{body, query};
 use crate::{AppState, error::ApiError};
@@ -25,19 +25,20 @@ async fn principal(state: &AppState, who: &Authenticated) -> Result<Principal, R
     identity::principal(state.pipeline.services(), who).await
 }
 
-fn draft_id(raw: &str) -> Result<Uuid, Refusal> {
-    Uuid::parse_str(raw).map_err(|_| Refusal::invalid_input("draft_id", "must be a UUID"))
+fn draft_id(raw: &str) -> Result<DraftId, Refusal> {
+    query::id("draft_id", raw)
 }
 
-pub fn cursor_of(at: DateTime<Utc>, id: Uuid) -> String {
+/// A page's cursor: the last row's time and id.
+pub fn cursor_of(at: DateTime<Utc>, id: impl std::fmt::Display) -> String {
     format!("{}_{id}", at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
 }
 
-pub fn parse_cursor(raw: &str) -> Result<(DateTime<Utc>, Uuid), Refusal> {
+pub fn parse_cursor<T: From<uuid::Uuid>>(raw: &str) -> Result<(DateTime<Utc>, T), Refusal> {
     let bad = || Refusal::invalid_input("cursor", "must be the next_cursor of a previous page");
     let (at, id) = raw.split_once('_').ok_or_else(bad)?;
     let at = DateTime::parse_from_rfc3339(at).map_err(|_| bad())?.with_timezone(&Utc);
-    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
+    Ok((at, uuid::Uuid::parse_str(id).map(T::from).map_err(|_| bad())?))
 }
 
 /// `GET /api/drafts?status=&type=&limit=&cursor=`

@@ -9,10 +9,14 @@ use axum::{
     extract::{Path, Query, State},
 };
 use lynx_governance::{Authenticated, operations};
-use lynx_model::{ErrorCode, Refusal, kernel::PermissionRequest, records::ExecutionFilter, vocab::RunStatus};
+use lynx_model::{
+    ErrorCode, ExecutionId, PaymentId, Refusal,
+    kernel::PermissionRequest,
+    records::ExecutionFilter,
+    vocab::{RunStatus, SettlementStatus},
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use super::{body, drafts::{cursor_of, parse_cursor}, query};
 use crate::{AppState, error::ApiError};
@@ -28,7 +32,7 @@ pub async fn executions(
         .map(|s| RunStatus::parse(s).ok_or_else(|| Refusal::invalid_input("status", "must be STARTED, SUCCEEDED, FAILED or DENIED")))
         .transpose()?;
     let draft_id = query::param(&q, "draft_id")
-        .map(|s| Uuid::parse_str(s).map_err(|_| Refusal::invalid_input("draft_id", "must be a UUID")))
+        .map(|s| query::id("draft_id", s))
         .transpose()?;
     let limit = query::limit(&q, 50, 200)?;
     let before = query::param(&q, "cursor").map(parse_cursor).transpose()?;
@@ -44,7 +48,7 @@ pub async fn execution(
     Extension(who): Extension<Authenticated>,
     Path(raw): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = Uuid::parse_str(&raw).map_err(|_| Refusal::invalid_input("execution_id", "must be a UUID"))?;
+    let id: ExecutionId = query::id("execution_id", &raw)?;
     let e = state
         .pipeline
         .services()
@@ -64,11 +68,17 @@ pub async fn settlements(
 ) -> Result<Json<Value>, ApiError> {
     query::known(&q, &["status", "limit"])?;
     let limit = query::limit(&q, 50, 500)?;
+    let status = query::param(&q, "status")
+        .map(|s| {
+            SettlementStatus::parse(s)
+                .ok_or_else(|| Refusal::invalid_input("status", "must be queued, processing, completed, failed or cancelled"))
+        })
+        .transpose()?;
     let rows = state
         .pipeline
         .services()
         .store
-        .settlements(Some(who.tenant_id()), query::param(&q, "status"), limit)
+        .settlements(Some(who.tenant_id()), status, limit)
         .await
         .map_err(Refusal::storage_unavailable)?;
     Ok(Json(json!({"tenant_id": who.tenant_id(), "settlements": rows})))
@@ -88,7 +98,7 @@ pub async fn mark_settlement(
     Path(raw): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let payment_id = Uuid::parse_str(&raw).map_err(|_| Refusal::invalid_input("payment_id", "must be a UUID"))?;
+    let payment_id: PaymentId = query::id("payment_id", &raw)?;
     let body: SettlementBody = body::json(&bytes)?;
     let services = state.pipeline.services();
     let request = PermissionRequest {

@@ -24,3 +24,8 @@ pub fn limit(q: &HashMap<String, String>, default: u32, max: u32) -> Result<u32,
         },
     }
 }
+
+/// An id in a path or query: one of the vocabulary's UUID id types.
+pub fn id<T: From<uuid::Uuid>>(field: &str, raw: &str) -> Result<T, Refusal> {
+    uuid::Uuid::parse_str(raw).map(T::from).map_err(|_| Refusal::invalid_input(field, "must be a UUID"))
+}

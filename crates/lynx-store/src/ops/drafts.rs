@@ -4,13 +4,13 @@
 
 use chrono::{DateTime, Utc};
 use lynx_model::{
-    Risk, TenantId,
+    DraftId, Risk, TenantId,
     draft::{DraftStatus, DraftType, Transition},
+    payload::DraftPayload,
     records::{ApprovalRecord, Decision, DecisionOutcome, DraftFilter, DraftInsert, DraftRecord, RollbackAction, TransitionOutcome},
     store::StoreResult,
 };
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::{
     db::{self, Db},
@@ -33,11 +33,12 @@ fn risk(s: &str) -> Option<Risk> {
 }
 
 pub(crate) fn draft(mut r: Row) -> StoreResult<DraftRecord> {
+    let draft_type = r.parsed("draft_type", DraftType::parse)?;
     Ok(DraftRecord {
-        draft_id: r.uuid("draft_id")?,
+        draft_id: r.id("draft_id")?,
         tenant_id: r.tenant("tenant_id")?,
-        draft_type: r.parsed("draft_type", DraftType::parse)?,
-        payload: r.json("payload")?,
+        draft_type,
+        payload: DraftPayload::from_json(draft_type, r.json("payload")?).map_err(corrupt)?,
         status: r.parsed("status", DraftStatus::parse)?,
         risk_level: r.parsed("risk_level", risk)?,
         created_by: r.text("created_by")?,
@@ -73,7 +74,7 @@ async fn insert_row(db: &mut dyn Db, d: &DraftRecord) -> StoreResult<u64> {
     .bind(d.draft_id)
     .bind(&d.tenant_id)
     .bind(d.draft_type.as_str())
-    .bind(&d.payload)
+    .bind(d.payload.to_json())
     .bind(d.status.as_str())
     .bind(d.risk_level.as_str())
     .bind(&d.created_by)
@@ -112,7 +113,7 @@ pub(crate) async fn insert(db: &mut dyn Db, d: &DraftRecord) -> StoreResult<Draf
     }
 }
 
-pub(crate) async fn get(db: &mut dyn Db, tenant: Option<&TenantId>, id: Uuid) -> StoreResult<Option<DraftRecord>> {
+pub(crate) async fn get(db: &mut dyn Db, tenant: Option<&TenantId>, id: DraftId) -> StoreResult<Option<DraftRecord>> {
     let q = Query::new(format!("SELECT {COLUMNS} FROM lynx_drafts WHERE draft_id = $1 AND (CAST($2 AS TEXT) IS NULL OR tenant_id = $2)"))
         .bind(id)
         .bind(tenant);
@@ -120,7 +121,7 @@ pub(crate) async fn get(db: &mut dyn Db, tenant: Option<&TenantId>, id: Uuid) ->
 }
 
 /// The tenant's draft, its row locked for the rest of the transaction.
-async fn lock(db: &mut dyn Db, tenant: &TenantId, id: Uuid) -> StoreResult<Option<DraftRecord>> {
+async fn lock(db: &mut dyn Db, tenant: &TenantId, id: DraftId) -> StoreResult<Option<DraftRecord>> {
     let q = Query::new(format!("SELECT {COLUMNS} FROM lynx_drafts WHERE draft_id = $1 AND tenant_id = $2/*pg  FOR UPDATE*/"))
         .bind(id)
         .bind(tenant);
@@ -151,7 +152,7 @@ pub(crate) async fn list(db: &mut dyn Db, tenant: Option<&TenantId>, f: &DraftFi
     db::fetch_all(db, q, draft).await
 }
 
-pub(crate) async fn approvals(db: &mut dyn Db, tenant: &TenantId, id: Uuid) -> StoreResult<Vec<ApprovalRecord>> {
+pub(crate) async fn approvals(db: &mut dyn Db, tenant: &TenantId, id: DraftId) -> StoreResult<Vec<ApprovalRecord>> {
     let q = Query::new(
         "SELECT draft_id, tenant_id, approver_id, decision, notes, created_at FROM lynx_draft_approvals \
          WHERE tenant_id = $1 AND draft_id = $2 ORDER BY created_at, approver_id",
@@ -160,7 +161,7 @@ pub(crate) async fn approvals(db: &mut dyn Db, tenant: &TenantId, id: Uuid) -> S
     .bind(id);
     db::fetch_all(db, q, |mut r| {
         Ok(ApprovalRecord {
-            draft_id: r.uuid("draft_id")?,
+            draft_id: r.id("draft_id")?,
             tenant_id: r.tenant("tenant_id")?,
             approver_id: r.text("approver_id")?,
             decision: r.parsed("decision", |d| match d {
@@ -181,7 +182,7 @@ pub(crate) async fn approvals(db: &mut dyn Db, tenant: &TenantId, id: Uuid) -> S
 pub(crate) async fn decide(
     db: &mut dyn Db,
     tenant: &TenantId,
-    id: Uuid,
+    id: DraftId,
     approver: &str,
     decision: Decision,
     note: Option<&str>,
@@ -234,7 +235,7 @@ pub(crate) async fn decide(
 }
 
 /// Cancel, or return to `DRAFT` (reset, unsubmit), from a status the transition allows.
-pub(crate) async fn transition(db: &mut dyn Db, tenant: &TenantId, id: Uuid, transition: Transition, by: &str, at: DateTime<Utc>) -> StoreResult<TransitionOutcome> {
+pub(crate) async fn transition(db: &mut dyn Db, tenant: &TenantId, id: DraftId, transition: Transition, by: &str, at: DateTime<Utc>) -> StoreResult<TransitionOutcome> {
     let Some(current) = lock(db, tenant, id).await? else {
         return Ok(TransitionOutcome::NotFound);
     };
@@ -261,7 +262,7 @@ pub(crate) async fn transition(db: &mut dyn Db, tenant: &TenantId, id: Uuid, tra
 
 /// Back to `DRAFT` as if never submitted: decisions are forgotten and the submit that moved it is marked
 /// rolled back, so submitting again is a new, allowed execution. Payments and publications stay.
-pub(crate) async fn return_to_draft(db: &mut dyn Db, tenant: &TenantId, id: Uuid, by: &str, at: DateTime<Utc>) -> StoreResult<()> {
+pub(crate) async fn return_to_draft(db: &mut dyn Db, tenant: &TenantId, id: DraftId, by: &str, at: DateTime<Utc>) -> StoreResult<()> {
     let q = Query::new(
         "UPDATE lynx_drafts SET status = 'DRAFT', submitted_at = NULL, submitted_by = NULL, approved_at = NULL, approved_by = NULL, \
          rejected_at = NULL, rejected_by = NULL, rejection_reason = NULL, cancelled_at = NULL, cancelled_by = NULL, updated_at = $1 \
@@ -281,7 +282,7 @@ pub(crate) async fn return_to_draft(db: &mut dyn Db, tenant: &TenantId, id: Uuid
         )
         .bind(tenant)
         .bind(id),
-        |mut r| Ok((r.uuid("execution_id")?, r.opt_json("rollback_instructions")?)),
+        |mut r| Ok((r.id::<lynx_model::ExecutionId>("execution_id")?, r.opt_json("rollback_instructions")?)),
     )
     .await?;
     let returns_to_draft = |i: &Option<Value>| i.as_ref().and_then(|i| i["action"].as_str()) == Some(RollbackAction::ReturnToDraft.as_str());

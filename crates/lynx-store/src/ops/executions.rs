@@ -6,14 +6,13 @@
 
 use chrono::{DateTime, Utc};
 use lynx_model::{
-    TenantId,
+    DraftId, ExecutionId, PaymentId, TenantId,
     records::{Claim, Completion, Effect, ExecutionCounts, ExecutionFilter, ExecutionRecord, RollbackAction, RollbackOutcome},
     store::{MonitoringFacts, StoreResult, effect_transition},
-    vocab::RunStatus,
+    vocab::{RunStatus, SettlementStatus},
     draft::DraftStatus,
 };
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use crate::{
     db::{self, Db},
@@ -28,8 +27,8 @@ const COLUMNS: &str = "execution_id, draft_id, tool_id, tenant_id, actor_id, sta
 
 fn execution(mut r: Row) -> StoreResult<ExecutionRecord> {
     Ok(ExecutionRecord {
-        execution_id: r.uuid("execution_id")?,
-        draft_id: r.uuid("draft_id")?,
+        execution_id: r.id("execution_id")?,
+        draft_id: r.id("draft_id")?,
         tool_id: r.text("tool_id")?,
         tenant_id: r.tenant("tenant_id")?,
         actor_id: r.text("actor_id")?,
@@ -52,7 +51,7 @@ async fn one(db: &mut dyn Db, q: Query<'_>) -> StoreResult<Option<ExecutionRecor
     db::fetch_one_as(db, q, execution).await
 }
 
-async fn get_in(db: &mut dyn Db, tenant: &TenantId, id: Uuid, lock: bool) -> StoreResult<Option<ExecutionRecord>> {
+async fn get_in(db: &mut dyn Db, tenant: &TenantId, id: ExecutionId, lock: bool) -> StoreResult<Option<ExecutionRecord>> {
     let lock = if lock { "/*pg  FOR UPDATE*/" } else { "" };
     one(db, Query::new(format!("SELECT {COLUMNS} FROM lynx_executions WHERE execution_id = $1 AND tenant_id = $2{lock}")).bind(id).bind(tenant)).await
 }
@@ -74,7 +73,7 @@ pub(crate) const LIVE: &str = "SELECT execution_id, draft_id, tool_id, tenant_id
     explicit_approval, source_context FROM lynx_executions WHERE tenant_id = $1 AND draft_id = $2 \
     AND status IN ('STARTED', 'SUCCEEDED') AND rolled_back_at IS NULL ORDER BY /*sqlite +*/created_at";
 
-pub(crate) async fn live(db: &mut dyn Db, tenant: &TenantId, draft: Uuid) -> StoreResult<Vec<ExecutionRecord>> {
+pub(crate) async fn live(db: &mut dyn Db, tenant: &TenantId, draft: DraftId) -> StoreResult<Vec<ExecutionRecord>> {
     db::fetch_all(db, Query::new(LIVE).bind(tenant).bind(draft), execution).await
 }
 
@@ -172,7 +171,7 @@ pub(crate) async fn complete(db: &mut dyn Db, e: &ExecutionRecord, effect: &Effe
             .bind(execution_id)
             .bind(&w.name)
             .bind(&w.workflow_kind)
-            .bind(&w.steps)
+            .bind(serde_json::to_value(&w.steps).map_err(corrupt)?)
             .bind(at);
             db.execute(&q).await?;
         }
@@ -215,7 +214,7 @@ pub(crate) async fn complete(db: &mut dyn Db, e: &ExecutionRecord, effect: &Effe
     Ok(Completion::Succeeded(Box::new(done)))
 }
 
-pub(crate) async fn fail(db: &mut dyn Db, tenant: &TenantId, id: Uuid, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
+pub(crate) async fn fail(db: &mut dyn Db, tenant: &TenantId, id: ExecutionId, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
     let q = Query::new(
         "UPDATE lynx_executions SET status = 'FAILED', error_message = $1, completed_at = $2 \
          WHERE execution_id = $3 AND tenant_id = $4 AND status = 'STARTED'",
@@ -227,7 +226,7 @@ pub(crate) async fn fail(db: &mut dyn Db, tenant: &TenantId, id: Uuid, error: &s
     db.execute(&q).await.map(drop)
 }
 
-pub(crate) async fn get(db: &mut dyn Db, tenant: Option<&TenantId>, id: Uuid) -> StoreResult<Option<ExecutionRecord>> {
+pub(crate) async fn get(db: &mut dyn Db, tenant: Option<&TenantId>, id: ExecutionId) -> StoreResult<Option<ExecutionRecord>> {
     let q = Query::new(format!("SELECT {COLUMNS} FROM lynx_executions WHERE execution_id = $1 AND (CAST($2 AS TEXT) IS NULL OR tenant_id = $2)"))
         .bind(id)
         .bind(tenant);
@@ -270,7 +269,7 @@ pub(crate) async fn clear_stuck(db: &mut dyn Db, before: DateTime<Utc>, at: Date
 }
 
 /// Carries out a `SUCCEEDED` execution's rollback instructions, or says why it cannot.
-pub(crate) async fn rollback(db: &mut dyn Db, tenant: &TenantId, id: Uuid, by: &str, at: DateTime<Utc>) -> StoreResult<RollbackOutcome> {
+pub(crate) async fn rollback(db: &mut dyn Db, tenant: &TenantId, id: ExecutionId, by: &str, at: DateTime<Utc>) -> StoreResult<RollbackOutcome> {
     let Some(e) = get_in(db, tenant, id, true).await? else {
         return Ok(RollbackOutcome::NotFound);
     };
@@ -281,7 +280,7 @@ pub(crate) async fn rollback(db: &mut dyn Db, tenant: &TenantId, id: Uuid, by: &
         return Ok(RollbackOutcome::NotPossible(format!("execution {id} was already rolled back at {when} by {who}")));
     }
     let instructions = e.rollback_instructions.clone().unwrap_or(Value::Null);
-    let named = |key: &str| instructions[key].as_str().and_then(|v| Uuid::parse_str(v).ok()).ok_or_else(|| corrupt(format!("rollback names no {key}")));
+    let named = |key: &str| instructions[key].as_str().and_then(|v| uuid::Uuid::parse_str(v).ok()).ok_or_else(|| corrupt(format!("rollback names no {key}")));
     match instructions["action"].as_str().and_then(RollbackAction::parse) {
         Some(RollbackAction::ReturnToDraft) => {
             let q = Query::new("SELECT status FROM lynx_drafts WHERE tenant_id = $1 AND draft_id = $2/*pg  FOR UPDATE*/").bind(tenant).bind(e.draft_id);
@@ -297,15 +296,16 @@ pub(crate) async fn rollback(db: &mut dyn Db, tenant: &TenantId, id: Uuid, by: &
             db.execute(&q).await?;
         }
         Some(RollbackAction::ReversePayment) => {
-            let payment = named("payment_id")?;
+            let payment = PaymentId(named("payment_id")?);
             let q = Query::new("SELECT status, metadata FROM settlement_intents WHERE tenant_id = $1 AND payment_id = $2/*pg  FOR UPDATE*/").bind(tenant).bind(payment);
-            let Some((status, mut metadata)) = db::fetch_one_as(db, q, |mut r| Ok((r.text("status")?, r.json("metadata")?))).await? else {
+            let intent = |mut r: Row| Ok((r.parsed("status", SettlementStatus::parse)?, r.json("metadata")?));
+            let Some((status, mut metadata)) = db::fetch_one_as(db, q, intent).await? else {
                 return Ok(RollbackOutcome::NotPossible(format!("payment {payment} has no settlement intent")));
             };
-            if !matches!(status.as_str(), "queued" | "failed") {
+            if !status.reversible() {
                 return Ok(RollbackOutcome::NotPossible(format!(
                     "payment {payment} cannot be reversed: its settlement is {status}{}",
-                    if status == "completed" { " (money has moved; reverse it with the bank and record a new payment)" } else { "" }
+                    if status == SettlementStatus::Completed { " (money has moved; reverse it with the bank and record a new payment)" } else { "" }
                 )));
             }
             let q = Query::new("UPDATE lynx_payments SET status = 'reversed', updated_at = $1 WHERE tenant_id = $2 AND payment_id = $3").bind(at).bind(tenant).bind(payment);

@@ -4,11 +4,16 @@
 use chrono::{DateTime, Utc};
 use lynx_model::{
     TenantId,
+    draft::{DraftStatus, DraftType},
+    money::Currency,
+    params::IsoDate,
     store::{PaymentFilter, PaymentRecord, QueueCounts, StoreResult},
+    vocab::PaymentStatus,
 };
 
 use crate::{
     db::{self, Db},
+    error::corrupt,
     row::Row,
     sql::Query,
 };
@@ -53,7 +58,7 @@ pub(crate) async fn queue_counts(db: &mut dyn Db, tenant: Option<&TenantId>, stu
     Ok(counts.unwrap_or_default())
 }
 
-pub(crate) async fn count_drafts(db: &mut dyn Db, tenant: &TenantId, status: &str, draft_type: Option<&str>) -> StoreResult<i64> {
+pub(crate) async fn count_drafts(db: &mut dyn Db, tenant: &TenantId, status: DraftStatus, draft_type: Option<DraftType>) -> StoreResult<i64> {
     let q = Query::new("SELECT COUNT(*) FROM lynx_drafts WHERE tenant_id = $1 AND status = $2 AND (CAST($3 AS TEXT) IS NULL OR draft_type = $3)")
         .bind(tenant)
         .bind(status)
@@ -69,15 +74,15 @@ const PAYMENT_COLUMNS: &str = "payment_id, tenant_id, draft_id, execution_id, ve
 
 fn payment(mut r: Row) -> StoreResult<PaymentRecord> {
     Ok(PaymentRecord {
-        payment_id: r.uuid("payment_id")?,
+        payment_id: r.id("payment_id")?,
         tenant_id: r.tenant("tenant_id")?,
-        draft_id: r.uuid("draft_id")?,
-        execution_id: r.uuid("execution_id")?,
+        draft_id: r.id("draft_id")?,
+        execution_id: r.id("execution_id")?,
         vendor_id: r.text("vendor_id")?,
         amount: r.decimal("amount")?,
-        currency: r.text("currency")?,
-        due_date: r.text("due_date")?,
-        status: r.text("status")?,
+        currency: Currency::parse(&r.text("currency")?).map_err(corrupt)?,
+        due_date: IsoDate::parse(&r.text("due_date")?).map_err(corrupt)?,
+        status: r.parsed("status", PaymentStatus::parse)?,
         created_at: r.time("created_at")?,
         updated_at: r.time("updated_at")?,
     })
@@ -88,8 +93,8 @@ pub(crate) async fn payments(db: &mut dyn Db, tenant: &TenantId, f: &PaymentFilt
     if let Some(v) = &f.vendor_id {
         q.push(" AND vendor_id = ").push_bind(v.as_str());
     }
-    if let Some(s) = &f.status {
-        q.push(" AND status = ").push_bind(s.as_str());
+    if let Some(s) = f.status {
+        q.push(" AND status = ").push_bind(s);
     }
     if let Some(since) = f.since {
         q.push(" AND created_at >= ").push_bind(since);
@@ -99,7 +104,7 @@ pub(crate) async fn payments(db: &mut dyn Db, tenant: &TenantId, f: &PaymentFilt
 }
 
 /// Every payment of a tenant in one status (for totals computed in exact decimal).
-pub(crate) async fn payments_in_status(db: &mut dyn Db, tenant: &TenantId, status: &str, vendor_id: Option<&str>) -> StoreResult<Vec<PaymentRecord>> {
+pub(crate) async fn payments_in_status(db: &mut dyn Db, tenant: &TenantId, status: PaymentStatus, vendor_id: Option<&str>) -> StoreResult<Vec<PaymentRecord>> {
     let q = Query::new(format!(
         "SELECT {PAYMENT_COLUMNS} FROM lynx_payments WHERE tenant_id = $1 AND status = $2 AND (CAST($3 AS TEXT) IS NULL OR vendor_id = $3)"
     ))

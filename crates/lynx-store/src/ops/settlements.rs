@@ -3,12 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use lynx_model::{
-    TenantId,
+    PaymentId, TenantId,
+    money::Currency,
     records::{SettlementChange, SettlementRecord},
-    store::{StoreResult, settlement_next},
+    store::StoreResult,
+    vocab::{PaymentStatus, SettlementStatus},
 };
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use crate::{
     db::{self, Db},
@@ -23,45 +24,45 @@ const SELECT: &str = "SELECT s.payment_id, s.tenant_id, s.status, s.provider, s.
 
 fn settlement(mut r: Row) -> StoreResult<SettlementRecord> {
     Ok(SettlementRecord {
-        payment_id: r.uuid("payment_id")?,
+        payment_id: r.id("payment_id")?,
         tenant_id: r.tenant("tenant_id")?,
-        status: r.text("status")?,
+        status: r.parsed("status", SettlementStatus::parse)?,
         provider: r.text("provider")?,
         created_at: r.time("created_at")?,
         updated_at: r.time("updated_at")?,
         metadata: r.json("metadata")?,
         amount: r.decimal("amount")?,
-        currency: r.text("currency")?,
+        currency: Currency::parse(&r.text("currency")?).map_err(corrupt)?,
         vendor_id: r.text("vendor_id")?,
-        payment_status: r.text("payment_status")?,
+        payment_status: r.parsed("payment_status", PaymentStatus::parse)?,
     })
 }
 
-pub(crate) async fn list(db: &mut dyn Db, tenant: Option<&TenantId>, status: Option<&str>, limit: u32) -> StoreResult<Vec<SettlementRecord>> {
+pub(crate) async fn list(db: &mut dyn Db, tenant: Option<&TenantId>, status: Option<SettlementStatus>, limit: u32) -> StoreResult<Vec<SettlementRecord>> {
     let q = Query::new(format!(
         "{SELECT} WHERE (CAST($1 AS TEXT) IS NULL OR s.tenant_id = $1) AND (CAST($2 AS TEXT) IS NULL OR s.status = $2) \
          ORDER BY s.created_at DESC LIMIT $3"
     ))
     .bind(tenant)
-    .bind(status)
+    .bind(status.map(SettlementStatus::as_str))
     .bind(limit);
     db::fetch_all(db, q, settlement).await
 }
 
-async fn get_in(db: &mut dyn Db, tenant: &TenantId, payment: Uuid, lock: bool) -> StoreResult<Option<SettlementRecord>> {
+async fn get_in(db: &mut dyn Db, tenant: &TenantId, payment: PaymentId, lock: bool) -> StoreResult<Option<SettlementRecord>> {
     let lock = if lock { "/*pg  FOR UPDATE OF s*/" } else { "" };
     let q = Query::new(format!("{SELECT} WHERE s.tenant_id = $1 AND s.payment_id = $2{lock}")).bind(tenant).bind(payment);
     db::fetch_one_as(db, q, settlement).await
 }
 
-/// Moves an intent along `settlement_next` (provider `manual`); `completed` settles the payment and
-/// `failed` fails it, in the same transaction. The intent is locked: its history is read, extended here
+/// Moves an intent along `SettlementStatus::next` (provider `manual`), and its payment along with it
+/// (`SettlementStatus::payment_status`), in the same transaction. The intent is locked: its history is read, extended here
 /// and written back whole.
 pub(crate) async fn set_status(
     db: &mut dyn Db,
     tenant: &TenantId,
-    payment: Uuid,
-    to: &str,
+    payment: PaymentId,
+    to: SettlementStatus,
     by: &str,
     note: Option<&str>,
     at: DateTime<Utc>,
@@ -69,7 +70,7 @@ pub(crate) async fn set_status(
     let Some(current) = get_in(db, tenant, payment, true).await? else {
         return Ok(SettlementChange::NotFound);
     };
-    if !settlement_next(&current.status).contains(&to) {
+    if !current.status.next().contains(&to) {
         return Ok(SettlementChange::WrongStatus(current.status));
     }
     let mut metadata = current.metadata;
@@ -88,12 +89,7 @@ pub(crate) async fn set_status(
         .bind(tenant)
         .bind(payment);
     db.execute(&q).await?;
-    let payment_status = match to {
-        "completed" => Some("settled"),
-        "failed" => Some("failed"),
-        _ => None,
-    };
-    if let Some(ps) = payment_status {
+    if let Some(ps) = to.payment_status() {
         let q = Query::new("UPDATE lynx_payments SET status = $1, updated_at = $2 WHERE tenant_id = $3 AND payment_id = $4").bind(ps).bind(at).bind(tenant).bind(payment);
         db.execute(&q).await?;
     }

@@ -20,10 +20,8 @@ pub struct Input {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Output {
-    #[schemars(with = "String")]
-    pub execution_id: uuid::Uuid,
-    #[schemars(with = "String")]
-    pub draft_id: uuid::Uuid,
+    pub execution_id: lynx_model::ExecutionId,
+    pub draft_id: lynx_model::DraftId,
     pub status: DraftStatus,
     pub tenant_id: TenantId,
     pub next_actions: Vec<String>,

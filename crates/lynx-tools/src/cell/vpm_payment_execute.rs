@@ -6,8 +6,11 @@
 use chrono::{DateTime, Utc};
 use lynx_governance::{ExecCtx, Tool, ToolSpec};
 use lynx_model::{
-    ErrorCode, Refusal, Risk, TenantId,
+    ErrorCode, PaymentId, Refusal, Risk, TenantId,
     draft::DraftType,
+    money::Currency,
+    payload::DraftPayload,
+    vocab::{PaymentStatus, SettlementStatus},
     kernel::VendorStatus,
     params::{DraftIdParam, RequestId},
     records::{Effect, PaymentDetails},
@@ -27,26 +30,22 @@ pub struct Input {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct SettlementIntent {
-    #[schemars(with = "String")]
-    pub payment_id: uuid::Uuid,
-    pub status: String,
+    pub payment_id: PaymentId,
+    pub status: SettlementStatus,
     pub provider: String,
     pub created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Output {
-    #[schemars(with = "String")]
-    pub execution_id: uuid::Uuid,
-    #[schemars(with = "String")]
-    pub draft_id: uuid::Uuid,
-    #[schemars(with = "String")]
-    pub payment_id: uuid::Uuid,
+    pub execution_id: lynx_model::ExecutionId,
+    pub draft_id: lynx_model::DraftId,
+    pub payment_id: PaymentId,
     #[schemars(with = "String")]
     pub amount: Decimal,
-    pub currency: String,
+    pub currency: Currency,
     /// Always `pending_settlement`: no bank transfer has happened.
-    pub status: String,
+    pub status: PaymentStatus,
     pub settlement_intent: SettlementIntent,
     pub tenant_id: TenantId,
 }
@@ -69,8 +68,10 @@ impl Tool for VpmPaymentExecute {
 
     async fn run(&self, ctx: &ExecCtx, input: Input) -> Result<Output, Refusal> {
         let draft = ctx.draft();
-        let vendor_id = draft.payload_text("vendor_id").to_string();
-        let vendor = ctx.kernel().vendor(&vendor_id).await?;
+        let DraftPayload::Payment(payment) = &draft.payload else {
+            return Err(Refusal::internal("reading a payment draft's payload"));
+        };
+        let vendor = ctx.kernel().vendor(&payment.vendor_id).await?;
         if vendor.status != VendorStatus::Active {
             return Err(Refusal::new(
                 ErrorCode::VendorInactive,
@@ -79,18 +80,23 @@ impl Tool for VpmPaymentExecute {
             ));
         }
         super::approvals_still_satisfy_policy(ctx).await?;
-        let amount = draft.amount().ok_or_else(|| Refusal::internal("reading the draft's amount"))?;
-        let currency = draft.payload_text("currency").to_string();
-        let payment_id = lynx_model::ids::record_id();
-        ctx.stage(Effect::Pay(PaymentDetails { payment_id, vendor_id, amount, currency: currency.clone(), due_date: draft.payload_text("due_date").to_string() }))?;
+        let (amount, currency) = (payment.amount.value(), payment.currency.clone());
+        let payment_id = PaymentId::new();
+        ctx.stage(Effect::Pay(PaymentDetails {
+            payment_id,
+            vendor_id: payment.vendor_id.clone(),
+            amount,
+            currency: currency.clone(),
+            due_date: payment.due_date.clone(),
+        }))?;
         Ok(Output {
             execution_id: ctx.execution_id(),
             draft_id: input.draft_id.0,
             payment_id,
             amount,
             currency,
-            status: "pending_settlement".into(),
-            settlement_intent: SettlementIntent { payment_id, status: "queued".into(), provider: "none".into(), created_at: ctx.now() },
+            status: PaymentStatus::PendingSettlement,
+            settlement_intent: SettlementIntent { payment_id, status: SettlementStatus::Queued, provider: "none".into(), created_at: ctx.now() },
             tenant_id: ctx.tenant_id().clone(),
         })
     }

@@ -6,6 +6,7 @@ use lynx_model::{
     Refusal, Risk, TenantId,
     draft::{DraftStatus, DraftType},
     params::{DraftIdParam, RequestId},
+    payload::DraftPayload,
     records::{Effect, WorkflowDetails},
 };
 use schemars::JsonSchema;
@@ -20,12 +21,9 @@ pub struct Input {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Output {
-    #[schemars(with = "String")]
-    pub execution_id: uuid::Uuid,
-    #[schemars(with = "String")]
-    pub draft_id: uuid::Uuid,
-    #[schemars(with = "String")]
-    pub workflow_id: uuid::Uuid,
+    pub execution_id: lynx_model::ExecutionId,
+    pub draft_id: lynx_model::DraftId,
+    pub workflow_id: lynx_model::WorkflowId,
     pub status: DraftStatus,
     pub tenant_id: TenantId,
 }
@@ -49,12 +47,15 @@ impl Tool for WorkflowDraftPublish {
     async fn run(&self, ctx: &ExecCtx, input: Input) -> Result<Output, Refusal> {
         super::approvals_still_satisfy_policy(ctx).await?;
         let draft = ctx.draft();
-        let workflow_id = lynx_model::ids::record_id();
+        let DraftPayload::Workflow(workflow) = &draft.payload else {
+            return Err(Refusal::internal("reading a workflow draft's payload"));
+        };
+        let workflow_id = lynx_model::WorkflowId::new();
         ctx.stage(Effect::Publish(WorkflowDetails {
             workflow_id,
-            name: draft.payload_text("name").to_string(),
-            workflow_kind: draft.payload_text("workflow_kind").to_string(),
-            steps: draft.payload.get("steps").cloned().unwrap_or_default(),
+            name: workflow.name.clone(),
+            workflow_kind: workflow.workflow_kind.clone(),
+            steps: workflow.steps.clone(),
         }))?;
         Ok(Output {
             execution_id: ctx.execution_id(),

@@ -4,6 +4,7 @@
 
 use lynx_governance::{DraftCtx, NewDraft, Tool, ToolSpec};
 use lynx_model::{
+    payload::{DocsPayload, DraftPayload},
     Refusal, Risk,
     draft::DraftType,
     params::{RequestId, Text},
@@ -85,9 +86,11 @@ impl Tool for DocsDraftCreate {
             preview.push_str(&format!("\nSources: {}\n", refs.iter().map(|r| md(r)).collect::<Vec<_>>().join(", ")));
         }
         ctx.stage(NewDraft {
-            payload: json!({
-                "doc_type": doc_type, "title": input.title.as_str(),
-                "content_outline": input.content_outline.as_ref().map(|o| o.as_str()), "source_refs": refs,
+            payload: DraftPayload::Docs(DocsPayload {
+                doc_type: doc_type.to_string(),
+                title: input.title.as_str().to_string(),
+                content_outline: input.content_outline.as_ref().map(|o| o.as_str().to_string()),
+                source_refs: refs.clone(),
             }),
             risk_level: risk,
             source_context: json!({"registry_documents_of_type": same_type.len(), "diff_summary": diff_summary, "approval_rule": facts.rule_id, "checked_at": ctx.now()}),

@@ -5,6 +5,7 @@
 
 use lynx_governance::{DraftCtx, NewDraft, Tool, ToolSpec};
 use lynx_model::{
+    payload::{DraftPayload, PaymentPayload},
     ErrorCode, Refusal, Risk,
     draft::DraftType,
     kernel::{Vendor, VendorStatus},
@@ -140,9 +141,12 @@ impl Tool for VpmPaymentDraftCreate {
             requires_manual_review: !vendor.risk_flags.is_empty() || !vendor.bank_details_present,
         };
         ctx.stage(NewDraft {
-            payload: json!({
-                "vendor_id": vendor.vendor_id, "amount": input.amount.display(), "currency": input.currency.as_str(),
-                "due_date": input.due_date.as_str(), "invoice_refs": refs,
+            payload: DraftPayload::Payment(PaymentPayload {
+                vendor_id: vendor.vendor_id.clone(),
+                amount: input.amount,
+                currency: input.currency.clone(),
+                due_date: input.due_date.clone(),
+                invoice_refs: refs,
             }),
             risk_level: risk,
             source_context: json!({

@@ -4,6 +4,7 @@
 
 use lynx_governance::{DraftCtx, NewDraft, Tool, ToolSpec};
 use lynx_model::{
+    payload::{DraftPayload, WorkflowPayload, WorkflowStep},
     Refusal, Risk,
     draft::DraftType,
     kernel::ApprovalRule,
@@ -116,9 +117,19 @@ impl Tool for WorkflowDraftCreate {
             role_gates: policies.role_gates.clone(),
         };
         ctx.stage(NewDraft {
-            payload: json!({
-                "workflow_kind": kind, "name": input.name.as_str(), "steps": input.steps,
-                "linked_object": input.linked_object.as_ref().map(|o| o.as_str()),
+            payload: DraftPayload::Workflow(WorkflowPayload {
+                workflow_kind: kind.to_string(),
+                name: input.name.as_str().to_string(),
+                steps: input
+                    .steps
+                    .iter()
+                    .map(|s| WorkflowStep {
+                        name: s.name.as_str().to_string(),
+                        required_role: s.required_role.as_ref().map(|r| r.as_str().to_string()),
+                        action: s.action.as_ref().map(|a| a.as_str().to_string()),
+                    })
+                    .collect(),
+                linked_object: input.linked_object.as_ref().map(|o| o.as_str().to_string()),
             }),
             risk_level: risk,
             source_context: json!({"policy_snapshot": snapshot, "approval_rule": facts.rule_id, "checked_at": ctx.now()}),

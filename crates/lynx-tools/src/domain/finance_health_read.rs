@@ -107,7 +107,7 @@ impl Tool for FinanceHealthRead {
 
     async fn run(&self, ctx: &ReadCtx, input: Input) -> Result<Output, Refusal> {
         let summary = ctx.kernel().finance_summary(input.period.as_str()).await?;
-        let pending = ctx.store().payments_in_status("pending_settlement", None).await?;
+        let pending = ctx.store().payments_in_status(lynx_model::vocab::PaymentStatus::PendingSettlement, None).await?;
         let pending_amount: Decimal = pending.iter().map(|p| p.amount).sum();
         let net = summary.revenue - summary.expenses;
         let score = health_score(summary.revenue, summary.expenses);

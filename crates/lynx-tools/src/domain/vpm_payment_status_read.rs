@@ -5,33 +5,16 @@
 use chrono::{DateTime, Utc};
 use lynx_governance::{ReadCtx, Tool, ToolSpec};
 use lynx_model::{
-    Refusal, Risk, TenantId,
+    DraftId, PaymentId, Refusal, Risk, TenantId,
+    draft::{DraftStatus, DraftType},
+    money::Currency,
     params::{Limit, Since},
     store::PaymentFilter,
+    vocab::PaymentStatus,
 };
 use rust_decimal::Decimal;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PaymentStatus {
-    PendingSettlement,
-    Settled,
-    Reversed,
-    Failed,
-}
-
-impl PaymentStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            PaymentStatus::PendingSettlement => "pending_settlement",
-            PaymentStatus::Settled => "settled",
-            PaymentStatus::Reversed => "reversed",
-            PaymentStatus::Failed => "failed",
-        }
-    }
-}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -48,13 +31,13 @@ pub struct Input {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Payment {
-    pub payment_id: String,
-    pub draft_id: String,
+    pub payment_id: PaymentId,
+    pub draft_id: DraftId,
     pub vendor_id: String,
     #[schemars(with = "String")]
     pub amount: Decimal,
-    pub currency: String,
-    pub status: String,
+    pub currency: Currency,
+    pub status: PaymentStatus,
     pub created_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub settled_at: Option<DateTime<Utc>>,
@@ -92,7 +75,7 @@ impl Tool for VpmPaymentStatusRead {
         let store = ctx.store();
         let filter = PaymentFilter {
             vendor_id: input.vendor_id,
-            status: input.status.map(|s| s.as_str().to_string()),
+            status: input.status,
             since: input.since.map(|s| s.0),
             limit: input.limit.get(),
         };
@@ -101,22 +84,22 @@ impl Tool for VpmPaymentStatusRead {
             .await?
             .into_iter()
             .map(|p| Payment {
-                payment_id: p.payment_id.to_string(),
-                draft_id: p.draft_id.to_string(),
+                payment_id: p.payment_id,
+                draft_id: p.draft_id,
                 vendor_id: p.vendor_id,
                 amount: p.amount,
                 currency: p.currency,
-                settled_at: (p.status == "settled").then_some(p.updated_at),
+                settled_at: (p.status == PaymentStatus::Settled).then_some(p.updated_at),
                 status: p.status,
                 created_at: p.created_at,
             })
             .collect();
-        let pending = store.payments_in_status("pending_settlement", None).await?;
-        let failed = store.payments_in_status("failed", None).await?;
+        let pending = store.payments_in_status(PaymentStatus::PendingSettlement, None).await?;
+        let failed = store.payments_in_status(PaymentStatus::Failed, None).await?;
         Ok(Output {
             tenant_id: ctx.tenant_id().clone(),
             payments,
-            pending_approvals_count: store.count_drafts("SUBMITTED", Some("vpm_payment")).await?,
+            pending_approvals_count: store.count_drafts(DraftStatus::Submitted, Some(DraftType::VpmPayment)).await?,
             failed_payments_count: failed.len(),
             total_pending_amount: pending.iter().map(|p| p.amount).sum(),
         })

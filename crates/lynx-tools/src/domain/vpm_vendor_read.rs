@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use lynx_governance::{ReadCtx, Tool, ToolSpec};
-use lynx_model::{Refusal, Risk, TenantId, kernel::VendorStatus};
+use lynx_model::{Refusal, Risk, TenantId, kernel::VendorStatus, vocab::PaymentStatus};
 use rust_decimal::Decimal;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -72,8 +72,8 @@ impl Tool for VpmVendorRead {
         let v = ctx.kernel().vendor(&vendor_id).await?;
         let store = ctx.store();
         let sum = |ps: Vec<lynx_model::store::PaymentRecord>| ps.iter().map(|p| p.amount).sum::<Decimal>();
-        let total_paid = sum(store.payments_in_status("settled", Some(&vendor_id)).await?);
-        let outstanding = sum(store.payments_in_status("pending_settlement", Some(&vendor_id)).await?);
+        let total_paid = sum(store.payments_in_status(PaymentStatus::Settled, Some(&vendor_id)).await?);
+        let outstanding = sum(store.payments_in_status(PaymentStatus::PendingSettlement, Some(&vendor_id)).await?);
         Ok(Output {
             tenant_id,
             vendor: Some(VendorDetail {

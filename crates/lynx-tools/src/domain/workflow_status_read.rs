@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use lynx_governance::{ReadCtx, Tool, ToolSpec};
-use lynx_model::{Refusal, Risk, TenantId, params::Limit, store::ActivityEvent};
+use lynx_model::{Refusal, Risk, TenantId, draft::DraftStatus, params::Limit, store::ActivityEvent};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -104,7 +104,7 @@ impl Tool for WorkflowStatusRead {
         Ok(Output {
             tenant_id: ctx.tenant_id().clone(),
             active_workflows_count: store.active_workflow_count().await?,
-            pending_approvals_count: store.count_drafts("SUBMITTED", None).await?,
+            pending_approvals_count: store.count_drafts(DraftStatus::Submitted, None).await?,
             recent_events,
         })
     }

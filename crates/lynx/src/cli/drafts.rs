@@ -10,7 +10,6 @@ use lynx_model::{
     draft::{DraftStatus, DraftType},
     records::{Decision, DraftFilter, DraftRecord, ExecutionFilter},
 };
-use uuid::Uuid;
 
 use crate::{
     cli::{self, output, refusal},
@@ -82,8 +81,8 @@ pub enum Command {
     },
 }
 
-fn parse_id(raw: &str) -> Result<Uuid, Fatal> {
-    Uuid::parse_str(raw).map_err(|_| Fatal(format!("{raw:?} is not a draft id (a UUID)")))
+fn parse_id(raw: &str) -> Result<lynx_model::DraftId, Fatal> {
+    lynx_model::DraftId::parse(raw).map_err(|_| Fatal(format!("{raw:?} is not a draft id (a UUID)")))
 }
 
 async fn find(services: &lynx_governance::Services, raw: &str) -> Result<DraftRecord, Fatal> {
@@ -108,7 +107,7 @@ fn print_draft(d: &DraftRecord) {
         output::line(&format!("  rejection reason: {reason}"));
     }
     output::line(&format!("  recommended approvers: {}", d.recommended_approvers.join(", ")));
-    output::line(&format!("  payload: {}", d.payload));
+    output::line(&format!("  payload: {}", d.payload.to_json()));
 }
 
 pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fatal> {

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use lynx_governance::operations;
 use lynx_model::{TenantId, records::ExecutionFilter, vocab::RunStatus};
-use uuid::Uuid;
 
 use crate::{
     cli::{self, output, refusal},
@@ -67,8 +66,8 @@ pub fn parse_duration(s: &str) -> Result<chrono::TimeDelta, String> {
     Ok(chrono::TimeDelta::seconds(seconds))
 }
 
-fn id(raw: &str) -> Result<Uuid, Fatal> {
-    Uuid::parse_str(raw).map_err(|_| Fatal(format!("{raw:?} is not an execution id (a UUID)")))
+fn id(raw: &str) -> Result<lynx_model::ExecutionId, Fatal> {
+    lynx_model::ExecutionId::parse(raw).map_err(|_| Fatal(format!("{raw:?} is not an execution id (a UUID)")))
 }
 
 pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fatal> {
@@ -77,7 +76,7 @@ pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fata
         Command::List { tenant, status, draft, limit, json } => {
             let tenant = tenant.map(|t| TenantId::parse(t.as_str()).map_err(|e| Fatal(format!("--tenant {t:?}: {e}")))).transpose()?;
             let status = status.map(|s| RunStatus::parse(&s.to_uppercase()).ok_or_else(|| Fatal(format!("--status {s:?}: not an execution status")))).transpose()?;
-            let draft_id = draft.map(|d| Uuid::parse_str(&d).map_err(|_| Fatal(format!("--draft {d:?}: not a UUID")))).transpose()?;
+            let draft_id = draft.map(|d| lynx_model::DraftId::parse(&d).map_err(|_| Fatal(format!("--draft {d:?}: not a UUID")))).transpose()?;
             let rows = services.store.executions(tenant.as_ref(), &ExecutionFilter { status, draft_id, tool_id: None, before: None, limit }).await?;
             if json {
                 output::json(&rows);

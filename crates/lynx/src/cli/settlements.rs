@@ -3,8 +3,7 @@
 use std::process::ExitCode;
 
 use lynx_governance::operations;
-use lynx_model::TenantId;
-use uuid::Uuid;
+use lynx_model::{PaymentId, TenantId, vocab::SettlementStatus};
 
 use crate::{
     cli::{self, output, refusal},
@@ -46,7 +45,10 @@ pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fata
     match command {
         Command::List { tenant, status, limit, json } => {
             let tenant = tenant.map(|t| TenantId::parse(t.as_str()).map_err(|e| Fatal(format!("--tenant {t:?}: {e}")))).transpose()?;
-            let rows = services.store.settlements(tenant.as_ref(), status.as_deref(), limit).await?;
+            let status = status
+                .map(|s| SettlementStatus::parse(&s).ok_or_else(|| Fatal(format!("--status {s:?}: must be queued, processing, completed, failed or cancelled"))))
+                .transpose()?;
+            let rows = services.store.settlements(tenant.as_ref(), status, limit).await?;
             if json {
                 output::json(&rows);
             } else {
@@ -54,8 +56,8 @@ pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fata
                     .iter()
                     .map(|s| {
                         vec![
-                            s.payment_id.to_string(), s.tenant_id.to_string(), s.status.clone(), s.provider.clone(),
-                            format!("{} {}", s.amount, s.currency), s.vendor_id.clone(), s.payment_status.clone(),
+                            s.payment_id.to_string(), s.tenant_id.to_string(), s.status.to_string(), s.provider.clone(),
+                            format!("{} {}", s.amount, s.currency), s.vendor_id.clone(), s.payment_status.to_string(),
                             s.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
                         ]
                     })
@@ -65,7 +67,7 @@ pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fata
         }
         Command::Mark { payment_id, tenant, status, note, json } => {
             let tenant = TenantId::parse(tenant.as_str()).map_err(|e| Fatal(format!("--tenant {tenant:?}: {e}")))?;
-            let payment_id = Uuid::parse_str(&payment_id).map_err(|_| Fatal(format!("{payment_id:?} is not a payment id (a UUID)")))?;
+            let payment_id = PaymentId::parse(&payment_id).map_err(|_| Fatal(format!("{payment_id:?} is not a payment id (a UUID)")))?;
             let s = operations::mark_settlement(&services, &tenant, payment_id, &status, &cli::operator(), note).await.map_err(refusal)?;
             if json {
                 output::json(&s);
