@@ -13,7 +13,7 @@ use lynx_model::{
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use crate::{audit, context::{kernel_refusal, store_refusal}, execution::draft_not_found, services::Services};
+use crate::{audit, execution::draft_not_found, services::Services};
 
 /// The strictest Kernel approval rule that applies to a draft: rules for its type, those with a
 /// threshold only when the amount exceeds it; the most approvals wins, a thresholded rule on a tie.
@@ -39,7 +39,7 @@ fn no_rule(draft_type: DraftType) -> Refusal {
 }
 
 async fn load(services: &Services, tenant: &TenantId, draft_id: DraftId) -> Result<DraftRecord, Refusal> {
-    services.store.draft(Some(tenant), draft_id).await.map_err(store_refusal)?.ok_or_else(|| draft_not_found(draft_id, tenant))
+    services.store.draft(Some(tenant), draft_id).await?.ok_or_else(|| draft_not_found(draft_id, tenant))
 }
 
 /// May `who` decide on `draft`? Maker-checker first, then the rule's roles and scopes.
@@ -99,7 +99,7 @@ pub async fn decide(
         return Err(Refusal::invalid_input(if decision == Decision::Rejected { "reason" } else { "notes" }, "must be at most 2000 characters"));
     }
     let draft = load(services, tenant, draft_id).await?;
-    let policies = services.kernel.policies(tenant).await.map_err(kernel_refusal)?;
+    let policies = services.kernel.policies(tenant).await?;
     let rule = applicable_rule(&policies, draft.draft_type, draft.amount()).ok_or_else(|| no_rule(draft.draft_type))?;
     check_approver(who, &draft, rule)?;
     let action = match decision {
@@ -111,7 +111,7 @@ pub async fn decide(
         .store
         .decide(tenant, draft_id, who.user_id.as_str(), decision, note.as_deref(), rule.approval_count, now)
         .await
-        .map_err(store_refusal)?;
+        ?;
     let (draft, approvals) = match outcome {
         DecisionOutcome::Recorded { draft, approvals } => (*draft, approvals),
         DecisionOutcome::NotFound => return Err(draft_not_found(draft_id, tenant)),
@@ -153,7 +153,7 @@ pub async fn cancel(services: &Services, who: &Principal, draft_id: DraftId, rea
     let tenant = &who.tenant_id;
     let draft = load(services, tenant, draft_id).await?;
     if draft.created_by != who.user_id.as_str() {
-        let policies = services.kernel.policies(tenant).await.map_err(kernel_refusal)?;
+        let policies = services.kernel.policies(tenant).await?;
         let rule = applicable_rule(&policies, draft.draft_type, draft.amount()).ok_or_else(|| no_rule(draft.draft_type))?;
         if !rule.required_role.contains(&who.role) {
             return Err(Refusal::new(
@@ -164,7 +164,7 @@ pub async fn cancel(services: &Services, who: &Principal, draft_id: DraftId, rea
         }
     }
     let now = services.clock.now();
-    let outcome = services.store.transition_draft(tenant, draft_id, Transition::Cancel, who.user_id.as_str(), now).await.map_err(store_refusal)?;
+    let outcome = services.store.transition_draft(tenant, draft_id, Transition::Cancel, who.user_id.as_str(), now).await?;
     let draft = match outcome {
         TransitionOutcome::Done(d) => *d,
         TransitionOutcome::NotFound => return Err(draft_not_found(draft_id, tenant)),
@@ -188,7 +188,7 @@ pub async fn cancel(services: &Services, who: &Principal, draft_id: DraftId, rea
 pub async fn reset(services: &Services, operator: &str, tenant: &TenantId, draft_id: DraftId) -> Result<DraftRecord, Refusal> {
     let before = load(services, tenant, draft_id).await?;
     let now = services.clock.now();
-    let outcome = services.store.transition_draft(tenant, draft_id, Transition::Reset, operator, now).await.map_err(store_refusal)?;
+    let outcome = services.store.transition_draft(tenant, draft_id, Transition::Reset, operator, now).await?;
     let draft = match outcome {
         TransitionOutcome::Done(d) => *d,
         TransitionOutcome::NotFound => return Err(draft_not_found(draft_id, tenant)),

@@ -9,7 +9,7 @@ use lynx_model::{
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{context::store_refusal, services::Services};
+use crate::{services::Services};
 
 /// Stored input beyond this size keeps only a preview: a refused oversized call must not bloat the trail.
 const MAX_STORED_JSON: usize = 256 * 1024;
@@ -76,7 +76,7 @@ pub async fn human_action(
 ) -> Result<RunId, Refusal> {
     let run_id = RunId::new();
     let e = event(services, run_id, tenant, action, EventType::HumanAction, status, actor, Some(&input), Some(&output), error, None);
-    services.audit.append(vec![e]).await.map_err(store_refusal)?;
+    services.audit.append(vec![e]).await?;
     Ok(run_id)
 }
 

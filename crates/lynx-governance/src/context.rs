@@ -13,8 +13,8 @@ use lynx_model::{
     vocab::PaymentStatus,
     Layer, Principal, Refusal, RunId, TenantId,
     audit::AuditEvent,
-    kernel::{Document, FinanceSummary, KernelError, PermissionDecision, PermissionRequest, Policies, TenantRecord, UserRecord, Vendor},
-    store::{ActivityEvent, AuditFilter, PaymentFilter, PaymentRecord, QueueCounts, RunFilter, RunSummary, StoreError},
+    kernel::{Document, FinanceSummary, PermissionDecision, PermissionRequest, Policies, TenantRecord, UserRecord, Vendor},
+    store::{ActivityEvent, AuditFilter, PaymentFilter, PaymentRecord, QueueCounts, RunFilter, RunSummary},
     ErrorCode,
     draft::{DraftStatus, DraftType},
     records::{Claim, Completion, DraftInsert, DraftRecord, Effect, ExecutionRecord, RollbackAction},
@@ -104,21 +104,6 @@ impl ReadCtx {
     }
 }
 
-pub(crate) fn store_refusal(e: StoreError) -> Refusal {
-    match e {
-        StoreError::Unavailable(m) => Refusal::storage_unavailable(m),
-        StoreError::Conflict(m) => Refusal::new(ErrorCode::Internal, format!("storage conflict: {m}"), "Retry the call."),
-        StoreError::Corrupt(m) => Refusal::new(ErrorCode::Internal, format!("stored data unreadable: {m}"), "Report this to the operator."),
-    }
-}
-
-pub(crate) fn kernel_refusal(e: KernelError) -> Refusal {
-    match e {
-        KernelError::NotFound(m) => Refusal::new(ErrorCode::NotFound, m, "Check the identifier against the Kernel's data."),
-        KernelError::Unavailable(m) => Refusal::kernel_unavailable(m),
-    }
-}
-
 /// Read access to Lynx's tables, for the caller's tenant only.
 pub struct TenantStore<'a> {
     services: &'a Services,
@@ -128,31 +113,31 @@ pub struct TenantStore<'a> {
 impl TenantStore<'_> {
     pub async fn runs(&self, mut filter: RunFilter) -> Result<(Vec<RunSummary>, i64), Refusal> {
         filter.tenant = Some(self.tenant.clone());
-        self.services.store.runs(&filter).await.map_err(store_refusal)
+        self.services.store.runs(&filter).await.map_err(Refusal::from)
     }
     pub async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, Refusal> {
-        self.services.store.audit_events(self.tenant, filter).await.map_err(store_refusal)
+        self.services.store.audit_events(self.tenant, filter).await.map_err(Refusal::from)
     }
     pub async fn draft_activity(&self, limit: u32) -> Result<Vec<ActivityEvent>, Refusal> {
-        self.services.store.draft_activity(self.tenant, limit).await.map_err(store_refusal)
+        self.services.store.draft_activity(self.tenant, limit).await.map_err(Refusal::from)
     }
     pub async fn count_drafts(&self, status: DraftStatus, draft_type: Option<DraftType>) -> Result<i64, Refusal> {
-        self.services.store.count_drafts(self.tenant, status, draft_type).await.map_err(store_refusal)
+        self.services.store.count_drafts(self.tenant, status, draft_type).await.map_err(Refusal::from)
     }
     pub async fn active_workflow_count(&self) -> Result<i64, Refusal> {
-        self.services.store.active_workflow_count(self.tenant).await.map_err(store_refusal)
+        self.services.store.active_workflow_count(self.tenant).await.map_err(Refusal::from)
     }
     pub async fn payments(&self, filter: &PaymentFilter) -> Result<Vec<PaymentRecord>, Refusal> {
-        self.services.store.payments(self.tenant, filter).await.map_err(store_refusal)
+        self.services.store.payments(self.tenant, filter).await.map_err(Refusal::from)
     }
     pub async fn payments_in_status(&self, status: PaymentStatus, vendor_id: Option<&str>) -> Result<Vec<PaymentRecord>, Refusal> {
-        self.services.store.payments_in_status(self.tenant, status, vendor_id).await.map_err(store_refusal)
+        self.services.store.payments_in_status(self.tenant, status, vendor_id).await.map_err(Refusal::from)
     }
     pub async fn approvals(&self, draft_id: DraftId) -> Result<Vec<lynx_model::records::ApprovalRecord>, Refusal> {
-        self.services.store.approvals(self.tenant, draft_id).await.map_err(store_refusal)
+        self.services.store.approvals(self.tenant, draft_id).await.map_err(Refusal::from)
     }
     pub async fn queue_counts(&self, stuck_before: DateTime<Utc>) -> Result<QueueCounts, Refusal> {
-        self.services.store.queue_counts(Some(self.tenant), stuck_before).await.map_err(store_refusal)
+        self.services.store.queue_counts(Some(self.tenant), stuck_before).await.map_err(Refusal::from)
     }
 }
 
@@ -164,10 +149,10 @@ pub struct TenantKernel<'a> {
 
 impl TenantKernel<'_> {
     pub async fn tenant(&self) -> Result<TenantRecord, Refusal> {
-        self.services.kernel.tenant(self.tenant).await.map_err(kernel_refusal)
+        self.services.kernel.tenant(self.tenant).await.map_err(Refusal::from)
     }
     pub async fn user(&self, user: &lynx_model::UserId) -> Result<UserRecord, Refusal> {
-        self.services.kernel.user(self.tenant, user).await.map_err(kernel_refusal)
+        self.services.kernel.user(self.tenant, user).await.map_err(Refusal::from)
     }
     /// Asks the Kernel whether `user` may perform `action`; an unreachable Kernel is an error, never a yes.
     pub async fn check_permission(&self, user: &lynx_model::UserId, action: &str, resource_type: &str) -> Result<PermissionDecision, Refusal> {
@@ -177,22 +162,22 @@ impl TenantKernel<'_> {
             action: action.to_string(),
             resource_type: resource_type.to_string(),
         };
-        self.services.kernel.check_permission(&request).await.map_err(kernel_refusal)
+        self.services.kernel.check_permission(&request).await.map_err(Refusal::from)
     }
     pub async fn policies(&self) -> Result<Policies, Refusal> {
-        self.services.kernel.policies(self.tenant).await.map_err(kernel_refusal)
+        self.services.kernel.policies(self.tenant).await.map_err(Refusal::from)
     }
     pub async fn vendors(&self) -> Result<Vec<Vendor>, Refusal> {
-        self.services.kernel.vendors(self.tenant).await.map_err(kernel_refusal)
+        self.services.kernel.vendors(self.tenant).await.map_err(Refusal::from)
     }
     pub async fn vendor(&self, vendor_id: &str) -> Result<Vendor, Refusal> {
-        self.services.kernel.vendor(self.tenant, vendor_id).await.map_err(kernel_refusal)
+        self.services.kernel.vendor(self.tenant, vendor_id).await.map_err(Refusal::from)
     }
     pub async fn documents(&self) -> Result<Vec<Document>, Refusal> {
-        self.services.kernel.documents(self.tenant).await.map_err(kernel_refusal)
+        self.services.kernel.documents(self.tenant).await.map_err(Refusal::from)
     }
     pub async fn finance_summary(&self, period: &str) -> Result<FinanceSummary, Refusal> {
-        self.services.kernel.finance_summary(self.tenant, period).await.map_err(kernel_refusal)
+        self.services.kernel.finance_summary(self.tenant, period).await.map_err(Refusal::from)
     }
 }
 
@@ -276,7 +261,7 @@ impl LayerContext for DraftCtx {
             cancelled_at: None,
             cancelled_by: None,
         };
-        match cleared.services.store.insert_draft(&record).await.map_err(store_refusal)? {
+        match cleared.services.store.insert_draft(&record).await? {
             DraftInsert::Inserted => Ok(output),
             // A concurrent call with the same request_id won the insert.
             DraftInsert::Existing(existing) => execution::replay_draft(&existing, cleared.tool.id, &cleared.request.fingerprint),
@@ -358,7 +343,7 @@ impl LayerContext for ExecCtx {
                 "approved_at": draft.approved_at,
             }),
         };
-        match services.store.claim_execution(&claim).await.map_err(store_refusal)? {
+        match services.store.claim_execution(&claim).await? {
             Claim::Claimed => {}
             Claim::Taken(live) => return Err(execution::taken(&live, draft.draft_id, cleared.tool)),
             Claim::RequestSeen(seen) => return execution::replay_execution(&seen, &cleared.request.fingerprint),
@@ -382,7 +367,7 @@ impl LayerContext for ExecCtx {
             }
             Err(e) => {
                 let _ = services.store.fail_execution(&claim.tenant_id, execution_id, &e.to_string(), services.clock.now()).await;
-                Err(store_refusal(e))
+                Err(Refusal::from(e))
             }
         }
     }

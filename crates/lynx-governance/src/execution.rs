@@ -11,7 +11,7 @@ use lynx_model::{
 };
 use serde_json::Value;
 
-use crate::{context::store_refusal, services::Services, tool::ToolSpec};
+use crate::{services::Services, tool::ToolSpec};
 
 pub fn draft_not_found(draft_id: DraftId, tenant: &lynx_model::TenantId) -> Refusal {
     Refusal::new(
@@ -70,7 +70,7 @@ pub(crate) async fn check(services: &Services, caller: &Principal, tool: &ToolSp
         .store
         .draft(Some(tenant), draft_id)
         .await
-        .map_err(store_refusal)?
+        ?
         .ok_or_else(|| draft_not_found(draft_id, tenant))?;
     // 3. The draft type matches the tool.
     if let Some(needed) = tool.draft_type.filter(|t| *t != draft.draft_type) {
@@ -93,7 +93,7 @@ pub(crate) async fn check(services: &Services, caller: &Principal, tool: &ToolSp
         ));
     }
     // 5 and 6. Exactly once: no success for this tool, draft not already published or executed, no claim in flight.
-    let live = services.store.live_executions(tenant, draft_id).await.map_err(store_refusal)?;
+    let live = services.store.live_executions(tenant, draft_id).await?;
     let same_tool = live.iter().find(|e| e.status == RunStatus::Succeeded && e.tool_id == tool.id);
     // A submit of a draft that is not finished: it is already with the approvers (or decided).
     if let Some(submit) = same_tool.filter(|_| tool.draft_type.is_none() && !draft.status.is_done()) {

@@ -15,7 +15,7 @@ use lynx_model::{
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::{audit, context::store_refusal, services::Services};
+use crate::{audit, services::Services};
 
 /// How a caller proves who they are.
 #[derive(Debug, Clone)]
@@ -115,7 +115,7 @@ pub async fn authenticate(services: &Services, credential: &Credential) -> Resul
             let ttl = services.runtime.key_cache_ttl;
             let (key, cached) = match services.keys.get(&hash, ttl) {
                 Some(key) => (Some(key), true),
-                None => (services.store.api_key_by_hash(&hash).await.map_err(store_refusal)?, false),
+                None => (services.store.api_key_by_hash(&hash).await?, false),
             };
             let Some(key) = key else {
                 return Err(unauthenticated("the API key is not valid"));
@@ -205,7 +205,7 @@ pub async fn create_key(services: &Services, tenant: &TenantId, user: &UserId, l
         revoked_at: None,
         last_used_at: None,
     };
-    services.store.insert_api_key(&record).await.map_err(store_refusal)?;
+    services.store.insert_api_key(&record).await?;
     audit::human_action(
         services,
         tenant,
@@ -222,12 +222,12 @@ pub async fn create_key(services: &Services, tenant: &TenantId, user: &UserId, l
 
 /// Revokes a key; the key's tenant chain records who did it.
 pub async fn revoke_key(services: &Services, key_id: &KeyId, actor: &str) -> Result<ApiKeyRecord, Refusal> {
-    let keys = services.store.list_api_keys(None).await.map_err(store_refusal)?;
+    let keys = services.store.list_api_keys(None).await?;
     let Some(key) = keys.into_iter().find(|k| &k.key_id == key_id) else {
         return Err(Refusal::new(ErrorCode::NotFound, format!("no API key {key_id}"), "List keys with `lynx keys list`."));
     };
     let now: DateTime<Utc> = services.clock.now();
-    if !services.store.revoke_api_key(key_id, now).await.map_err(store_refusal)? {
+    if !services.store.revoke_api_key(key_id, now).await? {
         return Err(Refusal::new(
             ErrorCode::InvalidTransition,
             format!("API key {key_id} was already revoked"),
@@ -274,7 +274,7 @@ pub async fn sign_in(services: &Services, api_key: &str) -> Result<(DashboardSes
         created_at: now,
         expires_at: now + Duration::hours(SESSION_HOURS),
     };
-    services.store.insert_session(&record).await.map_err(store_refusal)?;
+    services.store.insert_session(&record).await?;
     audit::human_action(
         services,
         &who.tenant_id,
@@ -291,7 +291,7 @@ pub async fn sign_in(services: &Services, api_key: &str) -> Result<(DashboardSes
 
 /// The live session behind a cookie's secret (expired sessions and revoked keys are none).
 pub async fn session(services: &Services, secret: &str) -> Result<Option<DashboardSession>, Refusal> {
-    let found = services.store.live_session(&hash_token(secret), services.clock.now()).await.map_err(store_refusal)?;
+    let found = services.store.live_session(&hash_token(secret), services.clock.now()).await?;
     Ok(found.map(|s| DashboardSession {
         who: Authenticated { tenant_id: s.tenant_id, user_id: s.user_id, key_id: Some(s.key_id) },
         csrf_token: s.csrf_token,
@@ -299,7 +299,7 @@ pub async fn session(services: &Services, secret: &str) -> Result<Option<Dashboa
 }
 
 pub async fn sign_out(services: &Services, secret: &str) -> Result<(), Refusal> {
-    services.store.delete_session(&hash_token(secret)).await.map_err(store_refusal)
+    services.store.delete_session(&hash_token(secret)).await.map_err(Refusal::from)
 }
 
 /// A random token for forms and cookies.

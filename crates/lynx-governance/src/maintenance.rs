@@ -4,7 +4,7 @@
 
 use lynx_model::{ErrorCode, Refusal};
 
-use crate::{context::store_refusal, services::Services};
+use crate::{services::Services};
 
 pub const SETTING_KEY: &str = "maintenance_mode";
 
@@ -16,7 +16,7 @@ pub struct MaintenanceState {
 }
 
 pub async fn state(services: &Services) -> Result<MaintenanceState, Refusal> {
-    let stored = services.store.setting(SETTING_KEY).await.map_err(store_refusal)?.as_deref() == Some("on");
+    let stored = services.store.setting(SETTING_KEY).await?.as_deref() == Some("on");
     let from_env = services.runtime.maintenance_from_env;
     Ok(MaintenanceState { on: stored || from_env, from_env, stored })
 }

@@ -5,7 +5,7 @@
 use lynx_model::{Refusal, TenantId};
 use serde::Serialize;
 
-use crate::{context::store_refusal, services::Services};
+use crate::{services::Services};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Monitored {
@@ -19,7 +19,7 @@ pub struct Monitored {
 }
 
 pub async fn runbook_metrics(services: &Services, tenant: Option<&TenantId>) -> Result<Vec<Monitored>, Refusal> {
-    let m = services.store.monitoring(tenant).await.map_err(store_refusal)?;
+    let m = services.store.monitoring(tenant).await?;
     let c = m.executions;
     let finished = c.succeeded + c.failed + c.denied;
     let pct = |n: i64| (finished > 0).then(|| 100.0 * n as f64 / finished as f64);

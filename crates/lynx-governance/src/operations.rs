@@ -11,7 +11,7 @@ use lynx_model::{
 };
 use serde_json::json;
 
-use crate::{audit, context::store_refusal, maintenance, services::Services};
+use crate::{audit, maintenance, services::Services};
 
 /// The audit chain for actions that belong to no tenant (maintenance mode).
 pub const SYSTEM_TENANT: &str = "_system";
@@ -19,7 +19,7 @@ pub const SYSTEM_TENANT: &str = "_system";
 /// Marks `STARTED` executions older than `older_than` as `FAILED`; each is audited in its tenant's chain.
 pub async fn clear_stuck(services: &Services, older_than: TimeDelta, operator: &str) -> Result<Vec<ExecutionRecord>, Refusal> {
     let now = services.clock.now();
-    let cleared = services.store.clear_stuck(now - older_than, now).await.map_err(store_refusal)?;
+    let cleared = services.store.clear_stuck(now - older_than, now).await?;
     for e in &cleared {
         audit::human_action(
             services,
@@ -39,9 +39,9 @@ pub async fn clear_stuck(services: &Services, older_than: TimeDelta, operator: &
 /// Carries out an execution's rollback instructions. `tenant` scopes the lookup (`None`: operator CLI).
 pub async fn rollback(services: &Services, tenant: Option<&TenantId>, execution_id: ExecutionId, actor: &str) -> Result<ExecutionRecord, Refusal> {
     let not_found = || Refusal::new(ErrorCode::NotFound, format!("No execution {execution_id}"), "List executions with `lynx executions list`.");
-    let e = services.store.execution(tenant, execution_id).await.map_err(store_refusal)?.ok_or_else(not_found)?;
+    let e = services.store.execution(tenant, execution_id).await?.ok_or_else(not_found)?;
     let now = services.clock.now();
-    let outcome = services.store.rollback_execution(&e.tenant_id, execution_id, actor, now).await.map_err(store_refusal)?;
+    let outcome = services.store.rollback_execution(&e.tenant_id, execution_id, actor, now).await?;
     let input = json!({"execution_id": execution_id, "tool_id": e.tool_id, "rollback_instructions": e.rollback_instructions});
     match outcome {
         RollbackOutcome::Done(done) => {
@@ -75,7 +75,7 @@ pub async fn mark_settlement(
         Refusal::invalid_input("status", format!("must be one of {}", names.join(", ")))
     })?;
     let now = services.clock.now();
-    let outcome = services.store.set_settlement_status(tenant, payment_id, to, actor, note.as_deref(), now).await.map_err(store_refusal)?;
+    let outcome = services.store.set_settlement_status(tenant, payment_id, to, actor, note.as_deref(), now).await?;
     let record = match outcome {
         SettlementChange::Done(r) => *r,
         SettlementChange::NotFound => {
@@ -99,7 +99,7 @@ pub async fn mark_settlement(
 /// Switches the stored maintenance mode, seen by every instance on the database.
 pub async fn set_maintenance(services: &Services, on: bool, actor: &str) -> Result<maintenance::MaintenanceState, Refusal> {
     let value = if on { "on" } else { "off" };
-    services.store.put_setting(maintenance::SETTING_KEY, value, actor, services.clock.now()).await.map_err(store_refusal)?;
+    services.store.put_setting(maintenance::SETTING_KEY, value, actor, services.clock.now()).await?;
     let system = TenantId::parse(SYSTEM_TENANT).expect("valid id");
     audit::human_action(services, &system, actor, &format!("lynx.maintenance.{value}"), RunStatus::Succeeded,
         json!({"maintenance_mode": value}), json!({"maintenance_mode": value}), None).await?;

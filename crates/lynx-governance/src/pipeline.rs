@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     audit,
-    context::{Cleared, RequestFacts, kernel_refusal, store_refusal},
+    context::{Cleared, RequestFacts},
     execution,
     identity::{self, Authenticated, Credential},
     maintenance,
@@ -55,18 +55,6 @@ pub struct CallOutcome {
     /// as text (MCP's text content) does not serialize it a second time. `None` for a refusal, and for a
     /// result too large for the audit row to hold whole.
     pub result_json: Option<String>,
-}
-
-/// Why the gates stopped a call: refused by a rule, or failed while running.
-enum Stop {
-    Refused(Refusal),
-    Failed(Refusal),
-}
-
-impl From<Refusal> for Stop {
-    fn from(r: Refusal) -> Self {
-        Stop::Refused(r)
-    }
 }
 
 /// Cheap to clone (one `Arc`): every surface holds one, and HTTP clones its state per request.
@@ -112,7 +100,7 @@ impl Pipeline {
             audit::event(&self.0.services, run_id, who.tenant_id(), what, EventType::Refusal, RunStatus::Denied, &actor, None,
                 Some(&error_json(refusal)), Some(format!("{}: {}", refusal.code, refusal.message)), Some(0)),
         ];
-        self.0.services.audit.append(rows.to_vec()).await.map_err(store_refusal)?;
+        self.0.services.audit.append(rows.to_vec()).await?;
         Ok(run_id)
     }
 
@@ -147,7 +135,7 @@ impl Pipeline {
         if writes {
             if let Err(e) = self.0.services.audit.append(vec![start_row]).await {
                 tracing::error!(%run_id, error = %e, "audit start row not written; call abandoned");
-                return (CallOutcome { run_id: None, result: Err(store_refusal(e)), result_json: None }, Outcome::Failed);
+                return (CallOutcome { run_id: None, result: Err(Refusal::from(e)), result_json: None }, Outcome::Failed);
             }
         } else {
             pending.push(start_row);
@@ -157,10 +145,12 @@ impl Pipeline {
         let duration_ms = Some(started.elapsed().as_millis() as i64);
 
         // 9. audit: the closing row, committed before the answer.
+        // A call that failed (something broke) closes FAILED; one a rule refused closes DENIED — decided
+        // by the code alone (`ErrorCode::is_failure`), wherever in the gates it stopped.
         let observed = match &stop {
             Ok(_) => Outcome::Succeeded,
-            Err(Stop::Refused(_)) => Outcome::Denied,
-            Err(Stop::Failed(_)) => Outcome::Failed,
+            Err(r) if r.code.is_failure() => Outcome::Failed,
+            Err(_) => Outcome::Denied,
         };
         let mut result_json = None;
         let (close, result) = match stop {
@@ -176,27 +166,23 @@ impl Pipeline {
                 }
                 (close, Ok(output))
             }
-            Err(Stop::Refused(r)) => (
-                audit::event(&self.0.services, run_id, who.tenant_id(), tool_id, EventType::Refusal, RunStatus::Denied, &actor,
-                    None, Some(&error_json(&r)), Some(format!("{}: {}", r.code, r.message)), duration_ms),
-                Err(r),
-            ),
-            Err(Stop::Failed(r)) => (
-                audit::event(&self.0.services, run_id, who.tenant_id(), tool_id, EventType::ToolCall, RunStatus::Failed, &actor,
-                    None, Some(&error_json(&r)), Some(format!("{}: {}", r.code, r.message)), duration_ms),
-                Err(r),
-            ),
+            Err(r) => {
+                let (event, status) = if r.code.is_failure() { (EventType::ToolCall, RunStatus::Failed) } else { (EventType::Refusal, RunStatus::Denied) };
+                let close = audit::event(&self.0.services, run_id, who.tenant_id(), tool_id, event, status, &actor,
+                    None, Some(&error_json(&r)), Some(format!("{}: {}", r.code, r.message)), duration_ms);
+                (close, Err(r))
+            }
         };
         tracing::debug!(%run_id, tool = tool_id, tenant = %who.tenant_id(), actor = %actor, outcome = ?observed, ?duration_ms, "tool call");
         pending.push(close);
         if let Err(e) = self.0.services.audit.append(pending).await {
             tracing::error!(%run_id, error = %e, "audit closing row not written; answer withheld");
-            return (CallOutcome { run_id: Some(run_id), result: Err(store_refusal(e)), result_json: None }, Outcome::Failed);
+            return (CallOutcome { run_id: Some(run_id), result: Err(Refusal::from(e)), result_json: None }, Outcome::Failed);
         }
         (CallOutcome { run_id: Some(run_id), result, result_json }, observed)
     }
 
-    async fn gates(&self, who: &Authenticated, tool_id: &str, args: &Value, run_id: RunId) -> Result<Value, Stop> {
+    async fn gates(&self, who: &Authenticated, tool_id: &str, args: &Value, run_id: RunId) -> Result<Value, Refusal> {
         // 1. identity, continued: the Kernel supplies role and scopes.
         let outage_safe = self.0.registry.get(tool_id).is_some_and(|t| t.spec().serves_during_kernel_outage);
         let principal = match identity::principal(&self.0.services, who).await {
@@ -241,10 +227,7 @@ impl Pipeline {
             request,
             draft,
         };
-        tool.execute(cleared, input).await.map_err(|r| match r.code {
-            ErrorCode::Internal | ErrorCode::StorageUnavailable | ErrorCode::KernelUnavailable => Stop::Failed(r),
-            _ => Stop::Refused(r),
-        })
+        tool.execute(cleared, input).await
     }
 
     async fn layer_rules(&self, caller: &Principal, tool: &dyn ErasedTool, args: &Value, request: &RequestFacts) -> Result<Clearance, Refusal> {
@@ -253,7 +236,7 @@ impl Pipeline {
             return Ok(Clearance::Proceed(None));
         }
         // Writing tools: the tenant's module must be on, and the caller's role must pass the role gate.
-        let tenant = self.0.services.kernel.tenant(&caller.tenant_id).await.map_err(kernel_refusal)?;
+        let tenant = self.0.services.kernel.tenant(&caller.tenant_id).await?;
         if !tenant.enabled_modules.iter().any(|m| m == spec.domain()) {
             return Err(Refusal::new(
                 ErrorCode::ModuleDisabled,
@@ -262,7 +245,7 @@ impl Pipeline {
             ));
         }
         if let Some(permission) = spec.role_gate {
-            let policies = self.0.services.kernel.policies(&caller.tenant_id).await.map_err(kernel_refusal)?;
+            let policies = self.0.services.kernel.policies(&caller.tenant_id).await?;
             let held = policies.role_gates.get(&caller.role).is_some_and(|p| p.iter().any(|p| p == permission));
             if !held {
                 return Err(Refusal::new(
@@ -275,7 +258,7 @@ impl Pipeline {
         let tenant_id = &caller.tenant_id;
         if tool.layer() == Layer::Cluster {
             if let Some(request_id) = &request.request_id {
-                let seen = self.0.services.store.draft_by_request(tenant_id, request_id).await.map_err(store_refusal)?;
+                let seen = self.0.services.store.draft_by_request(tenant_id, request_id).await?;
                 if let Some(seen) = seen {
                     return execution::replay_draft(&seen, spec.id, &request.fingerprint).map(Clearance::Replay);
                 }
@@ -283,7 +266,7 @@ impl Pipeline {
             return Ok(Clearance::Proceed(None));
         }
         if let Some(request_id) = &request.request_id {
-            let seen = self.0.services.store.execution_for_request(tenant_id, spec.id, request_id).await.map_err(store_refusal)?;
+            let seen = self.0.services.store.execution_for_request(tenant_id, spec.id, request_id).await?;
             if let Some(seen) = seen {
                 return execution::replay_execution(&seen, &request.fingerprint).map(Clearance::Replay);
             }

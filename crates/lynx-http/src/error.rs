@@ -18,6 +18,18 @@ impl From<Refusal> for ApiError {
     }
 }
 
+impl From<lynx_model::store::StoreError> for ApiError {
+    fn from(e: lynx_model::store::StoreError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl From<lynx_model::kernel::KernelError> for ApiError {
+    fn from(e: lynx_model::kernel::KernelError) -> Self {
+        Self(e.into())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let r = self.0;

@@ -177,6 +177,37 @@ pub struct ErrorEnvelope {
     pub error: ErrorBody,
 }
 
+impl ErrorCode {
+    /// Whether a call that ended with this code failed — something broke: storage, the Kernel, Lynx
+    /// itself — rather than being refused by a rule. The audit trail records a failure as `FAILED` and a
+    /// refusal as `DENIED`, wherever in the pipeline it happened; the monitoring's failure rate counts
+    /// the former.
+    pub fn is_failure(self) -> bool {
+        matches!(self, ErrorCode::Internal | ErrorCode::StorageUnavailable | ErrorCode::KernelUnavailable)
+    }
+}
+
+impl From<crate::store::StoreError> for Refusal {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::Unavailable(m) => Refusal::storage_unavailable(m),
+            StoreError::Conflict(m) => Refusal::new(ErrorCode::Internal, format!("storage conflict: {m}"), "Retry the call."),
+            StoreError::Corrupt(m) => Refusal::new(ErrorCode::Internal, format!("stored data unreadable: {m}"), "Report this to the operator."),
+        }
+    }
+}
+
+impl From<crate::kernel::KernelError> for Refusal {
+    fn from(e: crate::kernel::KernelError) -> Self {
+        use crate::kernel::KernelError;
+        match e {
+            KernelError::NotFound(m) => Refusal::new(ErrorCode::NotFound, m, "Check the identifier against the Kernel's data."),
+            KernelError::Unavailable(m) => Refusal::kernel_unavailable(m),
+        }
+    }
+}
+
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code, self.message)

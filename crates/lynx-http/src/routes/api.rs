@@ -75,7 +75,7 @@ pub async fn audit_events(
         .store
         .audit_events(who.tenant_id(), &filter)
         .await
-        .map_err(Refusal::storage_unavailable)?;
+        ?;
     let next_cursor = (events.len() == limit as usize).then(|| events.last().map(|e| e.seq)).flatten();
     let events: Vec<Value> = events.iter().map(lynx_governance::audit::event_json).collect();
     Ok(Json(json!({"tenant_id": who.tenant_id(), "events": events, "next_cursor": next_cursor})))

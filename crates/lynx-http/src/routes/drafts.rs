@@ -57,7 +57,7 @@ pub async fn list(
     let limit = query::limit(&q, 50, 200)?;
     let before = query::param(&q, "cursor").map(parse_cursor).transpose()?;
     let filter = DraftFilter { status, draft_type, before, limit };
-    let drafts = state.pipeline.services().store.drafts(Some(who.tenant_id()), &filter).await.map_err(Refusal::storage_unavailable)?;
+    let drafts = state.pipeline.services().store.drafts(Some(who.tenant_id()), &filter).await?;
     let next_cursor = (drafts.len() == limit as usize).then(|| drafts.last().map(|d| cursor_of(d.created_at, d.draft_id))).flatten();
     Ok(Json(json!({"tenant_id": who.tenant_id(), "drafts": drafts, "next_cursor": next_cursor})))
 }
@@ -65,9 +65,9 @@ pub async fn list(
 /// One draft with its decisions and executions.
 pub async fn view(state: &AppState, draft: &DraftRecord) -> Result<Value, Refusal> {
     let store = &state.pipeline.services().store;
-    let approvals = store.approvals(&draft.tenant_id, draft.draft_id).await.map_err(Refusal::storage_unavailable)?;
+    let approvals = store.approvals(&draft.tenant_id, draft.draft_id).await?;
     let filter = ExecutionFilter { draft_id: Some(draft.draft_id), limit: 100, ..Default::default() };
-    let executions = store.executions(Some(&draft.tenant_id), &filter).await.map_err(Refusal::storage_unavailable)?;
+    let executions = store.executions(Some(&draft.tenant_id), &filter).await?;
     let mut v = serde_json::to_value(draft).unwrap_or_default();
     v["approvals"] = json!(approvals);
     v["executions"] = json!(executions);
@@ -87,7 +87,7 @@ pub async fn show(
         .store
         .draft(Some(who.tenant_id()), id)
         .await
-        .map_err(Refusal::storage_unavailable)?
+        ?
         .ok_or_else(|| lynx_governance::execution::draft_not_found(id, who.tenant_id()))?;
     Ok(Json(view(&state, &draft).await?))
 }

@@ -37,7 +37,7 @@ pub async fn executions(
     let limit = query::limit(&q, 50, 200)?;
     let before = query::param(&q, "cursor").map(parse_cursor).transpose()?;
     let filter = ExecutionFilter { status, draft_id, tool_id: query::param(&q, "tool_id").map(str::to_string), before, limit };
-    let rows = state.pipeline.services().store.executions(Some(who.tenant_id()), &filter).await.map_err(Refusal::storage_unavailable)?;
+    let rows = state.pipeline.services().store.executions(Some(who.tenant_id()), &filter).await?;
     let next_cursor = (rows.len() == limit as usize).then(|| rows.last().map(|e| cursor_of(e.created_at, e.execution_id))).flatten();
     Ok(Json(json!({"tenant_id": who.tenant_id(), "executions": rows, "next_cursor": next_cursor})))
 }
@@ -55,7 +55,7 @@ pub async fn execution(
         .store
         .execution(Some(who.tenant_id()), id)
         .await
-        .map_err(Refusal::storage_unavailable)?
+        ?
         .ok_or_else(|| Refusal::new(ErrorCode::NotFound, format!("No execution {id} in tenant {}", who.tenant_id()), "List executions with GET /api/executions."))?;
     Ok(Json(json!(e)))
 }
@@ -80,7 +80,7 @@ pub async fn settlements(
         .store
         .settlements(Some(who.tenant_id()), status, limit)
         .await
-        .map_err(Refusal::storage_unavailable)?;
+        ?;
     Ok(Json(json!({"tenant_id": who.tenant_id(), "settlements": rows})))
 }
 
@@ -107,7 +107,7 @@ pub async fn mark_settlement(
         action: "settlement_manage".into(),
         resource_type: "settlement".into(),
     };
-    let decision = services.kernel.check_permission(&request).await.map_err(Refusal::kernel_unavailable)?;
+    let decision = services.kernel.check_permission(&request).await?;
     if !decision.allowed {
         return Err(Refusal::new(
             ErrorCode::PermissionDenied,

@@ -81,8 +81,11 @@ pub async fn the_kernel_over_http(engine: Engine) {
     assert!(!out.status.success(), "lynx status exits non-zero while the Kernel is down");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Kernel API: ❌ Unreachable"), "{text}");
-    let denied = count(&sandbox, "SELECT COUNT(*) FROM lynx_audit_events WHERE error_message LIKE 'KERNEL_UNAVAILABLE%'").await;
-    assert!(denied >= 4, "the refusals are audited");
+    // An outage is a failure, not a rule saying no: FAILED wherever in the gates it struck.
+    let failed = count(&sandbox, "SELECT COUNT(*) FROM lynx_audit_events WHERE status = 'FAILED' AND error_message LIKE 'KERNEL_UNAVAILABLE%'").await;
+    assert!(failed >= 4, "the refused calls are audited as failures");
+    let denied = count(&sandbox, "SELECT COUNT(*) FROM lynx_audit_events WHERE status = 'DENIED' AND error_message LIKE 'KERNEL_UNAVAILABLE%'").await;
+    assert_eq!(denied, 0, "one rule decides FAILED or DENIED");
 
     // The Kernel comes back on the same address: Lynx recovers without a restart.
     let _kernel = start_kernel(port);
