@@ -83,6 +83,8 @@ pub struct Lynx {
     pub env: Vec<(String, String)>,
     pub _dir: tempfile::TempDir,
     pub label: String,
+    /// PostgreSQL: the run's own database, dropped with it.
+    pub _db: Option<lynx_store::scratch::ScratchDatabase>,
 }
 
 impl Lynx {
@@ -108,12 +110,11 @@ impl Lynx {
 /// A fresh Lynx environment on SQLite, or on a new PostgreSQL database.
 pub async fn environment(postgres: Option<&str>) -> Result<Lynx, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let (url, label) = match postgres {
-        None => (format!("sqlite://{}", dir.path().join("bench.db").display()), "SQLite".to_string()),
+    let (url, label, db) = match postgres {
+        None => (format!("sqlite://{}", dir.path().join("bench.db").display()), "SQLite".to_string(), None),
         Some(admin) => {
-            let db = format!("lynx_bench_{}", uuid::Uuid::new_v4().simple());
-            let pool = sqlx_free_create(admin, &db).await?;
-            (pool, "PostgreSQL".to_string())
+            let db = lynx_store::scratch::ScratchDatabase::create(admin, "lynx_bench").await.map_err(|e| e.to_string())?;
+            (db.url().to_string(), "PostgreSQL".to_string(), Some(db))
         }
     };
     let env = vec![
@@ -122,14 +123,7 @@ pub async fn environment(postgres: Option<&str>) -> Result<Lynx, String> {
         ("LYNX_MODE".into(), "dev".into()),
         ("LYNX_LOG".into(), "warn".into()),
     ];
-    Ok(Lynx { env, _dir: dir, label })
-}
-
-/// Creates a database through `psql`-free means: the store's own connection with the admin URL.
-async fn sqlx_free_create(admin: &str, db: &str) -> Result<String, String> {
-    lynx_store::PgStore::create_database(admin, db).await.map_err(|e| e.to_string())?;
-    let base = admin.split('?').next().unwrap_or(admin);
-    Ok(format!("{}/{db}", base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base)))
+    Ok(Lynx { env, _dir: dir, label, _db: db })
 }
 
 /// Time from spawning `lynx serve` on an empty database to the first healthy `/healthz`.
@@ -255,11 +249,6 @@ pub async fn run(args: Args) -> Result<(), String> {
             lynx.label,
             if verify.status.success() { "passed" } else { "FAILED" }
         ));
-        if let Some(admin) = engine {
-            let url = lynx.env.iter().find(|(k, _)| k == "LYNX_DATABASE_URL").map(|(_, v)| v.clone()).unwrap_or_default();
-            let db = url.rsplit('/').next().unwrap_or_default().to_string();
-            let _ = lynx_store::PgStore::drop_database(admin, &db).await;
-        }
     }
     notes.push(format!(
         "Machine: {} cores; {} s per scenario and level; one load-generator process on the same machine.",

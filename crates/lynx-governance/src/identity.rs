@@ -12,6 +12,7 @@ use lynx_model::{
     store::ApiKeyRecord,
     vocab::RunStatus,
 };
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -20,8 +21,8 @@ use crate::{audit, services::Services};
 /// How a caller proves who they are.
 #[derive(Debug, Clone)]
 pub enum Credential {
-    /// A bearer token or `LYNX_API_KEY`.
-    ApiKey(String),
+    /// A bearer token or `LYNX_API_KEY` (never printed: `Debug` shows it redacted).
+    ApiKey(SecretString),
     /// A caller the HTTP surface already authenticated with `authenticate`.
     Verified(Authenticated),
     /// `--tenant/--user` on `lynx mcp`, honoured in `dev` mode only.
@@ -104,7 +105,7 @@ pub async fn authenticate(services: &Services, credential: &Credential) -> Resul
             Ok(Authenticated { tenant_id: tenant.clone(), user_id: user.clone(), key_id: None })
         }
         Credential::ApiKey(token) => {
-            let token = token.trim();
+            let token = token.expose_secret().trim();
             if token.is_empty() {
                 return Err(unauthenticated("no API key was presented"));
             }
@@ -260,7 +261,7 @@ pub struct DashboardSession {
 
 /// Signs a browser in with an API key; returns the session and the secret for its cookie.
 pub async fn sign_in(services: &Services, api_key: &str) -> Result<(DashboardSession, String), Refusal> {
-    let who = authenticate(services, &Credential::ApiKey(api_key.to_string())).await?;
+    let who = authenticate(services, &Credential::ApiKey(api_key.into())).await?;
     let key_id = who.key_id.clone().ok_or_else(|| unauthenticated("the dashboard needs an API key"))?;
     principal(services, &who).await?;
     let now = services.clock.now();
@@ -311,6 +312,12 @@ pub fn random_token() -> String {
 mod tests {
     use super::*;
     use std::time::Duration as StdDuration;
+
+    #[test]
+    fn a_credential_never_prints_its_key() {
+        let shown = format!("{:?}", Credential::ApiKey("lynx_0123456789abcdef".into()));
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+    }
 
     fn key() -> ApiKeyRecord {
         ApiKeyRecord {

@@ -25,7 +25,7 @@ pub async fn authenticate(pipeline: &Pipeline, headers: &HeaderMap) -> Result<Au
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .ok_or_else(|| unauthenticated("the Authorization header must be `Bearer <API key>`"))?;
-    pipeline.authenticate(&Credential::ApiKey(token.to_string())).await
+    pipeline.authenticate(&Credential::ApiKey(token.into())).await
 }
 
 pub async fn require_bearer(State(state): State<AppState>, mut request: Request, next: Next) -> Result<Response, ApiError> {

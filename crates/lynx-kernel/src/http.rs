@@ -3,6 +3,7 @@
 //! Lynx's key is `Unavailable` — reads fail with `KERNEL_UNAVAILABLE` and permission checks deny.
 //! Nothing is cached: every answer, above all every permission decision, is the Kernel's current one.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
 use lynx_model::{
@@ -15,11 +16,11 @@ use serde::de::DeserializeOwned;
 pub struct HttpKernel {
     client: Client,
     base: String,
-    key: String,
+    key: SecretString,
 }
 
 impl HttpKernel {
-    pub fn new(base: &str, key: &str, timeout: Duration) -> Result<Self, String> {
+    pub fn new(base: &str, key: &SecretString, timeout: Duration) -> Result<Self, String> {
         // One process-wide TLS provider (ring), chosen once; a second install is a harmless no-op.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = Client::builder()
@@ -28,11 +29,11 @@ impl HttpKernel {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| format!("cannot build the Kernel HTTP client: {e}"))?;
-        Ok(Self { client, base: base.trim_end_matches('/').to_string(), key: key.to_string() })
+        Ok(Self { client, base: base.trim_end_matches('/').to_string(), key: SecretString::from(key.expose_secret().to_string()) })
     }
 
     fn request(&self, method: reqwest::Method, path: &str, tenant: Option<&TenantId>) -> RequestBuilder {
-        let mut req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.key);
+        let mut req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(self.key.expose_secret());
         if let Some(t) = tenant {
             req = req.header("X-Tenant-Id", t.as_str());
         }

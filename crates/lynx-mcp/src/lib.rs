@@ -80,7 +80,7 @@ impl LynxMcp {
                 .and_then(|parts| parts.extensions.get::<Authenticated>())
                 .map(|a| Credential::Verified(a.clone()))
                 // Unreachable behind the HTTP auth layer; an empty key is refused by the identity gate.
-                .unwrap_or_else(|| Credential::ApiKey(String::new())),
+                .unwrap_or_else(|| Credential::ApiKey("".into())),
         }
     }
 }

@@ -159,5 +159,8 @@ mod tests {
         ]);
         let expected = hex::encode(Sha256::digest(spelled.to_string().as_bytes()));
         assert_eq!(chain_hash(&e, 7, &prev), expected);
+        // Pinned bytes, not serde_json compared with itself: a change to serde_json's escaping or to
+        // this encoding would otherwise pass here and break every stored chain.
+        assert_eq!(chain_hash(&e, 7, &prev), "b2bcbc89314a08aa34837562b98b82b3e969e3aed68daf7910a89902868ccf99");
     }
 }

@@ -16,6 +16,7 @@ mod error;
 mod ops;
 pub mod postgres;
 mod row;
+pub mod scratch;
 mod sql;
 pub mod sqlite;
 mod store;
@@ -80,10 +81,10 @@ impl DatabaseUrl {
 }
 
 /// A Supabase project (`SUPABASE_URL`, `SUPABASE_KEY`): its REST endpoint is probed with the storage.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SupabaseProject {
     pub url: String,
-    pub key: String,
+    pub key: secrecy::SecretString,
 }
 
 /// Opens the store a URL names, with at most `pool_size` connections (PostgreSQL). Migrations are not

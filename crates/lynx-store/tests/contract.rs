@@ -19,30 +19,14 @@ use lynx_model::{
     vocab::RunStatus,
 };
 use serde_json::json;
-use sqlx::Connection;
 use uuid::Uuid;
 
 struct Engine {
     name: &'static str,
     store: Arc<dyn Store>,
     _dir: Option<tempfile::TempDir>,
-    /// PostgreSQL: the admin URL and the test database to drop afterwards.
-    drop_db: Option<(String, String)>,
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        if let Some((admin, db)) = self.drop_db.take() {
-            let _ = std::thread::spawn(move || {
-                tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async move {
-                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))).execute(&mut conn).await;
-                    }
-                })
-            })
-            .join();
-        }
-    }
+    /// PostgreSQL: the database, dropped after the store (fields drop in order).
+    _db: Option<lynx_store::scratch::ScratchDatabase>,
 }
 
 async fn engines() -> Vec<Engine> {
@@ -50,19 +34,12 @@ async fn engines() -> Vec<Engine> {
     let url = lynx_store::DatabaseUrl::parse(&format!("sqlite://{}", dir.path().join("contract.db").display())).unwrap();
     let sqlite = lynx_store::connect(&url, 4, None).await.unwrap();
     sqlite.migrate().await.unwrap();
-    let mut all = vec![Engine { name: "sqlite", store: sqlite, _dir: Some(dir), drop_db: None }];
-    match std::env::var("LYNX_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
-        Some(admin) => {
-            let db = format!("lynx_contract_{}", Uuid::new_v4().simple());
-            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("LYNX_TEST_POSTGRES_URL reachable");
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&mut conn).await.unwrap();
-            let base = admin.split('?').next().unwrap();
-            let url = format!("{}/{db}", base.rsplit_once('/').unwrap().0);
-            let pg = lynx_store::connect(&lynx_store::DatabaseUrl::parse(&url).unwrap(), 16, None).await.unwrap();
-            pg.migrate().await.unwrap();
-            all.push(Engine { name: "postgres", store: pg, _dir: None, drop_db: Some((admin.clone(), db)) });
-        }
-        None => eprintln!("PostgreSQL contract run skipped: LYNX_TEST_POSTGRES_URL is not set"),
+    let mut all = vec![Engine { name: "sqlite", store: sqlite, _dir: Some(dir), _db: None }];
+    if let Some(admin) = lynx_store::scratch::test_server("the storage contract") {
+        let db = lynx_store::scratch::ScratchDatabase::create(&admin, "lynx_contract").await.expect("LYNX_TEST_POSTGRES_URL reachable");
+        let pg = lynx_store::connect(&lynx_store::DatabaseUrl::parse(db.url()).unwrap(), 16, None).await.unwrap();
+        pg.migrate().await.unwrap();
+        all.push(Engine { name: "postgres", store: pg, _dir: None, _db: Some(db) });
     }
     all
 }

@@ -4,6 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use lynx_model::Mode;
+use secrecy::SecretString;
 use lynx_store::{DatabaseUrl, SupabaseProject};
 
 /// Versions of the tool contract and protocol this binary implements.
@@ -22,14 +23,14 @@ fn invalid(variable: &'static str, value: &str, allowed: impl Into<String>) -> C
 }
 
 /// Where the Kernel's data comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum KernelSource {
     /// The built-in demo data.
     Demo,
     /// A Kernel file (`LYNX_KERNEL_FILE`).
     File(PathBuf),
     /// The Kernel's HTTP API (`KERNEL_API_URL`, `KERNEL_API_KEY`, `KERNEL_TIMEOUT_MS`).
-    Http { url: String, key: String, timeout_ms: u64 },
+    Http { url: String, key: SecretString, timeout_ms: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -46,7 +47,7 @@ pub struct Settings {
     pub protocol_version: String,
     pub toolset_version: String,
     pub bind: SocketAddr,
-    pub api_key: Option<String>,
+    pub api_key: Option<SecretString>,
     pub allowed_hosts: Vec<String>,
     pub log_json: bool,
     /// Dev mode only: pause between an execution's claim and its commit (crash tests).
@@ -101,7 +102,7 @@ impl Settings {
                 if !(url.starts_with("https://") || url.starts_with("http://")) {
                     return Err(invalid("SUPABASE_URL", &url, "must be the project's URL, such as https://xyzcompany.supabase.co"));
                 }
-                Some(SupabaseProject { url, key })
+                Some(SupabaseProject { url, key: key.into() })
             }
             (Some(_), None) => return Err(ConfigError::Inconsistent("SUPABASE_URL is set but SUPABASE_KEY is not: set both, or neither".into())),
             (None, Some(_)) => return Err(ConfigError::Inconsistent("SUPABASE_KEY is set but SUPABASE_URL is not: set both, or neither".into())),
@@ -133,7 +134,7 @@ impl Settings {
                         .filter(|n| (50..=60_000).contains(n))
                         .ok_or_else(|| invalid("KERNEL_TIMEOUT_MS", &v, "must be a number of milliseconds from 50 to 60000"))?,
                 };
-                KernelSource::Http { url, key, timeout_ms }
+                KernelSource::Http { url, key: key.into(), timeout_ms }
             }
             (None, Some(path)) => KernelSource::File(PathBuf::from(path)),
             (None, None) => KernelSource::Demo,
@@ -213,7 +214,7 @@ impl Settings {
             protocol_version,
             toolset_version,
             bind,
-            api_key: var("LYNX_API_KEY"),
+            api_key: var("LYNX_API_KEY").map(SecretString::from),
             allowed_hosts,
             log_json,
         })
@@ -245,6 +246,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use secrecy::ExposeSecret;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -256,7 +258,7 @@ mod tests {
         let s = settings(&[]).unwrap();
         assert_eq!(s.mode, Mode::Dev);
         assert_eq!(s.database, DatabaseUrl::Sqlite { path: "lynx.db".into() });
-        assert_eq!(s.kernel, KernelSource::Demo);
+        assert!(matches!(s.kernel, KernelSource::Demo));
         assert_eq!(s.bind.to_string(), "0.0.0.0:8000");
         assert!(!s.maintenance);
         assert_eq!(settings(&[("PORT", "9000")]).unwrap().bind.to_string(), "0.0.0.0:9000");
@@ -303,7 +305,13 @@ mod tests {
         let e = settings(&[("KERNEL_API_URL", "http://localhost:3000")]).unwrap_err().to_string();
         assert!(e.contains("KERNEL_API_KEY"), "{e}");
         let s = settings(&[("KERNEL_API_URL", "http://localhost:3000"), ("KERNEL_API_KEY", "k")]).unwrap();
-        assert_eq!(s.kernel, KernelSource::Http { url: "http://localhost:3000".into(), key: "k".into(), timeout_ms: 3000 });
+        match &s.kernel {
+            KernelSource::Http { url, key, timeout_ms } => {
+                assert_eq!((url.as_str(), key.expose_secret(), *timeout_ms), ("http://localhost:3000", "k", 3000));
+                assert!(!format!("{:?}", s.kernel).contains("\"k\""), "the key never prints");
+            }
+            other => panic!("{other:?}"),
+        }
         let e = settings(&[("KERNEL_API_URL", "localhost:3000"), ("KERNEL_API_KEY", "k")]).unwrap_err().to_string();
         assert!(e.contains("KERNEL_API_URL=\"localhost:3000\""), "{e}");
     }

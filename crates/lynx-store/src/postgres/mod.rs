@@ -17,6 +17,8 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPool, PgPoolOptions},
 };
 
+use secrecy::ExposeSecret;
+
 use crate::{
     SupabaseProject,
     db::{Db, Engine, Scope, WriteOp},
@@ -104,8 +106,8 @@ impl Postgres {
         let url = format!("{}/rest/v1/", project.url.trim_end_matches('/'));
         let resp = client
             .get(&url)
-            .header("apikey", &project.key)
-            .bearer_auth(&project.key)
+            .header("apikey", project.key.expose_secret())
+            .bearer_auth(project.key.expose_secret())
             .send()
             .await
             .map_err(|e| StoreError::Unavailable(format!("Supabase REST endpoint {} unreachable: {}", project.url, if e.is_timeout() { "timed out".into() } else { e.to_string() })))?;
@@ -192,8 +194,8 @@ mod tests {
     /// Every pooled connection to the server sends small writes at once (see `nodelay.rs`).
     #[tokio::test]
     async fn database_connections_have_tcp_nodelay() {
-        // Needs a server reached over TCP: CI's LYNX_TEST_POSTGRES_URL is one. Without it there is nothing to check.
-        let Some(url) = std::env::var("LYNX_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) else { return };
+        // Needs a server reached over TCP: CI's LYNX_TEST_POSTGRES_URL is one.
+        let Some(url) = crate::scratch::test_server("database_connections_have_tcp_nodelay") else { return };
         let options = PgConnectOptions::from_str(&url).unwrap();
         if options.get_socket().is_some() {
             return;

@@ -42,24 +42,18 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// PostgreSQL when `LYNX_TEST_POSTGRES_URL` names a server (CI sets it), else `None`.
-    pub fn postgres() -> Option<Self> {
-        std::env::var("LYNX_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()).map(Engine::Postgres)
+    /// PostgreSQL when `LYNX_TEST_POSTGRES_URL` names a server (CI sets it), else `None` — reported,
+    /// and a failure under `LYNX_REQUIRE_POSTGRES=1` (see `lynx_store::scratch::test_server`).
+    pub fn postgres(test: &str) -> Option<Self> {
+        lynx_store::scratch::test_server(test).map(Engine::Postgres)
     }
 }
 
-/// Runs `f` on a private runtime in its own thread (usable from `Drop` and from sync tests).
+/// Runs `f` on a private runtime in its own thread (usable from sync tests).
 fn blocking<T: Send + 'static>(f: impl std::future::Future<Output = T> + Send + 'static) -> T {
     std::thread::spawn(move || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f))
         .join()
         .unwrap()
-}
-
-/// `postgres://u@h:p/db?x` with another database name.
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url.split_once('?').map(|(b, q)| (b, format!("?{q}"))).unwrap_or((url, String::new()));
-    let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
-    format!("{base}/{db}{query}")
 }
 
 /// A temporary home for one Lynx: its database and environment.
@@ -67,21 +61,8 @@ pub struct Sandbox {
     pub dir: tempfile::TempDir,
     pub env: HashMap<String, String>,
     pub database_url: String,
-    /// PostgreSQL: the admin URL and the database to drop afterwards.
-    pg: Option<(String, String)>,
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        if let Some((admin, db)) = self.pg.take() {
-            blocking(async move {
-                use sqlx::Connection;
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))).execute(&mut conn).await;
-                }
-            });
-        }
-    }
+    /// PostgreSQL: the admin URL, and the database, dropped with the sandbox.
+    pg: Option<(String, lynx_store::scratch::ScratchDatabase)>,
 }
 
 impl Sandbox {
@@ -91,14 +72,10 @@ impl Sandbox {
         let (database_url, pg) = match engine {
             Engine::Sqlite => (format!("sqlite://{}", dir.path().join("lynx.db").display()), None),
             Engine::Postgres(admin) => {
-                let db = format!("lynx_e2e_{}", uuid_simple());
-                let (a, d) = (admin.clone(), db.clone());
-                blocking(async move {
-                    use sqlx::Connection;
-                    let mut conn = sqlx::PgConnection::connect(&a).await.expect("LYNX_TEST_POSTGRES_URL reachable");
-                    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {d}"))).execute(&mut conn).await.unwrap();
-                });
-                (with_database(&admin, &db), Some((admin, db)))
+                let a = admin.clone();
+                let db = blocking(async move { lynx_store::scratch::ScratchDatabase::create(&a, "lynx_e2e").await })
+                    .expect("LYNX_TEST_POSTGRES_URL reachable");
+                (db.url().to_string(), Some((admin, db)))
             }
         };
         let mut env = HashMap::new();
@@ -323,17 +300,6 @@ pub async fn execute(sandbox: &Sandbox, sql: &str) -> Result<u64, String> {
         let mut db = sqlx::SqliteConnection::connect(&sandbox.database_url).await.map_err(|e| e.to_string())?;
         sqlx::query(sql).execute(&mut db).await.map(|r| r.rows_affected()).map_err(|e| e.to_string())
     }
-}
-
-pub fn uuid_simple() -> String {
-    format!("{:032x}", rand_u128())
-}
-
-fn rand_u128() -> u128 {
-    use std::hash::{BuildHasher, RandomState};
-    let a = RandomState::new().hash_one(std::time::SystemTime::now()) as u128;
-    let b = RandomState::new().hash_one(std::process::id()) as u128;
-    (a << 64) | b
 }
 
 pub fn payment_args(vendor: &str, amount: &str) -> Value {

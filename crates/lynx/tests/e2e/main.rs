@@ -23,7 +23,7 @@ mod tenancy;
 mod wire;
 
 /// Runs each listed test on SQLite, and on PostgreSQL when `LYNX_TEST_POSTGRES_URL` is set (CI sets it;
-/// without it the PostgreSQL variants pass after saying they were skipped).
+/// without it the PostgreSQL variants say they were skipped, or fail under `LYNX_REQUIRE_POSTGRES=1`).
 macro_rules! on_both_engines {
     ($($module:ident :: $test:ident),* $(,)?) => {
         mod sqlite {
@@ -38,9 +38,8 @@ macro_rules! on_both_engines {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $test() {
-                    match crate::helpers::Engine::postgres() {
-                        Some(engine) => super::$module::$test(engine).await,
-                        None => eprintln!("skipped: LYNX_TEST_POSTGRES_URL is not set"),
+                    if let Some(engine) = crate::helpers::Engine::postgres(stringify!($test)) {
+                        super::$module::$test(engine).await
                     }
                 }
             )*

@@ -106,10 +106,7 @@ async fn refused_keys_and_unreadable_bodies_get_jsonrpc_errors_and_are_audited()
 /// PostgreSQL only (an outage a test can cause and end): the database refuses Lynx's connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storage_outage_is_a_jsonrpc_error_on_mcp() {
-    let Some(engine) = Engine::postgres() else {
-        eprintln!("skipped: LYNX_TEST_POSTGRES_URL is not set");
-        return;
-    };
+    let Some(engine) = Engine::postgres("a_storage_outage_is_a_jsonrpc_error_on_mcp") else { return };
     let sandbox = Sandbox::new(engine);
     let (key, _) = sandbox.create_key("tenant-123", "agent-001");
     let server = sandbox.serve_with(&[("LYNX_KEY_CACHE_MS", "3000"), ("LYNX_DB_POOL_SIZE", "2")]);

@@ -10,17 +10,9 @@ use sqlx::{Connection, Row};
 
 use crate::helpers::*;
 
-fn postgres_or_skip() -> Option<Engine> {
-    let engine = Engine::postgres();
-    if engine.is_none() {
-        eprintln!("skipped: LYNX_TEST_POSTGRES_URL is not set");
-    }
-    engine
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_instances_on_one_database_keep_every_guarantee() {
-    let Some(engine) = postgres_or_skip() else { return };
+    let Some(engine) = Engine::postgres("three_instances_on_one_database_keep_every_guarantee") else { return };
     let sandbox = Sandbox::new(engine);
     let (agent_key, _) = sandbox.create_key("tenant-123", "agent-001");
     let (approver_key, _) = sandbox.create_key("tenant-123", "approver-001");
@@ -86,7 +78,7 @@ async fn three_instances_on_one_database_keep_every_guarantee() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn row_level_security_walls_tenants_off_for_other_sessions() {
-    let Some(engine) = postgres_or_skip() else { return };
+    let Some(engine) = Engine::postgres("row_level_security_walls_tenants_off_for_other_sessions") else { return };
     let sandbox = Sandbox::new(engine);
     let (acme, _) = sandbox.create_key("tenant-123", "agent-001");
     let (globex, _) = sandbox.create_key("tenant-456", "admin-456");
@@ -170,7 +162,7 @@ fn the_sql_here_is_the_runbooks_verbatim() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_runbooks_sql_runs_verbatim_and_returns_what_it_promises() {
-    let Some(engine) = postgres_or_skip() else { return };
+    let Some(engine) = Engine::postgres("the_runbooks_sql_runs_verbatim_and_returns_what_it_promises") else { return };
     let mut sandbox = Sandbox::new(engine);
     let (agent_key, _) = sandbox.create_key("tenant-123", "agent-001");
     let (approver_key, _) = sandbox.create_key("tenant-123", "approver-001");
@@ -284,7 +276,7 @@ async fn fake_supabase(status: u16) -> (u16, tokio::task::JoinHandle<()>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_supabase_project_gets_the_runbooks_status_line() {
-    let Some(engine) = postgres_or_skip() else { return };
+    let Some(engine) = Engine::postgres("a_supabase_project_gets_the_runbooks_status_line") else { return };
     let mut sandbox = Sandbox::new(engine);
     let (port, task) = fake_supabase(200).await;
     sandbox.env.insert("SUPABASE_URL".into(), format!("http://127.0.0.1:{port}"));
