@@ -188,14 +188,14 @@ impl Pipeline {
         let principal = match identity::principal(&self.0.services, who).await {
             Ok(p) => p,
             Err(r) if r.code == ErrorCode::KernelUnavailable && outage_safe => identity::without_kernel(who),
-            Err(r) => return Err(r.into()),
+            Err(r) => return Err(r),
         };
 
         // 2. maintenance: executions pause; reads and drafts go on.
         if self.0.registry.get(tool_id).is_some_and(|t| t.layer() == Layer::Cell)
             && maintenance::state(&self.0.services).await?.on
         {
-            return Err(maintenance::refusal().into());
+            return Err(maintenance::refusal());
         }
 
         // 3. registry.

@@ -81,11 +81,16 @@ pub(crate) type WriteOp<T> = Box<dyn for<'c> FnOnce(&'c mut dyn Db) -> BoxFuture
 
 #[async_trait::async_trait]
 pub(crate) trait Engine: Send + Sync + 'static {
-    fn name(&self) -> &'static str;
+    /// `sqlite` or `postgres`, for status lines.
+    const NAME: &'static str;
     /// Whether concurrent writes already share commits inside the engine.
-    fn group_commits(&self) -> bool;
-    async fn migrate(&self) -> StoreResult<usize>;
-    async fn ping(&self) -> StoreResult<()>;
+    const GROUP_COMMITS: bool;
+    /// Applies the engine's pending migrations (`migrations/<engine>/`).
+    async fn run_migrations(&self) -> StoreResult<()>;
+    /// Anything besides the database itself that a ping must reach (a Supabase project's REST endpoint).
+    async fn ping_services(&self) -> StoreResult<()> {
+        Ok(())
+    }
     /// The read pool, for statements that each stand alone.
     fn reader(&self) -> Box<dyn Db + '_>;
     /// Runs a write: its changes commit when it returns `Ok`, and none of them when it fails.

@@ -25,6 +25,7 @@ use serde_json::Value;
 use crate::{
     db::{Db, Engine, Scope, WriteOp},
     ops::{audit, drafts, executions, keys, reads, settlements},
+    sql::Query,
 };
 
 /// A store on one engine (`SqliteStore`, `PgStore`).
@@ -41,16 +42,21 @@ where
 #[async_trait::async_trait]
 impl<E: Engine> Store for Storage<E> {
     fn engine(&self) -> &'static str {
-        self.0.name()
+        E::NAME
     }
     fn group_commits(&self) -> bool {
-        self.0.group_commits()
+        E::GROUP_COMMITS
     }
     async fn migrate(&self) -> StoreResult<usize> {
-        self.0.migrate().await
+        // Before the first migration the bookkeeping table does not exist yet: nothing applied.
+        let applied = || async { crate::db::count(&mut *self.0.reader(), Query::new("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")).await.unwrap_or(0) };
+        let before = applied().await;
+        self.0.run_migrations().await?;
+        Ok(applied().await.saturating_sub(before) as usize)
     }
     async fn ping(&self) -> StoreResult<()> {
-        self.0.ping().await
+        crate::db::execute(&mut *self.0.reader(), Query::new("SELECT 1")).await?;
+        self.0.ping_services().await
     }
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {

@@ -130,21 +130,15 @@ fn redacted(e: impl std::fmt::Display) -> String {
 
 #[async_trait::async_trait]
 impl Engine for Postgres {
-    fn name(&self) -> &'static str {
-        "postgres"
-    }
-    fn group_commits(&self) -> bool {
-        false
+    const NAME: &'static str = "postgres";
+    // Audit rows are batched in front of it (`AuditWriter` in lynx-governance).
+    const GROUP_COMMITS: bool = false;
+
+    async fn run_migrations(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
-    async fn migrate(&self) -> StoreResult<usize> {
-        let before = applied(&self.pool).await;
-        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(applied(&self.pool).await.saturating_sub(before))
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map)?;
+    async fn ping_services(&self) -> StoreResult<()> {
         self.ping_supabase().await
     }
 
@@ -179,13 +173,6 @@ async fn narrow(db: &mut dyn Db, tenant: &TenantId) -> StoreResult<()> {
     crate::db::fetch_opt(db, crate::sql::Query::new("SELECT set_config('lynx.tenant_id', $1, true)").bind(tenant)).await.map(drop)
 }
 
-async fn applied(pool: &PgPool) -> usize {
-    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(pool)
-        .await
-        .map(|n| n as usize)
-        .unwrap_or(0)
-}
 
 #[cfg(test)]
 mod tests {

@@ -88,22 +88,11 @@ impl SqliteStore {
 
 #[async_trait::async_trait]
 impl Engine for Sqlite {
-    fn name(&self) -> &'static str {
-        "sqlite"
-    }
-    fn group_commits(&self) -> bool {
-        true
-    }
+    const NAME: &'static str = "sqlite";
+    const GROUP_COMMITS: bool = true;
 
-    async fn migrate(&self) -> StoreResult<usize> {
-        let before = applied(&self.pool).await;
-        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(applied(&self.pool).await.saturating_sub(before))
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map)?;
-        Ok(())
+    async fn run_migrations(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
     fn reader(&self) -> Box<dyn Db + '_> {
@@ -126,13 +115,6 @@ fn append_audit_rows(conn: &rusqlite::Connection, events: &[NewAuditEvent]) -> S
     values::run_now(ops::audit::append(&mut values::Writing::new(conn), events))
 }
 
-async fn applied(pool: &SqlitePool) -> usize {
-    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(pool)
-        .await
-        .map(|n| n as usize)
-        .unwrap_or(0)
-}
 
 #[cfg(test)]
 mod tests {
