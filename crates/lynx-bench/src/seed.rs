@@ -113,6 +113,7 @@ pub async fn seed(args: Args) -> Result<(), String> {
                 response_payload: None,
                 submitted_at: submitted.then_some(at + TimeDelta::minutes(5)),
                 submitted_by: submitted.then(|| "agent-001".into()),
+                decision_due_at: None,
                 approved_at: approved.then_some(at + TimeDelta::hours(2)),
                 approved_by: approved.then(|| "approver-001".into()),
                 rejected_at: None,

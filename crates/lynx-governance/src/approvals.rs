@@ -10,6 +10,7 @@ use lynx_model::{
     records::{Decision, DecisionOutcome, DraftRecord, TransitionOutcome},
     vocab::RunStatus,
 };
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::json;
 
@@ -28,6 +29,31 @@ pub fn applicable_rule(policies: &Policies, draft_type: DraftType, amount: Optio
             (Some(_), None) => false,
         })
         .max_by_key(|r| (r.approval_count, r.threshold_amount.is_some()))
+}
+
+/// When an approval stops being good for execution: its time plus the rule's validity.
+pub fn approval_expires_at(draft: &DraftRecord, rule: &ApprovalRule) -> Option<DateTime<Utc>> {
+    draft.approved_at.map(|at| at + rule.approval_validity())
+}
+
+/// An approval older than the rule's validity may not be executed on: the decision was about a world
+/// that may have moved on.
+pub fn approval_in_force(draft: &DraftRecord, rule: &ApprovalRule, now: DateTime<Utc>) -> Result<(), Refusal> {
+    match approval_expires_at(draft, rule) {
+        Some(until) if now > until => Err(Refusal::new(
+            ErrorCode::ApprovalExpired,
+            format!(
+                "Approval expired: draft {} was approved at {} and approvals are good for {} under policy {} (until {})",
+                draft.draft_id,
+                draft.approved_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default(),
+                lynx_model::kernel::hours_text(rule.approval_validity_hours),
+                rule.rule_id,
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            "Nothing was executed. Create and submit a new draft for a fresh approval.",
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn no_rule(draft_type: DraftType) -> Refusal {
@@ -208,6 +234,26 @@ pub async fn reset(services: &Services, operator: &str, tenant: &TenantId, draft
     Ok(draft)
 }
 
+/// Expires the drafts whose decision deadline has passed — every instance sweeps, each draft expires
+/// once — and audits each as `system`'s action.
+pub async fn expire_due(services: &Services) -> Result<Vec<DraftRecord>, Refusal> {
+    let expired = services.store.expire_drafts(services.clock.now()).await?;
+    for d in &expired {
+        audit::human_action(
+            services,
+            &d.tenant_id,
+            "system",
+            "lynx.drafts.expire",
+            RunStatus::Succeeded,
+            json!({"draft_id": d.draft_id, "decision_due_at": d.decision_due_at}),
+            json!({"draft_id": d.draft_id, "status": d.status, "rejection_reason": d.rejection_reason}),
+            None,
+        )
+        .await?;
+    }
+    Ok(expired)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +266,8 @@ mod tests {
             required_scope: vec![],
             threshold_amount: threshold.map(|t| t.parse().unwrap()),
             approval_count: count,
+            decision_deadline_hours: 72.0,
+            approval_validity_hours: 24.0,
         }
     }
 

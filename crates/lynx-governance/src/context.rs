@@ -133,6 +133,10 @@ impl TenantStore<'_> {
     pub async fn payments_in_status(&self, status: PaymentStatus, vendor_id: Option<&str>) -> Result<Vec<PaymentRecord>, Refusal> {
         self.services.store.payments_in_status(self.tenant, status, vendor_id).await.map_err(Refusal::from)
     }
+    /// A draft of the tenant; another tenant's is `None`, like a missing one.
+    pub async fn draft(&self, draft_id: DraftId) -> Result<Option<DraftRecord>, Refusal> {
+        Ok(self.services.store.draft(Some(self.tenant), draft_id).await?)
+    }
     pub async fn approvals(&self, draft_id: DraftId) -> Result<Vec<lynx_model::records::ApprovalRecord>, Refusal> {
         self.services.store.approvals(self.tenant, draft_id).await.map_err(Refusal::from)
     }
@@ -253,6 +257,7 @@ impl LayerContext for DraftCtx {
             response_payload: Some(output.clone()),
             submitted_at: None,
             submitted_by: None,
+            decision_due_at: None,
             approved_at: None,
             approved_by: None,
             rejected_at: None,
@@ -376,7 +381,7 @@ impl LayerContext for ExecCtx {
 fn rollback_instructions(effect: &Effect, draft_id: DraftId) -> Value {
     let action = RollbackAction::for_effect(effect).as_str();
     match effect {
-        Effect::Submit => json!({
+        Effect::Submit(_) => json!({
             "action": action, "draft_id": draft_id, "from_status": "SUBMITTED", "to_status": "DRAFT",
             "description": "Return the draft to DRAFT (its approvals are forgotten); possible while it is still SUBMITTED."
         }),

@@ -114,9 +114,10 @@ pub(crate) async fn check(services: &Services, caller: &Principal, tool: &ToolSp
             DraftStatus::Approved => Refusal::new(
                 ErrorCode::DraftNotApproved,
                 format!(
-                    "Draft is not approved (status: {}): draft {draft_id} must be APPROVED before {}",
+                    "Draft is not approved (status: {}): draft {draft_id} must be APPROVED before {}{}",
                     draft.status.lower(),
-                    tool.id
+                    tool.id,
+                    missing_approvals(services, &draft).await
                 ),
                 match draft.status {
                     DraftStatus::Draft => "Submit the draft with docs.cell.draft.submit_for_approval, then have an approver approve it.",
@@ -132,6 +133,20 @@ pub(crate) async fn check(services: &Services, caller: &Principal, tool: &ToolSp
         });
     }
     Ok(draft)
+}
+
+/// What a submitted draft still lacks, for a "not yet" refusal: `; it has 1 of 2 approvals, due by …`.
+/// Best effort: a Kernel or store that cannot answer leaves it out.
+async fn missing_approvals(services: &Services, draft: &DraftRecord) -> String {
+    if draft.status != DraftStatus::Submitted {
+        return String::new();
+    }
+    let Ok(policies) = services.kernel.policies(&draft.tenant_id).await else { return String::new() };
+    let Some(rule) = crate::approvals::applicable_rule(&policies, draft.draft_type, draft.amount()) else { return String::new() };
+    let Ok(decisions) = services.store.approvals(&draft.tenant_id, draft.draft_id).await else { return String::new() };
+    let recorded = decisions.iter().filter(|d| d.decision == lynx_model::records::Decision::Approved).count();
+    let due = draft.decision_due_at.map(|d| format!(", due by {}", d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))).unwrap_or_default();
+    format!("; it has {recorded} of {} approvals{due}", rule.approval_count)
 }
 
 /// A concurrent claim won: the draft is done (or submitted), or being done.

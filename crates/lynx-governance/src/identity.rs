@@ -57,6 +57,23 @@ pub fn unauthenticated(why: &str) -> Refusal {
     )
 }
 
+/// A human action outside the tools (moving a settlement, managing webhooks) needs the Kernel to
+/// allow `action` on `resource_type` for the caller; `hint` says who may.
+pub async fn require_permission(services: &Services, who: &Authenticated, action: &str, resource_type: &str, hint: &str) -> Result<(), Refusal> {
+    let request = lynx_model::kernel::PermissionRequest {
+        user_id: who.user_id.clone(),
+        tenant_id: who.tenant_id.clone(),
+        action: action.into(),
+        resource_type: resource_type.into(),
+    };
+    let decision = services.kernel.check_permission(&request).await?;
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(Refusal::new(ErrorCode::PermissionDenied, format!("Permission denied: {}", decision.reason), hint))
+    }
+}
+
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }

@@ -10,6 +10,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod context;
+pub mod draft_status;
 pub mod execution;
 pub mod health;
 pub mod identity;
@@ -22,6 +23,7 @@ pub mod registry;
 pub mod schema;
 pub mod services;
 pub mod tool;
+pub mod webhooks;
 mod validation;
 
 pub use context::{DraftCtx, ExecCtx, NewDraft, ReadCtx};

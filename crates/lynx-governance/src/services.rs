@@ -36,4 +36,6 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     /// Behind an `Arc`: `Services` is cloned for every call, and this holds strings.
     pub runtime: Arc<RuntimeInfo>,
+    /// What signs webhook deliveries.
+    pub webhooks: Arc<crate::webhooks::WebhookSecrets>,
 }

@@ -11,7 +11,7 @@ mod routes;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{middleware, routing::{get, post}};
+use axum::{middleware, routing::{delete, get, post}};
 use lynx_governance::Pipeline;
 use tokio::net::TcpListener;
 use tower_http::{limit::RequestBodyLimitLayer, trace::TraceLayer};
@@ -52,6 +52,10 @@ pub fn router(pipeline: Pipeline, options: &HttpOptions) -> Router {
         .route("/executions/{id}", get(routes::operations::execution))
         .route("/settlements", get(routes::operations::settlements))
         .route("/settlements/{payment_id}", post(routes::operations::mark_settlement))
+        .route("/webhooks", get(routes::webhooks::list).post(routes::webhooks::add))
+        .route("/webhooks/{webhook_id}", delete(routes::webhooks::remove))
+        .route("/webhooks/deliveries", get(routes::webhooks::deliveries))
+        .route("/webhooks/deliveries/{event_id}/{webhook_id}/redeliver", post(routes::webhooks::redeliver))
         .fallback(routes::api::not_found);
     let api = Router::new().nest("/api", api).layer(middleware::from_fn_with_state(state.clone(), auth::require_bearer));
     Router::new()

@@ -120,6 +120,11 @@ impl KernelFile {
                 if r.approval_count == 0 {
                     return Err((at(&format!(".policies.approval_rules[{ri}].approval_count")), "must be at least 1".into()));
                 }
+                for (field, hours) in [("decision_deadline_hours", r.decision_deadline_hours), ("approval_validity_hours", r.approval_validity_hours)] {
+                    if !(hours > 0.0 && hours <= 8760.0) {
+                        return Err((at(&format!(".policies.approval_rules[{ri}].{field}")), "must be more than 0 and at most 8760 hours".into()));
+                    }
+                }
                 if r.threshold_amount.is_some_and(|a| a < Decimal::ZERO) {
                     return Err((at(&format!(".policies.approval_rules[{ri}].threshold_amount")), "must not be negative".into()));
                 }

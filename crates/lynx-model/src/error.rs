@@ -28,6 +28,7 @@ pub enum ErrorCode {
     InvalidTransition,
     AlreadyExecuted,
     AlreadySubmitted,
+    ApprovalExpired,
     ExecutionInProgress,
     ExecutionFailed,
     ExplicitApprovalRequired,
@@ -58,6 +59,7 @@ impl ErrorCode {
             ErrorCode::InvalidTransition => "INVALID_TRANSITION",
             ErrorCode::AlreadyExecuted => "ALREADY_EXECUTED",
             ErrorCode::AlreadySubmitted => "ALREADY_SUBMITTED",
+            ErrorCode::ApprovalExpired => "APPROVAL_EXPIRED",
             ErrorCode::ExecutionInProgress => "EXECUTION_IN_PROGRESS",
             ErrorCode::ExecutionFailed => "EXECUTION_FAILED",
             ErrorCode::ExplicitApprovalRequired => "EXPLICIT_APPROVAL_REQUIRED",
@@ -84,6 +86,7 @@ impl ErrorCode {
             | ErrorCode::InvalidTransition
             | ErrorCode::AlreadyExecuted
             | ErrorCode::AlreadySubmitted
+            | ErrorCode::ApprovalExpired
             | ErrorCode::ExecutionInProgress
             | ErrorCode::ExecutionFailed
             | ErrorCode::IdempotencyConflict

@@ -67,6 +67,44 @@ pub struct ApprovalRule {
     #[schemars(with = "Option<String>")]
     pub threshold_amount: Option<Decimal>,
     pub approval_count: u32,
+    /// Hours approvers have to decide on a submitted draft (fractions allowed); past it the draft
+    /// expires: `REJECTED` by `system`. Default 72.
+    #[serde(default = "ApprovalRule::default_decision_deadline_hours")]
+    pub decision_deadline_hours: f64,
+    /// Hours an approval stays good for execution (fractions allowed); an older one is
+    /// `APPROVAL_EXPIRED`. Default 24.
+    #[serde(default = "ApprovalRule::default_approval_validity_hours")]
+    pub approval_validity_hours: f64,
+}
+
+impl ApprovalRule {
+    pub const fn default_decision_deadline_hours() -> f64 {
+        72.0
+    }
+    pub const fn default_approval_validity_hours() -> f64 {
+        24.0
+    }
+    pub fn decision_deadline(&self) -> chrono::TimeDelta {
+        hours(self.decision_deadline_hours)
+    }
+    pub fn approval_validity(&self) -> chrono::TimeDelta {
+        hours(self.approval_validity_hours)
+    }
+}
+
+fn hours(h: f64) -> chrono::TimeDelta {
+    chrono::TimeDelta::milliseconds((h * 3_600_000.0).round() as i64)
+}
+
+/// How a span of hours reads in a message: `72 h`, `90 min`, `4 s`.
+pub fn hours_text(h: f64) -> String {
+    if h >= 1.0 && h.fract() == 0.0 {
+        format!("{h} h")
+    } else if h * 60.0 >= 1.0 && (h * 60.0).fract().abs() < 1e-9 {
+        format!("{} min", h * 60.0)
+    } else {
+        format!("{} s", (h * 3600.0).round())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

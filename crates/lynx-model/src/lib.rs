@@ -17,6 +17,7 @@ pub mod principal;
 pub mod records;
 pub mod store;
 pub mod vocab;
+pub mod webhook;
 
 pub use error::{ErrorCode, Refusal};
 pub use ids::{DraftId, ExecutionId, KeyId, PaymentId, RunId, TenantId, UserId, WorkflowId};

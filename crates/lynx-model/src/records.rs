@@ -38,6 +38,8 @@ pub struct DraftRecord {
     pub response_payload: Option<Value>,
     pub submitted_at: Option<DateTime<Utc>>,
     pub submitted_by: Option<String>,
+    /// While `SUBMITTED`: when it expires without a decision (the approval rule's deadline).
+    pub decision_due_at: Option<DateTime<Utc>>,
     pub approved_at: Option<DateTime<Utc>>,
     pub approved_by: Option<String>,
     pub rejected_at: Option<DateTime<Utc>>,
@@ -70,7 +72,7 @@ pub enum DraftInsert {
     Existing(Box<DraftRecord>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Decision {
     Approved,
@@ -167,6 +169,14 @@ pub struct PaymentDetails {
     pub due_date: IsoDate,
 }
 
+/// What a submit records besides the status: the approval rule's deadline and how many approvals the
+/// draft needs (for the `draft.submitted` event).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SubmitDetails {
+    pub decision_due_at: DateTime<Utc>,
+    pub approvals_required: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkflowDetails {
     pub workflow_id: WorkflowId,
@@ -179,7 +189,7 @@ pub struct WorkflowDetails {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum Effect {
     /// `DRAFT → SUBMITTED`.
-    Submit,
+    Submit(SubmitDetails),
     /// A published workflow record; `APPROVED → PUBLISHED`.
     Publish(WorkflowDetails),
     /// A payment `pending_settlement` and its settlement intent `queued`/`none`; `APPROVED → EXECUTED`.
@@ -262,7 +272,7 @@ impl RollbackAction {
 
     pub fn for_effect(effect: &Effect) -> Self {
         match effect {
-            Effect::Submit => Self::ReturnToDraft,
+            Effect::Submit(_) => Self::ReturnToDraft,
             Effect::Publish(_) => Self::RetireWorkflow,
             Effect::Pay(_) => Self::ReversePayment,
         }

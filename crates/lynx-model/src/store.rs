@@ -19,6 +19,7 @@ use crate::{
     },
     draft::DraftType,
     vocab::{PaymentStatus, RunStatus, SettlementStatus},
+    webhook::{Attempt, DeliveryCounts, DeliveryRecord, DeliveryStatus, DueDelivery, WebhookFormat, WebhookRecord},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -271,6 +272,35 @@ pub trait Store: Send + Sync {
         note: Option<&str>,
         at: DateTime<Utc>,
     ) -> StoreResult<SettlementChange>;
+
+    // The approval deadline.
+    /// `SUBMITTED` drafts whose decision deadline passed by `now` become `REJECTED` by `system`, each
+    /// once however many instances sweep, with its `draft.expired` event; returns them.
+    async fn expire_drafts(&self, now: DateTime<Utc>) -> StoreResult<Vec<DraftRecord>>;
+
+    // Notifications. The transitions above write their events to the outbox themselves, in their own
+    // transaction; these manage subscriptions and move deliveries.
+    async fn insert_webhook(&self, webhook: &WebhookRecord) -> StoreResult<()>;
+    /// Live subscriptions: a tenant's own and those to every tenant, or (`None`) all.
+    async fn webhooks(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<WebhookRecord>>;
+    /// Removes a live subscription of the tenant (`None`: any); `false` if there is none.
+    async fn remove_webhook(&self, tenant: Option<&TenantId>, webhook_id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
+    /// The subscription `LYNX_WEBHOOK_URL` configures: created or updated, or (`None`) removed.
+    async fn set_env_webhook(&self, url: Option<&str>, format: WebhookFormat, at: DateTime<Utc>) -> StoreResult<()>;
+    async fn deliveries(&self, tenant: Option<&TenantId>, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryRecord>>;
+    /// Claims up to `limit` deliveries due by `now` until `lease_until`: each claimed by one instance.
+    async fn claim_deliveries(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> StoreResult<Vec<DueDelivery>>;
+    async fn record_attempt(&self, event_id: &str, webhook_id: &str, attempt: &Attempt, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Queues a delivered or dead delivery again; `false` if there is no such delivery.
+    async fn redeliver(&self, tenant: Option<&TenantId>, event_id: &str, webhook_id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
+    async fn delivery_counts(&self) -> StoreResult<DeliveryCounts>;
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub status: Option<DeliveryStatus>,
+    pub webhook_id: Option<String>,
+    pub limit: u32,
 }
 
 /// The facts behind the runbook's four monitoring metrics.
@@ -285,7 +315,7 @@ pub struct MonitoringFacts {
 /// The draft status an effect needs, and the one it leaves.
 pub fn effect_transition(effect: &Effect) -> (DraftStatus, DraftStatus) {
     let t = match effect {
-        Effect::Submit => Transition::Submit,
+        Effect::Submit(_) => Transition::Submit,
         Effect::Publish(_) => Transition::Publish,
         Effect::Pay(_) => Transition::Execute,
     };

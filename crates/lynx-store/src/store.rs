@@ -17,14 +17,15 @@ use lynx_model::{
     },
     store::{
         ActivityEvent, ApiKeyRecord, AuditFilter, MonitoringFacts, PaymentFilter, PaymentRecord, QueueCounts, RunFilter,
-        RunSummary, SessionRecord, Store, StoreResult,
+        DeliveryFilter, RunSummary, SessionRecord, Store, StoreResult,
     },
+    webhook::{Attempt, DeliveryCounts, DeliveryRecord, DueDelivery, WebhookFormat, WebhookRecord},
 };
 use serde_json::Value;
 
 use crate::{
     db::{Db, Engine, Scope, WriteOp},
-    ops::{audit, drafts, executions, keys, reads, settlements},
+    ops::{audit, drafts, executions, keys, reads, settlements, webhooks},
     sql::Query,
 };
 
@@ -198,7 +199,8 @@ impl<E: Engine> Store for Storage<E> {
     }
     async fn fail_execution(&self, tenant: &TenantId, execution_id: ExecutionId, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
         let (tenant, error) = (tenant.clone(), error.to_string());
-        self.0.write(Scope::Statement, op(move |db| Box::pin(async move { executions::fail(db, &tenant, execution_id, &error, at).await }))).await
+        let scope = Scope::Tenant(tenant.clone());
+        self.0.write(scope, op(move |db| Box::pin(async move { executions::fail(db, &tenant, execution_id, &error, at).await }))).await
     }
     async fn execution(&self, tenant: Option<&TenantId>, execution_id: ExecutionId) -> StoreResult<Option<ExecutionRecord>> {
         executions::get(&mut *self.0.reader(), tenant, execution_id).await
@@ -236,5 +238,44 @@ impl<E: Engine> Store for Storage<E> {
         let (tenant_id, by, note) = (tenant.clone(), by.to_string(), note.map(str::to_string));
         let change = op(move |db| Box::pin(async move { settlements::set_status(db, &tenant_id, payment_id, to, &by, note.as_deref(), at).await }));
         self.0.write(Scope::Tenant(tenant.clone()), change).await
+    }
+
+    async fn expire_drafts(&self, now: DateTime<Utc>) -> StoreResult<Vec<DraftRecord>> {
+        self.0.write(Scope::Transaction, op(move |db| Box::pin(async move { drafts::expire(db, now).await }))).await
+    }
+
+    async fn insert_webhook(&self, webhook: &WebhookRecord) -> StoreResult<()> {
+        let webhook = webhook.clone();
+        self.0.write(Scope::Statement, op(move |db| Box::pin(async move { webhooks::insert(db, &webhook).await }))).await
+    }
+    async fn webhooks(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<WebhookRecord>> {
+        webhooks::list(&mut *self.0.reader(), tenant).await
+    }
+    async fn remove_webhook(&self, tenant: Option<&TenantId>, webhook_id: &str, at: DateTime<Utc>) -> StoreResult<bool> {
+        let (tenant, id) = (tenant.cloned(), webhook_id.to_string());
+        self.0.write(Scope::Statement, op(move |db| Box::pin(async move { webhooks::remove(db, tenant.as_ref(), &id, at).await }))).await
+    }
+    async fn set_env_webhook(&self, url: Option<&str>, format: WebhookFormat, at: DateTime<Utc>) -> StoreResult<()> {
+        let url = url.map(str::to_string);
+        self.0.write(Scope::Statement, op(move |db| Box::pin(async move { webhooks::set_env(db, url.as_deref(), format, at).await }))).await
+    }
+    async fn deliveries(&self, tenant: Option<&TenantId>, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryRecord>> {
+        webhooks::deliveries(&mut *self.0.reader(), tenant, filter).await
+    }
+    async fn claim_deliveries(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> StoreResult<Vec<DueDelivery>> {
+        self.0.write(Scope::Transaction, op(move |db| Box::pin(async move { webhooks::claim(db, now, lease_until, limit).await }))).await
+    }
+    async fn record_attempt(&self, event_id: &str, webhook_id: &str, attempt: &Attempt, at: DateTime<Utc>) -> StoreResult<()> {
+        let (event_id, webhook_id, attempt) = (event_id.to_string(), webhook_id.to_string(), attempt.clone());
+        let record = op(move |db| Box::pin(async move { webhooks::record_attempt(db, &event_id, &webhook_id, &attempt, at).await }));
+        self.0.write(Scope::Statement, record).await
+    }
+    async fn redeliver(&self, tenant: Option<&TenantId>, event_id: &str, webhook_id: &str, at: DateTime<Utc>) -> StoreResult<bool> {
+        let (tenant, event_id, webhook_id) = (tenant.cloned(), event_id.to_string(), webhook_id.to_string());
+        let again = op(move |db| Box::pin(async move { webhooks::redeliver(db, tenant.as_ref(), &event_id, &webhook_id, at).await }));
+        self.0.write(Scope::Statement, again).await
+    }
+    async fn delivery_counts(&self) -> StoreResult<DeliveryCounts> {
+        webhooks::counts(&mut *self.0.reader()).await
     }
 }

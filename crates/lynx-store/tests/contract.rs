@@ -15,8 +15,9 @@ use lynx_model::{
     audit::{EventType, GENESIS_HASH, NewAuditEvent, chain_hash},
     draft::{DraftStatus, DraftType, Transition},
     records::{Claim, Completion, Decision, DecisionOutcome, DraftInsert, DraftRecord, Effect, ExecutionRecord, PaymentDetails, SettlementChange},
-    store::Store,
+    store::{DeliveryFilter, Store},
     vocab::RunStatus,
+    webhook::{Attempt, DeliveryCounts, DeliveryStatus, ENV_WEBHOOK_ID, WebhookEventType, WebhookFormat, WebhookRecord},
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -86,6 +87,7 @@ fn draft(t: &TenantId, status: DraftStatus, request_id: Option<&str>) -> DraftRe
         response_payload: Some(json!({"draft_id": "original"})),
         submitted_at: None,
         submitted_by: None,
+        decision_due_at: None,
         approved_at: None,
         approved_by: None,
         rejected_at: None,
@@ -298,5 +300,125 @@ async fn settlements_move_forward_only_and_settle_the_payment() {
             other => panic!("{}: {other:?}", e.name),
         }
         assert_eq!(step(SettlementStatus::Failed).await, SettlementChange::WrongStatus(SettlementStatus::Completed));
+    }
+}
+
+fn webhook(id: &str, t: Option<&TenantId>, types: Vec<WebhookEventType>) -> WebhookRecord {
+    WebhookRecord {
+        webhook_id: id.into(),
+        tenant_id: t.cloned(),
+        url: format!("http://127.0.0.1:9/{id}"),
+        format: WebhookFormat::Standard,
+        event_types: types,
+        created_at: Utc::now(),
+        created_by: "ops".into(),
+        removed_at: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_overdue_draft_expires_once_with_its_event_in_the_outbox() {
+    for e in engines().await {
+        let (a, b) = (tenant("tenant-a"), tenant("tenant-b"));
+        e.store.insert_webhook(&webhook("wh_a", Some(&a), vec![])).await.unwrap();
+        e.store.insert_webhook(&webhook("wh_a_exec", Some(&a), vec![WebhookEventType::ExecutionSucceeded])).await.unwrap();
+        e.store.insert_webhook(&webhook("wh_b", Some(&b), vec![])).await.unwrap();
+        e.store.set_env_webhook(Some("http://127.0.0.1:9/env"), WebhookFormat::Slack, Utc::now()).await.unwrap();
+        let now = Utc::now();
+        let mut overdue = draft(&a, DraftStatus::Submitted, None);
+        overdue.decision_due_at = Some(now - TimeDelta::seconds(1));
+        let mut later = draft(&a, DraftStatus::Submitted, None);
+        later.decision_due_at = Some(now + TimeDelta::hours(1));
+        e.store.insert_draft(&overdue).await.unwrap();
+        e.store.insert_draft(&later).await.unwrap();
+
+        // Several instances sweep at once: the draft expires once.
+        let sweeps: Vec<_> = (0..6).map(|_| { let s = e.store.clone(); tokio::spawn(async move { s.expire_drafts(now).await.unwrap() }) }).collect();
+        let mut expired = Vec::new();
+        for s in sweeps {
+            expired.extend(s.await.unwrap());
+        }
+        assert_eq!(expired.len(), 1, "{}: expired once", e.name);
+        let d = &expired[0];
+        assert_eq!((d.draft_id, d.status, d.rejected_by.as_deref()), (overdue.draft_id, DraftStatus::Rejected, Some("system")));
+        assert!(d.rejection_reason.as_deref().unwrap().starts_with("expired: no decision within"), "{}: {:?}", e.name, d.rejection_reason);
+        assert_eq!(e.store.draft(Some(&a), later.draft_id).await.unwrap().unwrap().status, DraftStatus::Submitted);
+
+        // The event went to the tenant's subscription that wants it and to the one for every tenant.
+        let all = e.store.deliveries(None, &DeliveryFilter { limit: 50, ..Default::default() }).await.unwrap();
+        let mut to: Vec<&str> = all.iter().map(|d| d.webhook_id.as_str()).collect();
+        to.sort();
+        assert_eq!(to, vec!["wh_a", ENV_WEBHOOK_ID], "{}", e.name);
+        assert!(all.iter().all(|d| d.event_type == WebhookEventType::DraftExpired && d.status == DeliveryStatus::Pending && d.tenant_id == a));
+        assert_eq!(all[0].event_id, all[1].event_id, "{}: one event, one delivery per subscription", e.name);
+        assert!(e.store.deliveries(Some(&b), &DeliveryFilter { limit: 50, ..Default::default() }).await.unwrap().is_empty(), "{}: tenant b sees none", e.name);
+        assert_eq!(e.store.delivery_counts().await.unwrap(), DeliveryCounts { queued: 2, failing: 0, dead: 0 });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_due_delivery_is_claimed_by_one_instance_and_attempts_move_it() {
+    for e in engines().await {
+        let a = tenant("tenant-a");
+        e.store.insert_webhook(&webhook("wh_1", Some(&a), vec![])).await.unwrap();
+        e.store.insert_webhook(&webhook("wh_2", None, vec![])).await.unwrap();
+        let now = Utc::now();
+        for _ in 0..10 {
+            let mut d = draft(&a, DraftStatus::Submitted, None);
+            d.decision_due_at = Some(now - TimeDelta::seconds(1));
+            e.store.insert_draft(&d).await.unwrap();
+        }
+        assert_eq!(e.store.expire_drafts(now).await.unwrap().len(), 10);
+
+        // Eight instances claim at once, a few at a time: 20 deliveries, each taken once.
+        let lease = now + TimeDelta::seconds(30);
+        let claims: Vec<_> = (0..8).map(|_| { let s = e.store.clone(); tokio::spawn(async move { s.claim_deliveries(now, lease, 3).await.unwrap() }) }).collect();
+        let mut taken = Vec::new();
+        for c in claims {
+            taken.extend(c.await.unwrap());
+        }
+        taken.extend(e.store.claim_deliveries(now, lease, 50).await.unwrap());
+        let mut keys: Vec<_> = taken.iter().map(|d| (d.delivery.event_id.clone(), d.delivery.webhook_id.clone())).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!((taken.len(), keys.len()), (20, 20), "{}: every delivery claimed exactly once", e.name);
+        assert!(e.store.claim_deliveries(now, lease, 50).await.unwrap().is_empty(), "{}: leased rows are not claimed again", e.name);
+        let due = &taken[0];
+        assert_eq!(due.payload["type"], "draft.expired");
+        assert_eq!(due.payload["data"]["status"], "REJECTED");
+        assert!(due.url.starts_with("http://127.0.0.1:9/"));
+
+        // A lease that ran out (an instance died mid-send) is claimed again.
+        let after = lease + TimeDelta::seconds(1);
+        let reclaimed = e.store.claim_deliveries(after, after + TimeDelta::seconds(30), 50).await.unwrap();
+        assert_eq!(reclaimed.len(), 20, "{}", e.name);
+
+        let (ev, wh) = (due.delivery.event_id.as_str(), due.delivery.webhook_id.as_str());
+        let retry = Attempt::Failed { status: Some(503), error: "the receiver answered HTTP 503".into(), retry_at: Some(after + TimeDelta::minutes(5)) };
+        e.store.record_attempt(ev, wh, &retry, after).await.unwrap();
+        let one = |status| DeliveryFilter { status: Some(status), webhook_id: Some(wh.to_string()), limit: 50 };
+        let failing: Vec<_> = e.store.deliveries(None, &one(DeliveryStatus::Pending)).await.unwrap().into_iter().filter(|d| d.event_id == ev).collect();
+        assert_eq!((failing[0].attempts, failing[0].last_status), (1, Some(503)), "{}", e.name);
+        assert_eq!(e.store.delivery_counts().await.unwrap().failing, 1, "{}", e.name);
+        // Not due before its retry time.
+        let soon = after + TimeDelta::minutes(1);
+        assert!(e.store.claim_deliveries(soon, soon + TimeDelta::seconds(30), 50).await.unwrap().iter().all(|d| (d.delivery.event_id.as_str(), d.delivery.webhook_id.as_str()) != (ev, wh)));
+
+        let give_up = Attempt::Failed { status: None, error: "cannot reach the receiver".into(), retry_at: None };
+        e.store.record_attempt(ev, wh, &give_up, after).await.unwrap();
+        assert_eq!(e.store.delivery_counts().await.unwrap().dead, 1, "{}: dead-lettered", e.name);
+        assert!(!e.store.redeliver(Some(&tenant("tenant-b")), ev, wh, after).await.unwrap(), "{}: not another tenant's", e.name);
+        assert!(e.store.redeliver(Some(&a), ev, wh, after).await.unwrap());
+        e.store.record_attempt(ev, wh, &Attempt::Delivered { status: 204 }, after).await.unwrap();
+        let delivered = e.store.deliveries(None, &one(DeliveryStatus::Delivered)).await.unwrap();
+        assert_eq!((delivered.len(), delivered[0].attempts, delivered[0].last_status), (1, 3, Some(204)), "{}", e.name);
+
+        // A removed subscription's deliveries stop; a tenant cannot remove one to every tenant.
+        assert!(!e.store.remove_webhook(Some(&a), "wh_2", after).await.unwrap(), "{}", e.name);
+        assert!(e.store.remove_webhook(None, "wh_2", after).await.unwrap());
+        let later = after + TimeDelta::hours(1);
+        let left = e.store.claim_deliveries(later, later + TimeDelta::seconds(30), 50).await.unwrap();
+        assert!(!left.is_empty() && left.iter().all(|d| d.delivery.webhook_id == "wh_1"), "{}", e.name);
+        assert_eq!(e.store.webhooks(None).await.unwrap().iter().map(|w| w.webhook_id.as_str()).collect::<Vec<_>>(), vec!["wh_1"]);
     }
 }

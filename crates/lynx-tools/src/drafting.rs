@@ -69,11 +69,12 @@ pub fn next_actions(ctx: &DraftCtx, facts: &ApprovalFacts, execute_with: Option<
         steps.push("No approval rule covers this draft type yet: ask a tenant administrator to add one in the Kernel.".into());
     } else {
         steps.push(format!(
-            "A human approver ({}; not the creator) approves it: dashboard, `lynx drafts approve {id}` or POST /api/drafts/{id}/approve ({} approval(s) needed).",
+            "A human approver ({}; not the creator) approves it: dashboard /drafts/{id}, `lynx drafts approve {id} --user <approver's user id>` or POST /api/drafts/{id}/approve ({} approval(s) needed).",
             facts.roles.join(", "),
             facts.required
         ));
     }
+    steps.push(format!("Wait for the decision with workflow.domain.status.read {{\"draft_id\": \"{id}\"}}: it says how many approvals it has and when it can be executed."));
     if let Some(tool) = execute_with {
         steps.push(format!("Once APPROVED, execute it exactly once with {tool} (draft_id {id})."));
     }

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use lynx_model::Mode;
+use lynx_model::{Mode, webhook::WebhookFormat};
 use secrecy::SecretString;
 use lynx_store::{DatabaseUrl, SupabaseProject};
 
@@ -56,6 +56,29 @@ pub struct Settings {
     pub key_cache_ms: u64,
     /// Async runtime threads, `LYNX_WORKER_THREADS`; unset: see `worker_threads`.
     pub worker_threads: Option<usize>,
+    pub notifications: NotificationSettings,
+    /// How often this instance expires drafts past their decision deadline, `LYNX_SWEEP_INTERVAL_MS`.
+    pub sweep_interval_ms: u64,
+}
+
+/// Webhook notifications: the subscription to every tenant the environment configures, the key that
+/// signs the stored subscriptions' deliveries, and how deliveries are paced.
+#[derive(Debug, Clone)]
+pub struct NotificationSettings {
+    /// `LYNX_WEBHOOK_URL`: one subscription covering every tenant.
+    pub url: Option<String>,
+    /// `LYNX_WEBHOOK_SECRET` (`whsec_…`): signs what `LYNX_WEBHOOK_URL` receives.
+    pub secret: Option<SecretString>,
+    /// `LYNX_WEBHOOK_FORMAT`: `standard` or `slack`.
+    pub format: WebhookFormat,
+    /// `LYNX_WEBHOOK_KEY_FILE`: the instance key the stored subscriptions' secrets derive from.
+    pub key_file: Option<PathBuf>,
+    /// `LYNX_PUBLIC_URL`: where people reach the dashboard (the links in messages).
+    pub public_url: String,
+    pub retry_base_ms: u64,
+    pub max_age_hours: u64,
+    pub poll_ms: u64,
+    pub timeout_ms: u64,
 }
 
 impl Settings {
@@ -200,7 +223,12 @@ impl Settings {
             Some(v) => Some(v.parse().ok().filter(|n| (1..=256).contains(n)).ok_or_else(|| invalid("LYNX_WORKER_THREADS", &v, "must be a number from 1 to 256"))?),
         };
 
+        let notifications = notification_settings(&var, bind)?;
+        let sweep_interval_ms = number(&var, "LYNX_SWEEP_INTERVAL_MS", 30_000, 100..=3_600_000, "milliseconds from 100 to 3600000")?;
+
         Ok(Self {
+            notifications,
+            sweep_interval_ms,
             key_cache_ms,
             worker_threads,
             supabase,
@@ -219,6 +247,55 @@ impl Settings {
             log_json,
         })
     }
+}
+
+/// A whole number from a variable, within `range`; unset: `default`.
+fn number(var: &impl Fn(&str) -> Option<String>, name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>, what: &str) -> Result<u64, ConfigError> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v.parse().ok().filter(|n| range.contains(n)).ok_or_else(|| invalid(name, &v, format!("must be {what}"))),
+    }
+}
+
+fn notification_settings(var: &impl Fn(&str) -> Option<String>, bind: SocketAddr) -> Result<NotificationSettings, ConfigError> {
+    let format = match var("LYNX_WEBHOOK_FORMAT") {
+        None => WebhookFormat::Standard,
+        Some(v) => WebhookFormat::parse(&v).ok_or_else(|| invalid("LYNX_WEBHOOK_FORMAT", &v, "allowed values are standard or slack"))?,
+    };
+    let url = var("LYNX_WEBHOOK_URL");
+    if let Some(u) = &url {
+        lynx_model::webhook::check_url(u).map_err(|why| invalid("LYNX_WEBHOOK_URL", u, why))?;
+    }
+    let secret = var("LYNX_WEBHOOK_SECRET");
+    if let Some(s) = &secret {
+        // Never echo a secret: name the variable and what is wrong only.
+        lynx_model::webhook::secret_bytes(s).map_err(|why| invalid("LYNX_WEBHOOK_SECRET", "…", why))?;
+    }
+    if url.is_some() && secret.is_none() && format == WebhookFormat::Standard {
+        return Err(ConfigError::Inconsistent(
+            "LYNX_WEBHOOK_URL is set but LYNX_WEBHOOK_SECRET is not: Standard Webhooks deliveries are signed. Create a secret with \
+             `lynx webhooks keygen --secret` and give the receiver the same one (or set LYNX_WEBHOOK_FORMAT=slack for a Slack incoming webhook)."
+                .into(),
+        ));
+    }
+    let public_url = var("LYNX_PUBLIC_URL").unwrap_or_else(|| {
+        let host = if bind.ip().is_unspecified() { "localhost".to_string() } else { bind.ip().to_string() };
+        format!("http://{host}:{}", bind.port())
+    });
+    if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+        return Err(invalid("LYNX_PUBLIC_URL", &public_url, "must be the http:// or https:// address people open the dashboard at"));
+    }
+    Ok(NotificationSettings {
+        url,
+        secret: secret.map(SecretString::from),
+        format,
+        key_file: var("LYNX_WEBHOOK_KEY_FILE").map(PathBuf::from),
+        public_url,
+        retry_base_ms: number(var, "LYNX_WEBHOOK_RETRY_BASE_MS", 10_000, 10..=3_600_000, "milliseconds from 10 to 3600000")?,
+        max_age_hours: number(var, "LYNX_WEBHOOK_MAX_AGE_HOURS", 72, 1..=720, "hours from 1 to 720")?,
+        poll_ms: number(var, "LYNX_WEBHOOK_POLL_MS", 1000, 10..=60_000, "milliseconds from 10 to 60000")?,
+        timeout_ms: number(var, "LYNX_WEBHOOK_TIMEOUT_MS", 10_000, 100..=60_000, "milliseconds from 100 to 60000")?,
+    })
 }
 
 impl Settings {
@@ -298,6 +375,23 @@ mod tests {
         assert!(e.contains("Connection string") && e.contains("LYNX_DATABASE_URL"), "{e}");
         let s = settings(&[("SUPABASE_URL", "https://x.supabase.co"), ("SUPABASE_KEY", "k"), ("SUPABASE_DB_URL", "postgres://u:p@h/db")]).unwrap();
         assert!(s.supabase.is_some() && matches!(s.database, DatabaseUrl::Postgres { .. }));
+    }
+
+    #[test]
+    fn notifications_are_checked_and_never_echo_the_secret() {
+        let s = settings(&[]).unwrap();
+        assert_eq!((s.notifications.url.as_deref(), s.notifications.format, s.notifications.public_url.as_str()), (None, WebhookFormat::Standard, "http://localhost:8000"));
+        let e = settings(&[("LYNX_WEBHOOK_URL", "http://127.0.0.1:9/hook")]).unwrap_err().to_string();
+        assert!(e.contains("LYNX_WEBHOOK_SECRET is not"), "{e}");
+        assert!(settings(&[("LYNX_WEBHOOK_URL", "https://hooks.slack.example/x"), ("LYNX_WEBHOOK_FORMAT", "slack")]).is_ok());
+        let e = settings(&[("LYNX_WEBHOOK_SECRET", "whsec_not*base64")]).unwrap_err().to_string();
+        assert!(e.contains("LYNX_WEBHOOK_SECRET") && !e.contains("not*base64"), "{e}");
+        let e = settings(&[("LYNX_WEBHOOK_URL", "ftp://x")]).unwrap_err().to_string();
+        assert!(e.contains("LYNX_WEBHOOK_URL=\"ftp://x\""), "{e}");
+        let e = settings(&[("LYNX_WEBHOOK_RETRY_BASE_MS", "0")]).unwrap_err().to_string();
+        assert!(e.contains("LYNX_WEBHOOK_RETRY_BASE_MS"), "{e}");
+        let e = settings(&[("LYNX_WEBHOOK_FORMAT", "teams")]).unwrap_err().to_string();
+        assert!(e.contains("standard or slack"), "{e}");
     }
 
     #[test]

@@ -3,10 +3,11 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use lynx_governance::{Pipeline, RuntimeInfo, Services, identity};
+use lynx_governance::{Pipeline, RuntimeInfo, Services, identity, webhooks::WebhookSecrets};
 use lynx_kernel::{EmbeddedKernel, HttpKernel, KernelFile};
 use lynx_model::{Mode, TenantId, UserId, clock::SystemClock, kernel::Kernel};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     cli::output,
@@ -57,11 +58,53 @@ pub async fn store(settings: &Settings) -> Result<Arc<dyn lynx_model::store::Sto
     Ok(store)
 }
 
+/// The instance key stored subscriptions' secrets derive from: `LYNX_WEBHOOK_KEY_FILE`; in dev mode
+/// without it, a key file beside the SQLite database (created on first use, readable by its owner
+/// only), or for an in-memory database a key of this process. Elsewhere none: subscriptions can then
+/// not be added, and say how to configure one.
+pub fn webhook_key(settings: &Settings) -> Result<Option<Vec<u8>>, Fatal> {
+    let read = |path: &std::path::Path| -> Result<Vec<u8>, Fatal> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Fatal(format!("webhook key file {}: cannot be read: {e} (LYNX_WEBHOOK_KEY_FILE)", path.display())))?;
+        lynx_governance::webhooks::parse_instance_key(&text).map_err(|why| Fatal(format!("webhook key file {}: {why}", path.display())))
+    };
+    if let Some(path) = &settings.notifications.key_file {
+        return read(path).map(Some);
+    }
+    match (&settings.mode, &settings.database) {
+        (Mode::Dev, lynx_store::DatabaseUrl::Sqlite { path }) if path == ":memory:" => {
+            Ok(Some(lynx_governance::webhooks::parse_instance_key(&lynx_governance::webhooks::new_instance_key()).map_err(|e| Fatal(e.into()))?))
+        }
+        (Mode::Dev, lynx_store::DatabaseUrl::Sqlite { path }) => {
+            let key_path = std::path::PathBuf::from(format!("{path}.webhook-key"));
+            if !key_path.exists() {
+                write_private(&key_path, &lynx_governance::webhooks::new_instance_key())?;
+            }
+            read(&key_path).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Writes a new file only its owner can read (never replacing one).
+pub fn write_private(path: &std::path::Path, text: &str) -> Result<(), Fatal> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Fatal(format!("cannot create {}: {e}", path.display())))?;
+    file.write_all(format!("{text}\n").as_bytes()).map_err(|e| Fatal(format!("cannot write {}: {e}", path.display())))
+}
+
 /// Connects and migrates storage, loads the Kernel, and fixes the runtime facts.
 pub async fn services(settings: &Settings) -> Result<Services, Fatal> {
     let kernel = kernel(settings)?;
+    let webhooks = WebhookSecrets::new(webhook_key(settings)?, settings.notifications.secret.clone());
     let store = store(settings).await?;
     Ok(Services {
+        webhooks: Arc::new(webhooks),
         audit: lynx_governance::audit::AuditWriter::start(store.clone()),
         keys: Default::default(),
         store,
@@ -120,6 +163,48 @@ pub async fn demo_keys_on_first_run(services: &Services) -> Result<(), Fatal> {
     }
     output::demo_keys(&tenant, &created);
     Ok(())
+}
+
+/// The work every serving instance does beside answering calls: delivering webhooks and expiring
+/// drafts past their decision deadline. Every instance does both; the database hands each delivery
+/// and each expiry to one of them. Stops when `stop` is cancelled.
+pub fn background(services: &Services, settings: &Settings, stop: CancellationToken) -> Result<Vec<tokio::task::JoinHandle<()>>, Fatal> {
+    let n = &settings.notifications;
+    let config = lynx_notify::DeliveryConfig {
+        poll: std::time::Duration::from_millis(n.poll_ms),
+        retry_base: std::time::Duration::from_millis(n.retry_base_ms),
+        max_age: chrono::TimeDelta::hours(n.max_age_hours as i64),
+        timeout: std::time::Duration::from_millis(n.timeout_ms),
+        public_url: n.public_url.clone(),
+    };
+    let deliverer = lynx_notify::Deliverer::new(services.clone(), config).map_err(Fatal)?;
+    let sweeper = services.clone();
+    let interval = std::time::Duration::from_millis(settings.sweep_interval_ms);
+    let sweep_stop = stop.clone();
+    Ok(vec![
+        tokio::spawn(deliverer.run(stop.cancelled_owned())),
+        tokio::spawn(async move {
+            loop {
+                match lynx_governance::approvals::expire_due(&sweeper).await {
+                    Ok(expired) if !expired.is_empty() => tracing::info!(count = expired.len(), "drafts expired without a decision"),
+                    Ok(_) => {}
+                    Err(r) => tracing::warn!(code = %r.code, message = %r.message, "draft expiry sweep failed; it runs again"),
+                }
+                tokio::select! {
+                    _ = sweep_stop.cancelled() => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+            }
+        }),
+    ])
+}
+
+/// Waits a moment for the background work to stop; a delivery cut off mid-send is sent again later
+/// (at least once), by this instance after a restart or by another one when its lease runs out.
+pub async fn finish(background: Vec<tokio::task::JoinHandle<()>>) {
+    for task in background {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+    }
 }
 
 /// The HTTP server, bound and ready.

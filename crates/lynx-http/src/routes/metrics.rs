@@ -61,6 +61,12 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             help(&mut out, "lynx_stuck_executions", "gauge", "Executions STARTED for more than an hour.");
             let _ = writeln!(out, "lynx_stuck_executions {}", q.stuck_executions);
         }
+        if let Ok(d) = services.store.delivery_counts().await {
+            help(&mut out, "lynx_webhook_deliveries", "gauge", "Webhook deliveries by state: queued (no attempt yet), failing (being retried), dead (dead-lettered).");
+            for (state, n) in [("queued", d.queued), ("failing", d.failing), ("dead", d.dead)] {
+                let _ = writeln!(out, "lynx_webhook_deliveries{{state=\"{state}\"}} {n}");
+            }
+        }
     }
     help(&mut out, "lynx_info", "gauge", "This instance's version and mode.");
     let rt = &services.runtime;

@@ -1,5 +1,5 @@
 //! Route handlers: `health` (unauthenticated), `api` (status, tools, audit), `drafts` (the approval
-//! surface) and `operations` (executions and settlements).
+//! surface) `operations` (executions and settlements) and `webhooks` (notification subscriptions).
 
 pub mod api;
 mod body;
@@ -9,3 +9,4 @@ pub mod health;
 pub mod metrics;
 pub mod operations;
 mod query;
+pub mod webhooks;

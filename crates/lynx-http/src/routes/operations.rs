@@ -8,10 +8,9 @@ use axum::{
     body::Bytes,
     extract::{Path, Query, State},
 };
-use lynx_governance::{Authenticated, operations};
+use lynx_governance::{Authenticated, identity, operations};
 use lynx_model::{
     ErrorCode, ExecutionId, PaymentId, Refusal,
-    kernel::PermissionRequest,
     records::ExecutionFilter,
     vocab::{RunStatus, SettlementStatus},
 };
@@ -101,21 +100,14 @@ pub async fn mark_settlement(
     let payment_id: PaymentId = query::id("payment_id", &raw)?;
     let body: SettlementBody = body::json(&bytes)?;
     let services = state.pipeline.services();
-    let request = PermissionRequest {
-        user_id: who.user_id().clone(),
-        tenant_id: who.tenant_id().clone(),
-        action: "settlement_manage".into(),
-        resource_type: "settlement".into(),
-    };
-    let decision = services.kernel.check_permission(&request).await?;
-    if !decision.allowed {
-        return Err(Refusal::new(
-            ErrorCode::PermissionDenied,
-            format!("Permission denied: {}", decision.reason),
-            "Settlements are moved by users whose role holds settlement_manage (for example finance_manager).",
-        )
-        .into());
-    }
+    identity::require_permission(
+        services,
+        &who,
+        "settlement_manage",
+        "settlement",
+        "Settlements are moved by users whose role holds settlement_manage (for example finance_manager).",
+    )
+    .await?;
     let record = operations::mark_settlement(services, who.tenant_id(), payment_id, &body.status, who.user_id().as_str(), body.note).await?;
     Ok(Json(json!(record)))
 }

@@ -9,19 +9,22 @@ use lynx_model::{
     payload::DraftPayload,
     records::{ApprovalRecord, Decision, DecisionOutcome, DraftFilter, DraftInsert, DraftRecord, RollbackAction, TransitionOutcome},
     store::StoreResult,
+    webhook::{WebhookEventType, draft_data},
 };
 use serde_json::Value;
 
 use crate::{
     db::{self, Db},
     error::corrupt,
+    ops::webhooks,
     row::Row,
     sql::Query,
 };
 
 pub(crate) const COLUMNS: &str = "draft_id, tenant_id, draft_type, payload, status, risk_level, created_by, created_at, \
     updated_at, source_context, recommended_approvers, preview_markdown, request_id, request_fingerprint, response_payload, \
-    submitted_at, submitted_by, approved_at, approved_by, rejected_at, rejected_by, rejection_reason, cancelled_at, cancelled_by";
+    submitted_at, submitted_by, decision_due_at, approved_at, approved_by, rejected_at, rejected_by, rejection_reason, \
+    cancelled_at, cancelled_by";
 
 fn risk(s: &str) -> Option<Risk> {
     match s {
@@ -52,6 +55,7 @@ pub(crate) fn draft(mut r: Row) -> StoreResult<DraftRecord> {
         response_payload: r.opt_json("response_payload")?,
         submitted_at: r.opt_time("submitted_at")?,
         submitted_by: r.opt_text("submitted_by")?,
+        decision_due_at: r.opt_time("decision_due_at")?,
         approved_at: r.opt_time("approved_at")?,
         approved_by: r.opt_text("approved_by")?,
         rejected_at: r.opt_time("rejected_at")?,
@@ -68,8 +72,8 @@ async fn insert_row(db: &mut dyn Db, d: &DraftRecord) -> StoreResult<u64> {
     let q = Query::new(
         "INSERT INTO lynx_drafts (draft_id, tenant_id, draft_type, payload, status, risk_level, created_by, created_at, \
          updated_at, source_context, recommended_approvers, preview_markdown, request_id, request_fingerprint, response_payload, \
-         submitted_at, submitted_by, approved_at, approved_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) ON CONFLICT DO NOTHING",
+         submitted_at, submitted_by, decision_due_at, approved_at, approved_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT DO NOTHING",
     )
     .bind(d.draft_id)
     .bind(&d.tenant_id)
@@ -88,6 +92,7 @@ async fn insert_row(db: &mut dyn Db, d: &DraftRecord) -> StoreResult<u64> {
     .bind(d.response_payload.as_ref())
     .bind(d.submitted_at)
     .bind(d.submitted_by.as_deref())
+    .bind(d.decision_due_at)
     .bind(d.approved_at)
     .bind(d.approved_by.as_deref());
     db.execute(&q).await
@@ -231,6 +236,14 @@ pub(crate) async fn decide(
     };
     db.execute(&update.bind(tenant).bind(id)).await?;
     let decided = lock(db, tenant, id).await?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
+    let (event, counts) = match decision {
+        Decision::Rejected => (WebhookEventType::DraftRejected, (approvals as u32, required)),
+        Decision::Approved => (WebhookEventType::DraftApproved, (approvals as u32, required)),
+    };
+    let subscribers = webhooks::subscribers(db, tenant, event).await?;
+    let mut data = draft_data(&decided, Some(counts));
+    data["decided_by"] = serde_json::json!(approver);
+    webhooks::publish(db, &subscribers, tenant, event, data, at).await?;
     Ok(DecisionOutcome::Recorded { draft: Box::new(decided), approvals: approvals as u32 })
 }
 
@@ -257,6 +270,12 @@ pub(crate) async fn transition(db: &mut dyn Db, tenant: &TenantId, id: DraftId, 
         other => return Err(corrupt(format!("transition {other:?} is applied by its own operation"))),
     }
     let moved = lock(db, tenant, id).await?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
+    if transition == Transition::Cancel {
+        let subscribers = webhooks::subscribers(db, tenant, WebhookEventType::DraftCancelled).await?;
+        let mut data = draft_data(&moved, None);
+        data["cancelled_by"] = serde_json::json!(by);
+        webhooks::publish(db, &subscribers, tenant, WebhookEventType::DraftCancelled, data, at).await?;
+    }
     Ok(TransitionOutcome::Done(Box::new(moved)))
 }
 
@@ -264,7 +283,7 @@ pub(crate) async fn transition(db: &mut dyn Db, tenant: &TenantId, id: DraftId, 
 /// rolled back, so submitting again is a new, allowed execution. Payments and publications stay.
 pub(crate) async fn return_to_draft(db: &mut dyn Db, tenant: &TenantId, id: DraftId, by: &str, at: DateTime<Utc>) -> StoreResult<()> {
     let q = Query::new(
-        "UPDATE lynx_drafts SET status = 'DRAFT', submitted_at = NULL, submitted_by = NULL, approved_at = NULL, approved_by = NULL, \
+        "UPDATE lynx_drafts SET status = 'DRAFT', submitted_at = NULL, submitted_by = NULL, decision_due_at = NULL, approved_at = NULL, approved_by = NULL, \
          rejected_at = NULL, rejected_by = NULL, rejection_reason = NULL, cancelled_at = NULL, cancelled_by = NULL, updated_at = $1 \
          WHERE tenant_id = $2 AND draft_id = $3",
     )
@@ -291,4 +310,38 @@ pub(crate) async fn return_to_draft(db: &mut dyn Db, tenant: &TenantId, id: Draf
         db.execute(&q).await?;
     }
     Ok(())
+}
+
+/// Expires the drafts whose decision deadline passed: each `SUBMITTED` row is moved once, by one
+/// guarded UPDATE, whichever instance sweeps first; the others find nothing.
+pub(crate) async fn expire(db: &mut dyn Db, now: DateTime<Utc>) -> StoreResult<Vec<DraftRecord>> {
+    let due = db::fetch_all(
+        db,
+        Query::new("SELECT draft_id, tenant_id FROM lynx_drafts WHERE status = 'SUBMITTED' AND decision_due_at < $1 ORDER BY decision_due_at LIMIT 100").bind(now),
+        |mut r| Ok((r.id::<DraftId>("draft_id")?, r.tenant("tenant_id")?)),
+    )
+    .await?;
+    let mut expired = Vec::new();
+    for (id, tenant) in due {
+        let Some(current) = lock(db, &tenant, id).await? else { continue };
+        let Some(due_at) = current.decision_due_at.filter(|d| current.status == DraftStatus::Submitted && *d < now) else { continue };
+        let waited = current.submitted_at.map(|s| due_at - s).unwrap_or_default();
+        let reason = format!("expired: no decision within {}", lynx_model::kernel::hours_text(waited.num_milliseconds() as f64 / 3_600_000.0));
+        let q = Query::new(
+            "UPDATE lynx_drafts SET status = 'REJECTED', rejected_at = $1, rejected_by = 'system', rejection_reason = $2, updated_at = $1 \
+             WHERE tenant_id = $3 AND draft_id = $4 AND status = 'SUBMITTED'",
+        )
+        .bind(now)
+        .bind(reason.as_str())
+        .bind(&tenant)
+        .bind(id);
+        if db.execute(&q).await? == 0 {
+            continue;
+        }
+        let done = lock(db, &tenant, id).await?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
+        let subscribers = webhooks::subscribers(db, &tenant, WebhookEventType::DraftExpired).await?;
+        webhooks::publish(db, &subscribers, &tenant, WebhookEventType::DraftExpired, draft_data(&done, None), now).await?;
+        expired.push(done);
+    }
+    Ok(expired)
 }

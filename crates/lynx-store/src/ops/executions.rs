@@ -11,13 +11,14 @@ use lynx_model::{
     store::{MonitoringFacts, StoreResult, effect_transition},
     vocab::{RunStatus, SettlementStatus},
     draft::DraftStatus,
+    webhook::{WebhookEventType, draft_data},
 };
 use serde_json::{Value, json};
 
 use crate::{
     db::{self, Db},
     error::corrupt,
-    ops::drafts::return_to_draft,
+    ops::{drafts, drafts::return_to_draft, webhooks},
     row::Row,
     sql::Query,
 };
@@ -139,19 +140,24 @@ pub(crate) async fn complete(db: &mut dyn Db, e: &ExecutionRecord, effect: &Effe
         None => return Err(corrupt("completing an execution that was never claimed")),
     }
     let (from, to) = effect_transition(effect);
-    let submitted = to == DraftStatus::Submitted;
+    let submit = match effect {
+        Effect::Submit(s) => Some(s),
+        _ => None,
+    };
     let moved = Query::new(
         "UPDATE lynx_drafts SET status = $1, updated_at = $2, \
-         submitted_at = CASE WHEN $3 THEN $2 ELSE submitted_at END, submitted_by = CASE WHEN $3 THEN $4 ELSE submitted_by END \
+         submitted_at = CASE WHEN $3 THEN $2 ELSE submitted_at END, submitted_by = CASE WHEN $3 THEN $4 ELSE submitted_by END, \
+         decision_due_at = CASE WHEN $3 THEN $8 ELSE decision_due_at END \
          WHERE tenant_id = $5 AND draft_id = $6 AND status = $7",
     )
     .bind(to.as_str())
     .bind(at)
-    .bind(submitted)
+    .bind(submit.is_some())
     .bind(&e.actor_id)
     .bind(tenant)
     .bind(draft)
-    .bind(from.as_str());
+    .bind(from.as_str())
+    .bind(submit.map(|s| s.decision_due_at));
     if db.execute(&moved).await? == 0 {
         let now = db::text(db, Query::new("SELECT status FROM lynx_drafts WHERE tenant_id = $1 AND draft_id = $2").bind(tenant).bind(draft))
             .await?
@@ -159,7 +165,14 @@ pub(crate) async fn complete(db: &mut dyn Db, e: &ExecutionRecord, effect: &Effe
         return Ok(Completion::DraftMoved(DraftStatus::parse(&now).ok_or_else(|| corrupt(format!("unknown draft status {now:?}")))?));
     }
     match effect {
-        Effect::Submit => {}
+        Effect::Submit(s) => {
+            let subscribers = webhooks::subscribers(db, tenant, WebhookEventType::DraftSubmitted).await?;
+            if !subscribers.is_empty() {
+                let submitted = drafts::get(db, Some(tenant), draft).await?.ok_or_else(|| corrupt("the execution's draft vanished"))?;
+                let data = draft_data(&submitted, Some((0, s.approvals_required)));
+                webhooks::publish(db, &subscribers, tenant, WebhookEventType::DraftSubmitted, data, at).await?;
+            }
+        }
         Effect::Publish(w) => {
             let q = Query::new(
                 "INSERT INTO lynx_workflows (workflow_id, tenant_id, draft_id, execution_id, name, workflow_kind, steps, status, created_at, updated_at) \
@@ -211,6 +224,17 @@ pub(crate) async fn complete(db: &mut dyn Db, e: &ExecutionRecord, effect: &Effe
     .bind(execution_id);
     db.execute(&q).await?;
     let done = get_in(db, tenant, execution_id, false).await?.ok_or_else(|| corrupt("execution vanished"))?;
+    if submit.is_none() {
+        let subscribers = webhooks::subscribers(db, tenant, WebhookEventType::ExecutionSucceeded).await?;
+        if !subscribers.is_empty() {
+            let executed = drafts::get(db, Some(tenant), draft).await?.ok_or_else(|| corrupt("the execution's draft vanished"))?;
+            let mut data = draft_data(&executed, None);
+            data["execution_id"] = serde_json::json!(execution_id);
+            data["tool_id"] = serde_json::json!(e.tool_id);
+            data["result"] = result.clone();
+            webhooks::publish(db, &subscribers, tenant, WebhookEventType::ExecutionSucceeded, data, at).await?;
+        }
+    }
     Ok(Completion::Succeeded(Box::new(done)))
 }
 
@@ -223,7 +247,20 @@ pub(crate) async fn fail(db: &mut dyn Db, tenant: &TenantId, id: ExecutionId, er
     .bind(at)
     .bind(id)
     .bind(tenant);
-    db.execute(&q).await.map(drop)
+    if db.execute(&q).await? == 0 {
+        return Ok(());
+    }
+    let subscribers = webhooks::subscribers(db, tenant, WebhookEventType::ExecutionFailed).await?;
+    if subscribers.is_empty() {
+        return Ok(());
+    }
+    let failed = get_in(db, tenant, id, false).await?.ok_or_else(|| corrupt("execution vanished"))?;
+    let draft = drafts::get(db, Some(tenant), failed.draft_id).await?.ok_or_else(|| corrupt("the execution's draft vanished"))?;
+    let mut data = draft_data(&draft, None);
+    data["execution_id"] = serde_json::json!(id);
+    data["tool_id"] = serde_json::json!(failed.tool_id);
+    data["error"] = serde_json::json!(error);
+    webhooks::publish(db, &subscribers, tenant, WebhookEventType::ExecutionFailed, data, at).await
 }
 
 pub(crate) async fn get(db: &mut dyn Db, tenant: Option<&TenantId>, id: ExecutionId) -> StoreResult<Option<ExecutionRecord>> {

@@ -9,3 +9,4 @@ pub(crate) mod executions;
 pub(crate) mod keys;
 pub(crate) mod reads;
 pub(crate) mod settlements;
+pub(crate) mod webhooks;

@@ -8,12 +8,14 @@ use lynx_model::{
     records::{SettlementChange, SettlementRecord},
     store::StoreResult,
     vocab::{PaymentStatus, SettlementStatus},
+    webhook::WebhookEventType,
 };
 use serde_json::{Value, json};
 
 use crate::{
     db::{self, Db},
     error::corrupt,
+    ops::webhooks,
     row::Row,
     sql::Query,
 };
@@ -73,7 +75,7 @@ pub(crate) async fn set_status(
     if !current.status.next().contains(&to) {
         return Ok(SettlementChange::WrongStatus(current.status));
     }
-    let mut metadata = current.metadata;
+    let mut metadata = current.metadata.clone();
     if !metadata.is_object() {
         metadata = json!({});
     }
@@ -94,5 +96,12 @@ pub(crate) async fn set_status(
         db.execute(&q).await?;
     }
     let done = get_in(db, tenant, payment, false).await?.ok_or_else(|| corrupt("settlement vanished"))?;
+    let data = json!({
+        "tenant_id": tenant, "payment_id": payment, "from": current.status, "status": done.status,
+        "payment_status": done.payment_status, "amount": done.amount, "currency": done.currency, "vendor_id": done.vendor_id,
+        "updated_by": by, "note": note,
+    });
+    let subscribers = webhooks::subscribers(db, tenant, WebhookEventType::SettlementUpdated).await?;
+    webhooks::publish(db, &subscribers, tenant, WebhookEventType::SettlementUpdated, data, at).await?;
     Ok(SettlementChange::Done(Box::new(done)))
 }

@@ -10,7 +10,8 @@ pub mod workflow_draft_publish;
 use lynx_governance::ExecCtx;
 use lynx_model::{ErrorCode, Refusal, records::Decision};
 
-/// Check 9's policy half: the approvals recorded must still satisfy the Kernel's current rule.
+/// Check 9's policy half: the approvals recorded must still satisfy the Kernel's current rule, and the
+/// approval must still be within the rule's validity.
 pub(crate) async fn approvals_still_satisfy_policy(ctx: &ExecCtx) -> Result<(), Refusal> {
     let draft = ctx.draft();
     let policies = ctx.kernel().policies().await?;
@@ -37,5 +38,5 @@ pub(crate) async fn approvals_still_satisfy_policy(ctx: &ExecCtx) -> Result<(), 
             "Have further approvers approve the draft, then execute again.",
         ));
     }
-    Ok(())
+    lynx_governance::approvals::approval_in_force(draft, rule, ctx.now())
 }

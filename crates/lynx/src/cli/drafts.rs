@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use lynx_governance::{approvals, identity};
+use lynx_governance::{approvals, draft_status, identity};
 use lynx_model::{
     TenantId, UserId,
     draft::{DraftStatus, DraftType},
@@ -106,6 +106,9 @@ fn print_draft(d: &DraftRecord) {
     if let Some(reason) = &d.rejection_reason {
         output::line(&format!("  rejection reason: {reason}"));
     }
+    if let (DraftStatus::Submitted, Some(due)) = (d.status, d.decision_due_at) {
+        output::line(&format!("  decision due by {} (then it expires: REJECTED by system)", due.format("%Y-%m-%d %H:%M:%S")));
+    }
     output::line(&format!("  recommended approvers: {}", d.recommended_approvers.join(", ")));
     output::line(&format!("  payload: {}", d.payload.to_json()));
 }
@@ -129,15 +132,17 @@ pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fata
                         vec![
                             d.draft_id.to_string(), d.tenant_id.to_string(), d.draft_type.to_string(), d.status.to_string(),
                             d.risk_level.to_string(), d.created_by.clone(), d.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                            d.decision_due_at.filter(|_| d.status == DraftStatus::Submitted).map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into()),
                         ]
                     })
                     .collect();
-                output::table(&["DRAFT_ID", "TENANT", "TYPE", "STATUS", "RISK", "CREATED_BY", "CREATED (UTC)"], &rows);
+                output::table(&["DRAFT_ID", "TENANT", "TYPE", "STATUS", "RISK", "CREATED_BY", "CREATED (UTC)", "DECISION DUE (UTC)"], &rows);
             }
         }
         Command::Show { draft_id, json } => {
             let d = find(&services, &draft_id).await?;
             let approvals = services.store.approvals(&d.tenant_id, d.draft_id).await?;
+            let state = draft_status::read(&services, &d.tenant_id, d.draft_id).await.map_err(refusal)?;
             let executions = services
                 .store
                 .executions(Some(&d.tenant_id), &ExecutionFilter { draft_id: Some(d.draft_id), limit: 100, ..Default::default() })
@@ -146,9 +151,19 @@ pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fata
                 let mut v = serde_json::to_value(&d).unwrap_or_default();
                 v["approvals"] = serde_json::json!(approvals);
                 v["executions"] = serde_json::json!(executions);
+                v["state"] = serde_json::json!(state);
                 output::json(&v);
             } else {
                 print_draft(&d);
+                if let Some(state) = &state {
+                    output::line(&format!("  approvals: {} of {}", state.approvals_recorded, state.approvals_required));
+                    if let (DraftStatus::Approved, Some(until)) = (state.status, state.expires_at) {
+                        output::line(&format!("  approval good for execution until {}", until.format("%Y-%m-%d %H:%M:%S")));
+                    }
+                    for step in &state.next_actions {
+                        output::line(&format!("  next: {step}"));
+                    }
+                }
                 for a in &approvals {
                     output::line(&format!("  decision: {} by {} at {} {}", a.decision.as_str(), a.approver_id, a.created_at.format("%Y-%m-%d %H:%M:%S"), a.notes.as_deref().unwrap_or("")));
                 }

@@ -46,9 +46,16 @@ pub async fn run(settings: &Settings, args: Args) -> Result<ExitCode, Fatal> {
             }
         },
     };
-    let pipeline = startup::pipeline(startup::services(settings).await?);
+    let services = startup::services(settings).await?;
+    // A desktop agent's own Lynx delivers what its calls cause, and expires drafts, like a server.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let background = startup::background(&services, settings, stop.clone())?;
+    let pipeline = startup::pipeline(services);
     let who = pipeline.authenticate(&credential).await.map_err(|r| Fatal(format!("{}: {}", r.code, r.message)))?;
     tracing::info!(tenant = %who.tenant_id(), user = %who.user_id(), "serving MCP over stdio");
-    LynxMcp::for_session(pipeline, credential).serve_stdio().await.map_err(|e| Fatal(format!("MCP stdio session ended: {e}")))?;
+    let served = LynxMcp::for_session(pipeline, credential).serve_stdio().await;
+    stop.cancel();
+    startup::finish(background).await;
+    served.map_err(|e| Fatal(format!("MCP stdio session ended: {e}")))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -15,6 +15,7 @@ mod serve;
 mod settlements;
 mod status;
 mod tools;
+mod webhooks;
 
 use std::process::ExitCode;
 
@@ -69,6 +70,9 @@ enum Command {
     Maintenance(maintenance::Command),
     /// The runbook's monitoring metrics with OK/ALERT (exit code 2 when any alert fires).
     Metrics(metrics::Args),
+    /// Webhook notifications: subscriptions, deliveries, keys.
+    #[command(subcommand)]
+    Webhooks(webhooks::Command),
     /// The reference Kernel server.
     #[command(subcommand)]
     Kernel(kernel::Command),
@@ -98,6 +102,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Maintenance(cmd) => maintenance::run(&settings, cmd).await,
         Command::Kernel(cmd) => kernel::run(&settings, cmd).await,
         Command::Metrics(args) => metrics::run(&settings, args).await,
+        Command::Webhooks(cmd) => webhooks::run(&settings, cmd).await,
     };
     match result {
         Ok(code) => code,

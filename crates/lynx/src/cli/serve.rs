@@ -1,6 +1,9 @@
-//! `lynx serve`: migrate, create demo keys on a first dev start, then serve HTTP until SIGTERM.
+//! `lynx serve`: migrate, create demo keys on a first dev start, then serve HTTP — and deliver
+//! webhooks and expire overdue drafts beside it — until SIGTERM.
 
 use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     cli::output,
@@ -11,10 +14,19 @@ use crate::{
 pub async fn run(settings: &Settings) -> Result<ExitCode, Fatal> {
     let services = startup::services(settings).await?;
     startup::demo_keys_on_first_run(&services).await?;
+    // The server's environment is the configuration of the subscription to every tenant: set it, or
+    // remove it when the variable is gone.
+    let n = &settings.notifications;
+    services.store.set_env_webhook(n.url.as_deref(), n.format, services.clock.now()).await?;
+    let stop = CancellationToken::new();
+    let background = startup::background(&services, settings, stop.clone())?;
     let kernel = services.kernel.describe();
     let app = Application::build(settings, startup::pipeline(services)).await?;
     tracing::info!(mode = %settings.mode, storage = %settings.database.describe(), %kernel, "Lynx started");
     output::line(&format!("lynx: listening on http://{} (MCP at /mcp)", app.addr()));
-    app.run_until_stopped().await?;
+    let served = app.run_until_stopped().await;
+    stop.cancel();
+    startup::finish(background).await;
+    served?;
     Ok(ExitCode::SUCCESS)
 }

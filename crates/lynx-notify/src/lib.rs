@@ -1,0 +1,157 @@
+//! Webhook delivery. The transitions put events in the outbox (in their own transactions); this claims
+//! the deliveries that are due — each by one instance, for a lease — sends them with a bounded timeout,
+//! and records each attempt: delivered, retried later with exponential backoff and jitter, or, past the
+//! maximum age, dead-lettered. Every attempt of an event carries the same `webhook-id`, so a receiver
+//! deduplicates what at-least-once delivery may repeat.
+
+mod slack;
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use lynx_governance::Services;
+use lynx_model::webhook::{Attempt, DueDelivery, WebhookFormat, secret_bytes, signature};
+
+/// How deliveries are paced.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// How often to look for due deliveries (`LYNX_WEBHOOK_POLL_MS`).
+    pub poll: Duration,
+    /// The wait before the first retry; each next one doubles, up to an hour (`LYNX_WEBHOOK_RETRY_BASE_MS`).
+    pub retry_base: Duration,
+    /// How long an event is retried before it is dead-lettered (`LYNX_WEBHOOK_MAX_AGE_HOURS`).
+    pub max_age: TimeDelta,
+    /// One attempt's timeout (`LYNX_WEBHOOK_TIMEOUT_MS`).
+    pub timeout: Duration,
+    /// Where the dashboard is, for links in Slack messages (`LYNX_PUBLIC_URL`).
+    pub public_url: String,
+}
+
+/// The most deliveries one round claims.
+const BATCH: u32 = 32;
+
+pub struct Deliverer {
+    services: Services,
+    client: reqwest::Client,
+    config: DeliveryConfig,
+}
+
+impl Deliverer {
+    pub fn new(services: Services, config: DeliveryConfig) -> Result<Self, String> {
+        // One process-wide TLS provider (ring), chosen once; a second install is a harmless no-op.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("lynx-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))?;
+        Ok(Self { services, client, config })
+    }
+
+    /// Delivers until `stop` resolves.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            let sent = self.round().await;
+            if sent == BATCH as usize {
+                continue;
+            }
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(self.config.poll) => {}
+            }
+        }
+    }
+
+    /// One round: claims what is due and sends it, concurrently; how many it claimed.
+    pub async fn round(&self) -> usize {
+        let now = self.services.clock.now();
+        // The lease outlives an attempt's timeout, so no other instance takes a delivery mid-send.
+        let lease = TimeDelta::from_std(self.config.timeout * 3).unwrap_or(TimeDelta::seconds(30));
+        let due = match self.services.store.claim_deliveries(now, now + lease, BATCH).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook deliveries not claimed");
+                return 0;
+            }
+        };
+        let n = due.len();
+        let sends = due.into_iter().map(|d| self.deliver(d));
+        // Side by side: one slow receiver does not hold up the others.
+        for (event_id, webhook_id, attempt) in futures_util::future::join_all(sends).await {
+            if let Err(e) = self.services.store.record_attempt(&event_id, &webhook_id, &attempt, self.services.clock.now()).await {
+                tracing::warn!(error = %e, %event_id, %webhook_id, "webhook attempt not recorded; it will be sent again");
+            }
+        }
+        n
+    }
+
+    async fn deliver(&self, due: DueDelivery) -> (String, String, Attempt) {
+        let (event_id, webhook_id) = (due.delivery.event_id.clone(), due.delivery.webhook_id.clone());
+        let attempt = match self.send(&due).await {
+            Ok(status) if (200..300).contains(&status) => Attempt::Delivered { status },
+            Ok(status) => self.failed(&due, Some(status), format!("the receiver answered HTTP {status}")),
+            Err(error) => self.failed(&due, None, error),
+        };
+        match &attempt {
+            Attempt::Delivered { .. } => tracing::debug!(%event_id, %webhook_id, "webhook delivered"),
+            Attempt::Failed { error, retry_at, .. } => tracing::info!(%event_id, %webhook_id, %error, ?retry_at, "webhook not delivered"),
+        }
+        (event_id, webhook_id, attempt)
+    }
+
+    async fn send(&self, due: &DueDelivery) -> Result<u16, String> {
+        let (body, signed) = match due.format {
+            WebhookFormat::Standard => (due.payload.to_string(), true),
+            WebhookFormat::Slack => (slack::message(&due.payload, &self.config.public_url).to_string(), false),
+        };
+        let mut request = self.client.post(&due.url).header("content-type", "application/json");
+        if signed {
+            let secret = self.services.webhooks.secret_for(&due.delivery.webhook_id).map_err(|r| r.message)?;
+            let key = secret_bytes(&secret)?;
+            let timestamp = self.services.clock.now().timestamp();
+            request = request
+                .header("webhook-id", &due.delivery.event_id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signature(&key, &due.delivery.event_id, timestamp, body.as_bytes()));
+        }
+        let response = request.body(body).send().await.map_err(|e| {
+            if e.is_timeout() { format!("no answer within {} ms", self.config.timeout.as_millis()) } else { format!("cannot reach the receiver: {}", e.without_url()) }
+        })?;
+        Ok(response.status().as_u16())
+    }
+
+    /// A failed attempt: retried after a backoff, or dead-lettered once the event is too old.
+    fn failed(&self, due: &DueDelivery, status: Option<u16>, error: String) -> Attempt {
+        let now = self.services.clock.now();
+        let retry_at = next_attempt(due.delivery.attempts + 1, now, self.config.retry_base).filter(|at| *at - due.delivery.created_at <= self.config.max_age);
+        Attempt::Failed { status, error, retry_at }
+    }
+}
+
+/// When to try again after `attempts` failures: base × 2^(attempts − 1), at most an hour, ± a quarter
+/// of it at random so that receivers coming back are not hit by every sender at once.
+fn next_attempt(attempts: i64, now: DateTime<Utc>, base: Duration) -> Option<DateTime<Utc>> {
+    let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
+    let delay = base.saturating_mul(2u32.saturating_pow(exp)).min(Duration::from_secs(3600));
+    let jitter = 0.75 + rand::random::<f64>() * 0.5;
+    let delay = TimeDelta::from_std(delay.mul_f64(jitter)).ok()?;
+    Some(now + delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_with_jitter_up_to_an_hour() {
+        let now = Utc::now();
+        let base = Duration::from_secs(10);
+        for (attempts, nominal) in [(1, 10.0), (2, 20.0), (3, 40.0), (12, 3600.0)] {
+            let wait = (next_attempt(attempts, now, base).unwrap() - now).num_milliseconds() as f64 / 1000.0;
+            assert!(wait >= nominal * 0.75 - 0.01 && wait <= nominal * 1.25 + 0.01, "{attempts}: {wait}");
+        }
+    }
+}
