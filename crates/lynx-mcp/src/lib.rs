@@ -3,17 +3,23 @@
 //! and a structured `{"error": {code, message, run_id, hint}}`; every result carries `lynx/run_id` in
 //! its `_meta`. Serves stdio (`lynx mcp`) and streamable HTTP (mounted by `lynx-http`).
 
-use std::{borrow::Cow, sync::Arc};
+use std::{
+    borrow::Cow,
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use lynx_governance::{Authenticated, CallOutcome, Credential, Pipeline, ToolDefinition};
 use lynx_model::error::{ErrorBody, ErrorEnvelope};
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler, ServiceExt,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult, MetaObject,
-        PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListResourceTemplatesResult,
+        ListToolsResult, MetaObject, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+        ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool,
+        ToolAnnotations, UnsubscribeRequestParams,
     },
-    service::RequestContext,
+    service::{RequestContext, SubscriptionContext},
     transport::streamable_http_server::{
         StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
     },
@@ -21,6 +27,7 @@ use rmcp::{
 use serde_json::{Value, json};
 
 pub mod jsonrpc;
+pub mod resources;
 
 pub use rmcp::transport::streamable_http_server::StreamableHttpServerConfig as HttpConfig;
 
@@ -42,6 +49,8 @@ pub struct LynxMcp {
     pipeline: Arc<Pipeline>,
     identity: Identity,
     tools: Arc<Vec<Tool>>,
+    /// A stdio session's `resources/subscribe` watches, by URI, so `unsubscribe` can stop one.
+    watches: Arc<Mutex<HashMap<String, tokio_util::sync::CancellationToken>>>,
 }
 
 const INSTRUCTIONS: &str = "Lynx is a governed action server. Domain tools (*.domain.*) read; cluster tools (*.cluster.*) \
@@ -51,7 +60,7 @@ permission-checked and audited; a refusal says what blocked it and what to do ne
 impl LynxMcp {
     fn new(pipeline: Pipeline, identity: Identity) -> Self {
         let tools = pipeline.registry().definitions().iter().map(to_mcp_tool).collect();
-        Self { pipeline: Arc::new(pipeline), identity, tools: Arc::new(tools) }
+        Self { pipeline: Arc::new(pipeline), identity, tools: Arc::new(tools), watches: Default::default() }
     }
 
     /// A handler whose calls all run as one credential (stdio).
@@ -82,6 +91,27 @@ impl LynxMcp {
                 // Unreachable behind the HTTP auth layer; an empty key is refused by the identity gate.
                 .unwrap_or_else(|| Credential::ApiKey("".into())),
         }
+    }
+
+    /// Subscriptions need a session that outlives a request to carry notifications: stdio's. Over
+    /// HTTP (stateless, one JSON answer per request) a client polls the resource or the status tool.
+    fn offers_subscriptions(&self) -> bool {
+        matches!(self.identity, Identity::Session(_))
+    }
+
+    /// Starts watching a draft for this session; the watch ends with `stop`, or when `notify` fails.
+    fn spawn_watch<F, Fut>(&self, credential: Credential, watched: resources::Watched, stop: tokio_util::sync::CancellationToken, notify: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = bool> + Send,
+    {
+        let pipeline = self.pipeline.as_ref().clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = resources::watch(pipeline, credential, watched, notify) => {}
+            }
+        });
     }
 }
 
@@ -144,7 +174,9 @@ pub fn to_call_result(outcome: CallOutcome) -> CallToolResult {
 
 impl ServerHandler for LynxMcp {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = ServerCapabilities::builder().enable_tools().enable_resources();
+        let capabilities = if self.offers_subscriptions() { capabilities.enable_resources_subscribe().build() } else { capabilities.build() };
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("lynx", env!("CARGO_PKG_VERSION")).with_title("Lynx governed action server"))
             .with_instructions(INSTRUCTIONS)
     }
@@ -155,6 +187,72 @@ impl ServerHandler for LynxMcp {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(ListResourceTemplatesResult::with_all_items(resources::templates()))
+    }
+
+    async fn read_resource(&self, request: ReadResourceRequestParams, context: RequestContext<RoleServer>) -> Result<ReadResourceResponse, McpError> {
+        let credential = self.credential(&context);
+        resources::read(&self.pipeline, &credential, &request.uri).await.map(Into::into)
+    }
+
+    /// 2026-07-28: `subscriptions/listen` takes the draft URIs this session may watch.
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        if !self.offers_subscriptions() {
+            return None;
+        }
+        let uris = requested.resource_subscriptions.iter().flatten().filter(|u| resources::parse_draft_uri(u).is_some()).cloned();
+        Some(SubscriptionFilter::builder().resource_subscriptions(uris).build())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let credential = self.credential(context.request_context());
+        let stop = tokio_util::sync::CancellationToken::new();
+        for uri in context.accepted().resource_subscriptions.iter().flatten() {
+            let watched = resources::subscribable(&self.pipeline, &credential, uri).await?;
+            let (sink, uri) = (context.sink().clone(), uri.clone());
+            self.spawn_watch(credential.clone(), watched, stop.child_token(), move || {
+                let (sink, uri) = (sink.clone(), uri.clone());
+                async move { sink.notify_resource_updated(uri).await.is_ok() }
+            });
+        }
+        context.cancelled().await;
+        stop.cancel();
+        Ok(())
+    }
+
+    /// 2025-11-25: `resources/subscribe`, on stdio sessions.
+    #[allow(deprecated)]
+    async fn subscribe(&self, request: SubscribeRequestParams, context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        if !self.offers_subscriptions() {
+            return Err(McpError::method_not_found::<rmcp::model::SubscribeRequestMethod>());
+        }
+        let credential = self.credential(&context);
+        let watched = resources::subscribable(&self.pipeline, &credential, &request.uri).await?;
+        let stop = tokio_util::sync::CancellationToken::new();
+        if let Some(previous) = self.watches.lock().unwrap_or_else(|p| p.into_inner()).insert(request.uri.clone(), stop.clone()) {
+            previous.cancel();
+        }
+        let (peer, uri) = (context.peer.clone(), request.uri);
+        self.spawn_watch(credential, watched, stop, move || {
+            let (peer, uri) = (peer.clone(), uri.clone());
+            async move { peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri)).await.is_ok() }
+        });
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(&self, request: UnsubscribeRequestParams, _context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        if let Some(stop) = self.watches.lock().unwrap_or_else(|p| p.into_inner()).remove(&request.uri) {
+            stop.cancel();
+        }
+        Ok(())
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -65,7 +65,7 @@ impl Deliverer {
         }
     }
 
-    /// One round: claims what is due and sends it, concurrently; how many it claimed.
+    /// One round: claims what is due and sends it; how many it claimed.
     pub async fn round(&self) -> usize {
         let now = self.services.clock.now();
         // The lease outlives an attempt's timeout, so no other instance takes a delivery mid-send.
@@ -78,13 +78,35 @@ impl Deliverer {
             }
         };
         let n = due.len();
-        let sends = due.into_iter().map(|d| self.deliver(d));
-        // Side by side: one slow receiver does not hold up the others.
-        for (event_id, webhook_id, attempt) in futures_util::future::join_all(sends).await {
-            if let Err(e) = self.services.store.record_attempt(&event_id, &webhook_id, &attempt, self.services.clock.now()).await {
-                tracing::warn!(error = %e, %event_id, %webhook_id, "webhook attempt not recorded; it will be sent again");
+        // Each subscription's deliveries go one after another, oldest first, so a receiver sees a
+        // draft's events in the order they happened (retries aside); subscriptions go side by side,
+        // so one slow receiver holds up only itself.
+        let mut by_webhook: Vec<Vec<DueDelivery>> = Vec::new();
+        for d in due {
+            match by_webhook.iter_mut().find(|q| q[0].delivery.webhook_id == d.delivery.webhook_id) {
+                Some(queue) => queue.push(d),
+                None => by_webhook.push(vec![d]),
             }
         }
+        let queues = by_webhook.into_iter().map(|mut queue| async move {
+            queue.sort_by(|a, b| (a.delivery.created_at, &a.delivery.event_id).cmp(&(b.delivery.created_at, &b.delivery.event_id)));
+            let started = std::time::Instant::now();
+            for d in queue {
+                // A queue stops when its receiver fails or when one more attempt could outlast the
+                // lease; what is left is claimed again once the lease runs out, never twice at once.
+                if started.elapsed() >= self.config.timeout {
+                    break;
+                }
+                let (event_id, webhook_id, attempt) = self.deliver(d).await;
+                if let Err(e) = self.services.store.record_attempt(&event_id, &webhook_id, &attempt, self.services.clock.now()).await {
+                    tracing::warn!(error = %e, %event_id, %webhook_id, "webhook attempt not recorded; it will be sent again");
+                }
+                if matches!(attempt, Attempt::Failed { .. }) {
+                    break;
+                }
+            }
+        });
+        futures_util::future::join_all(queues).await;
         n
     }
 

@@ -170,7 +170,7 @@ pub(crate) async fn claim(db: &mut dyn Db, now: DateTime<Utc>, lease_until: Date
          AND (event_id, webhook_id) IN (SELECT event_id, webhook_id FROM lynx_webhook_deliveries \
            WHERE status = 'pending' AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2) \
            AND webhook_id IN (SELECT webhook_id FROM lynx_webhooks WHERE removed_at IS NULL) \
-           ORDER BY next_attempt_at LIMIT $3/*pg  FOR UPDATE SKIP LOCKED*/) \
+           ORDER BY created_at, event_id LIMIT $3/*pg  FOR UPDATE SKIP LOCKED*/) \
          RETURNING event_id, webhook_id",
     )
     .bind(lease_until)

@@ -4,7 +4,9 @@
 mod contract;
 mod helpers;
 mod interop;
+mod receiver;
 
+mod approval_loop;
 mod audit_verify;
 mod auth;
 mod bad_input;
@@ -48,6 +50,10 @@ macro_rules! on_both_engines {
 }
 
 on_both_engines! {
+    approval_loop::an_agent_follows_a_two_approval_payment_to_execution_through_mcp,
+    approval_loop::a_stdio_client_reads_and_subscribes_to_its_draft,
+    approval_loop::deliveries_wait_out_a_dead_receiver_and_a_killed_lynx,
+    approval_loop::nothing_waits_forever,
     audit_verify::editing_one_audit_row_is_detected_and_named,
     audit_verify::audit_tail_shows_the_newest_events,
     auth::http_requires_a_valid_unrevoked_key,
