@@ -1,7 +1,8 @@
 // Browser tests of the approval dashboard, in headless Chromium from the system (never downloaded).
 // Run by `cargo test` (crates/lynx/tests/e2e/browser.rs), which starts Lynx, prepares drafts through
-// MCP and passes them in the environment: BASE_URL, APPROVER_KEY, ADMIN_KEY, DRAFT_ID, OWN_ID, XSS_ID,
-// ARTIFACTS (where screenshots go).
+// MCP and passes them in the environment: BASE_URL, APPROVER_KEY, SECOND_APPROVER_KEY, ADMIN_KEY,
+// DRAFT_ID (a medium-risk payment), OWN_ID (the admin's own), XSS_ID (a document), BIG_ID (a high-risk
+// payment needing two approvals, created after those), WORKFLOW_ID, ARTIFACTS (where screenshots go).
 
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -40,6 +41,87 @@ async function signedIn(key, viewport = { width: 1280, height: 900 }) {
   await page.waitForURL(`${BASE}/`);
   return { context, page, dialogs };
 }
+
+const queueIds = async (page) => page.locator('article.draft').evaluateAll((cards) => cards.map((c) => c.dataset.draftId));
+
+test('the queue puts the riskiest first, then the oldest, and filters by type and risk', async () => {
+  const { context, page } = await signedIn(env('APPROVER_KEY'));
+  await page.goto(`${BASE}/approvals`);
+  assert.deepEqual(await queueIds(page), [env('BIG_ID'), env('DRAFT_ID'), env('OWN_ID'), env('XSS_ID'), env('WORKFLOW_ID')]);
+  const big = page.locator(`[data-draft-id="${env('BIG_ID')}"]`);
+  assert.match(await big.textContent(), /2500\.00 USD to Northwind Supplies/, 'amount and vendor');
+  assert.match(await big.textContent(), /0 of 2 approval\(s\)/);
+  assert.match(await big.textContent(), /Decide by \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/, 'the deadline');
+  assert.match(await page.locator(`[data-draft-id="${env('WORKFLOW_ID')}"]`).textContent(), /Vendor onboarding/, 'a title');
+
+  await page.selectOption('select[name=type]', 'vpm_payment');
+  await page.click('form.filters button');
+  assert.deepEqual(await queueIds(page), [env('BIG_ID'), env('DRAFT_ID'), env('OWN_ID')], 'payments only');
+  await page.selectOption('select[name=risk]', 'high');
+  await page.click('form.filters button');
+  assert.deepEqual(await queueIds(page), [env('BIG_ID')], 'high-risk payments only');
+  await page.goto(`${BASE}/approvals?type=docs&risk=high`);
+  assert.deepEqual(await queueIds(page), []);
+  assert.match(await page.textContent('.queue'), /Nothing is waiting for approval that matches the filter/);
+
+  await page.goto(`${BASE}/drafts`);
+  const row = page.locator(`tr[data-draft-id="${env('BIG_ID')}"]`);
+  assert.match(await row.textContent(), /2500\.00 USD/);
+  assert.match(await row.textContent(), /Northwind Supplies/);
+  assert.match(await page.locator(`tr[data-draft-id="${env('WORKFLOW_ID')}"]`).textContent(), /Vendor onboarding/);
+  await context.close();
+});
+
+test('after one of two approvals the page says who else must decide and hides the buttons from the first', async () => {
+  const first = await signedIn(env('APPROVER_KEY'));
+  await first.page.goto(`${BASE}/drafts/${env('BIG_ID')}`);
+  await first.page.locator('input[name=notes]').fill('first of two');
+  await first.page.click('button:has-text("Approve")');
+  await first.page.waitForURL(new RegExp(`/drafts/${env('BIG_ID')}\\?done=approved$`));
+  assert.equal((await first.page.textContent('#draft-status')).trim(), 'SUBMITTED');
+  assert.equal((await first.page.textContent('#draft-approvals')).trim(), '1 of 2');
+  const body = await first.page.textContent('body');
+  assert.match(body, /You approved this draft at/);
+  assert.match(body, /1 more approval\(s\) needed from a user with role approver, finance_manager, admin, other than agent-001, approver-001/);
+  assert.equal(await first.page.locator('button:has-text("Approve")').count(), 0, 'no buttons for an approver who decided');
+  assert.equal(await first.page.locator('button:has-text("Reject")').count(), 0);
+  await first.page.screenshot({ path: `${ARTIFACTS}/draft-one-of-two.png`, fullPage: true });
+  // Nor in the queue.
+  await first.page.goto(`${BASE}/approvals`);
+  assert.equal(await first.page.locator(`[data-draft-id="${env('BIG_ID')}"] button`).count(), 0);
+  await first.context.close();
+
+  // The second approver follows the link a notification carries, signs in, lands on the draft, decides.
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${BASE}/drafts/${env('BIG_ID')}`);
+  assert.match(page.url(), /\/login\?next=\/drafts\//, 'signed out: to the sign-in form');
+  await page.fill('input[name=api_key]', env('SECOND_APPROVER_KEY'));
+  await page.click('button[type=submit]');
+  await page.waitForURL(`${BASE}/drafts/${env('BIG_ID')}`);
+  await page.click('button:has-text("Approve")');
+  await page.waitForURL(new RegExp(`/drafts/${env('BIG_ID')}\\?done=approved$`));
+  assert.equal((await page.textContent('#draft-status')).trim(), 'APPROVED');
+  assert.match(await page.textContent('body'), /Approval good for execution until/);
+  await context.close();
+});
+
+test('an admin sees the notification subscriptions and their failing deliveries', async () => {
+  const { context, page } = await signedIn(env('ADMIN_KEY'));
+  await page.goto(`${BASE}/webhooks`);
+  assert.match(await page.textContent('#subscriptions'), /127\.0\.0\.1:\d+\/gone/);
+  const deliveries = page.locator('#deliveries');
+  await page.waitForFunction(() => document.querySelector('#deliveries')?.textContent.includes('draft.submitted'));
+  assert.match(await deliveries.textContent(), /cannot reach the receiver/, 'why it failed');
+  await page.screenshot({ path: `${ARTIFACTS}/notifications.png`, fullPage: true });
+  await context.close();
+  // An approver's role does not manage notifications.
+  const approver = await signedIn(env('APPROVER_KEY'));
+  const res = await approver.page.goto(`${BASE}/webhooks`);
+  assert.equal(res.status(), 403);
+  assert.match(await approver.page.textContent('body'), /webhook_manage/);
+  await approver.context.close();
+});
 
 test('an approver signs in, finds the draft in the queue and approves it', async () => {
   const { context, page } = await signedIn(env('APPROVER_KEY'));

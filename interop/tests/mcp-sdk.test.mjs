@@ -2,11 +2,12 @@
 // (@modelcontextprotocol/sdk, protocol 2025-11-25 with an `initialize` session) and the v2 client
 // (@modelcontextprotocol/client, pinned to 2026-07-28), each over streamable HTTP and over stdio.
 // Each lists the tools, calls all of them — the lifecycle in between, approved through the HTTP API,
-// so the cell tools succeed — and reads a refusal. Both SDKs validate every structured result against
+// so the cell tools succeed — reads a refusal, follows a 2-approval payment by polling
+// workflow.domain.status.read {draft_id} until it can be executed, and reads the draft as a resource. Both SDKs validate every structured result against
 // the tool's output schema; a validation error fails the call, and anything the SDKs print (an unknown
 // schema format, say) fails the test.
 //
-// Started by crates/lynx/tests/e2e/interop.rs with BASE_URL, AGENT_KEY, APPROVER_KEY, LYNX_BIN and
+// Started by crates/lynx/tests/e2e/interop.rs with BASE_URL, AGENT_KEY, APPROVER_KEY, SECOND_APPROVER_KEY, LYNX_BIN and
 // LYNX_DATABASE_URL.
 
 import { test } from 'node:test';
@@ -27,6 +28,7 @@ function env(name) {
 const BASE_URL = env('BASE_URL');
 const AGENT_KEY = env('AGENT_KEY');
 const APPROVER_KEY = env('APPROVER_KEY');
+const SECOND_APPROVER_KEY = env('SECOND_APPROVER_KEY');
 
 // Whatever an SDK prints is a finding. node:test reports through its own stream, not the console.
 const printed = [];
@@ -103,10 +105,10 @@ async function refused(client, name, args, code, called) {
   return result.structuredContent.error;
 }
 
-async function approve(draftId) {
+async function approve(draftId, key = APPROVER_KEY) {
   const resp = await fetch(`${BASE_URL}/api/drafts/${draftId}/approve`, {
     method: 'POST',
-    headers: { Authorization: `Bearer ${APPROVER_KEY}`, 'Content-Type': 'application/json' },
+    headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
     body: JSON.stringify({ notes: 'interop test' }),
   });
   assert.equal(resp.status, 200, `approve ${draftId}: ${await resp.text()}`);
@@ -164,6 +166,30 @@ for (const variant of variants) {
       await refused(client, 'vpm.cell.payment.execute', { draft_id: pay.draft_id }, 'ALREADY_EXECUTED', called);
       await ok(client, 'vpm.domain.payment.status.read', { status: 'pending_settlement' }, called);
       await ok(client, 'workflow.domain.status.read', { event_limit: 50 }, called);
+
+      // The approval loop an agent runs: a 2-approval payment, polled until it can be executed.
+      const big = await ok(client, 'vpm.cluster.payment.draft.create', { vendor_id: 'V-001', amount: '2500.00', currency: 'USD', due_date: '2026-12-31', invoice_refs: ['INV-1002'] }, called);
+      const submitted = await ok(client, 'docs.cell.draft.submit_for_approval', { draft_id: big.draft_id }, called);
+      assert.equal(submitted.approvals_required, 2);
+      const poll = async () => (await ok(client, 'workflow.domain.status.read', { draft_id: big.draft_id, include_events: false }, called)).drafts[0];
+      let state = await poll();
+      assert.deepEqual([state.status, state.approvals_recorded, state.approvals_required, state.can_execute], ['SUBMITTED', 0, 2, false]);
+      await approve(big.draft_id);
+      state = await poll();
+      assert.deepEqual([state.status, state.approvals_recorded, state.can_execute], ['SUBMITTED', 1, false]);
+      assert.equal(state.decisions[0].approver_id, 'approver-001');
+      await approve(big.draft_id, SECOND_APPROVER_KEY);
+      state = await poll();
+      assert.deepEqual([state.status, state.approvals_recorded, state.can_execute, state.execute_tool], ['APPROVED', 2, true, 'vpm.cell.payment.execute']);
+      await ok(client, state.execute_tool, { draft_id: big.draft_id }, called);
+      assert.equal((await poll()).status, 'EXECUTED');
+
+      // The same draft as a resource.
+      const { resourceTemplates } = await client.listResourceTemplates();
+      assert.deepEqual(resourceTemplates.map((t) => t.uriTemplate), ['lynx://drafts/{draft_id}']);
+      const read = await client.readResource({ uri: `lynx://drafts/${big.draft_id}` });
+      assert.equal(read.contents[0].mimeType, 'application/json');
+      assert.equal(JSON.parse(read.contents[0].text).status, 'EXECUTED');
 
       assert.deepEqual([...names].filter((n) => !called.has(n)), [], 'every listed tool was called');
     } finally {

@@ -43,7 +43,7 @@ impl WebhookSecrets {
 
 fn no_secret(why: &str) -> Refusal {
     Refusal::new(
-        ErrorCode::Internal,
+        ErrorCode::NotConfigured,
         format!("Cannot sign webhook deliveries: {why}"),
         "Create a key with `lynx webhooks keygen --out FILE`, give every instance LYNX_WEBHOOK_KEY_FILE=FILE (and LYNX_WEBHOOK_SECRET for LYNX_WEBHOOK_URL), and restart.",
     )
@@ -97,8 +97,9 @@ fn audit_tenant(tenant: Option<&TenantId>) -> TenantId {
     tenant.cloned().unwrap_or_else(|| TenantId::parse(SYSTEM_TENANT).expect("a valid id"))
 }
 
-/// Creates a subscription; returns it and its secret, which is shown this once.
-pub async fn add(services: &Services, actor: &str, new: NewWebhook) -> Result<(WebhookRecord, String), Refusal> {
+/// Creates a subscription; returns it and its signing secret, which is shown this once (none for a
+/// Slack subscription: Slack messages are not signed).
+pub async fn add(services: &Services, actor: &str, new: NewWebhook) -> Result<(WebhookRecord, Option<String>), Refusal> {
     check_url(&new.url).map_err(|why| Refusal::invalid_input("url", why))?;
     let webhook = WebhookRecord {
         webhook_id: format!("wh_{}", lynx_model::ids::record_id().simple()),
@@ -110,7 +111,10 @@ pub async fn add(services: &Services, actor: &str, new: NewWebhook) -> Result<(W
         created_by: actor.to_string(),
         removed_at: None,
     };
-    let secret = services.webhooks.secret_for(&webhook.webhook_id)?;
+    let secret = match webhook.format {
+        WebhookFormat::Standard => Some(services.webhooks.secret_for(&webhook.webhook_id)?),
+        WebhookFormat::Slack => None,
+    };
     services.store.insert_webhook(&webhook).await?;
     let tenant = audit_tenant(webhook.tenant_id.as_ref());
     let input = json!({"webhook_id": webhook.webhook_id, "url": webhook.url, "format": webhook.format, "event_types": webhook.event_types});

@@ -38,6 +38,9 @@ pub enum ErrorCode {
     ModuleDisabled,
     SelfApproval,
     RollbackNotPossible,
+    // This Lynx lacks the configuration the request needs (a webhook key, say); an operator sets it.
+    // (A plain comment: a doc comment here would turn the published enum into a `oneOf`.)
+    NotConfigured,
     Internal,
 }
 
@@ -69,6 +72,7 @@ impl ErrorCode {
             ErrorCode::ModuleDisabled => "MODULE_DISABLED",
             ErrorCode::SelfApproval => "SELF_APPROVAL",
             ErrorCode::RollbackNotPossible => "ROLLBACK_NOT_POSSIBLE",
+            ErrorCode::NotConfigured => "NOT_CONFIGURED",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -92,7 +96,7 @@ impl ErrorCode {
             | ErrorCode::IdempotencyConflict
             | ErrorCode::RollbackNotPossible => 409,
             ErrorCode::ExplicitApprovalRequired | ErrorCode::VendorInactive | ErrorCode::PolicyViolation => 422,
-            ErrorCode::MaintenanceMode | ErrorCode::KernelUnavailable | ErrorCode::StorageUnavailable => 503,
+            ErrorCode::MaintenanceMode | ErrorCode::KernelUnavailable | ErrorCode::StorageUnavailable | ErrorCode::NotConfigured => 503,
             ErrorCode::Internal => 500,
         }
     }

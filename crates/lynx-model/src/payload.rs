@@ -92,6 +92,16 @@ impl DraftPayload {
             _ => None,
         }
     }
+
+    /// What a person calls the draft: a document's title, a workflow's name (a payment has none; its
+    /// vendor and amount say what it is).
+    pub fn title(&self) -> Option<&str> {
+        match self {
+            DraftPayload::Docs(d) => Some(&d.title),
+            DraftPayload::Workflow(w) => Some(&w.name),
+            DraftPayload::Payment(_) => None,
+        }
+    }
 }
 
 #[cfg(test)]

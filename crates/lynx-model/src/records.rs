@@ -54,6 +54,11 @@ impl DraftRecord {
     pub fn amount(&self) -> Option<Decimal> {
         self.payload.amount()
     }
+
+    /// The payee's name, from the vendor snapshot the payment draft was made with.
+    pub fn vendor_name(&self) -> Option<&str> {
+        self.source_context["vendor"]["vendor_name"].as_str()
+    }
 }
 
 #[derive(Debug, Clone, Default)]

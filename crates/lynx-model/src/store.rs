@@ -291,6 +291,9 @@ pub trait Store: Send + Sync {
     /// Claims up to `limit` deliveries due by `now` until `lease_until`: each claimed by one instance.
     async fn claim_deliveries(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> StoreResult<Vec<DueDelivery>>;
     async fn record_attempt(&self, event_id: &str, webhook_id: &str, attempt: &Attempt, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Hands claimed deliveries (event id, webhook id) back unsent, due again at `due_at`; no attempt
+    /// is counted (their receiver just failed another one, or the round ran out of time).
+    async fn release_deliveries(&self, deliveries: &[(String, String)], due_at: DateTime<Utc>) -> StoreResult<()>;
     /// Queues a delivered or dead delivery again; `false` if there is no such delivery.
     async fn redeliver(&self, tenant: Option<&TenantId>, event_id: &str, webhook_id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
     async fn delivery_counts(&self) -> StoreResult<DeliveryCounts>;

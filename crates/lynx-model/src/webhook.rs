@@ -227,15 +227,14 @@ pub fn draft_data(draft: &DraftRecord, approvals: Option<(u32, u32)>) -> Value {
     if let Some(reason) = &draft.rejection_reason {
         data["rejection_reason"] = json!(reason);
     }
-    match &draft.payload {
-        DraftPayload::Payment(p) => {
-            data["amount"] = json!(p.amount);
-            data["currency"] = json!(p.currency);
-            data["vendor_id"] = json!(p.vendor_id);
-            data["vendor_name"] = draft.source_context["vendor"]["vendor_name"].clone();
-        }
-        DraftPayload::Workflow(w) => data["title"] = json!(w.name),
-        DraftPayload::Docs(d) => data["title"] = json!(d.title),
+    if let DraftPayload::Payment(p) = &draft.payload {
+        data["amount"] = json!(p.amount);
+        data["currency"] = json!(p.currency);
+        data["vendor_id"] = json!(p.vendor_id);
+        data["vendor_name"] = json!(draft.vendor_name());
+    }
+    if let Some(title) = draft.payload.title() {
+        data["title"] = json!(title);
     }
     data
 }

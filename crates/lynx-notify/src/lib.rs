@@ -91,17 +91,27 @@ impl Deliverer {
         let queues = by_webhook.into_iter().map(|mut queue| async move {
             queue.sort_by(|a, b| (a.delivery.created_at, &a.delivery.event_id).cmp(&(b.delivery.created_at, &b.delivery.event_id)));
             let started = std::time::Instant::now();
-            for d in queue {
-                // A queue stops when its receiver fails or when one more attempt could outlast the
-                // lease; what is left is claimed again once the lease runs out, never twice at once.
-                if started.elapsed() >= self.config.timeout {
-                    break;
-                }
+            let mut queue = queue.into_iter();
+            while let Some(d) = queue.next() {
                 let (event_id, webhook_id, attempt) = self.deliver(d).await;
                 if let Err(e) = self.services.store.record_attempt(&event_id, &webhook_id, &attempt, self.services.clock.now()).await {
                     tracing::warn!(error = %e, %event_id, %webhook_id, "webhook attempt not recorded; it will be sent again");
                 }
-                if matches!(attempt, Attempt::Failed { .. }) {
+                // The rest of the queue goes back: after the failed one's retry when the receiver
+                // fails (keeping the order, sparing the receiver), or at once when one more attempt
+                // could outlast the lease.
+                let due_at = match &attempt {
+                    Attempt::Failed { retry_at, .. } => Some(retry_at.unwrap_or_else(|| self.services.clock.now())),
+                    Attempt::Delivered { .. } if started.elapsed() >= self.config.timeout => Some(self.services.clock.now()),
+                    Attempt::Delivered { .. } => None,
+                };
+                if let Some(due_at) = due_at {
+                    let rest: Vec<(String, String)> = queue.map(|d| (d.delivery.event_id, d.delivery.webhook_id)).collect();
+                    if !rest.is_empty()
+                        && let Err(e) = self.services.store.release_deliveries(&rest, due_at).await
+                    {
+                        tracing::warn!(error = %e, "claimed webhook deliveries not handed back; they go out when their lease ends");
+                    }
                     break;
                 }
             }
@@ -140,7 +150,7 @@ impl Deliverer {
                 .header("webhook-signature", signature(&key, &due.delivery.event_id, timestamp, body.as_bytes()));
         }
         let response = request.body(body).send().await.map_err(|e| {
-            if e.is_timeout() { format!("no answer within {} ms", self.config.timeout.as_millis()) } else { format!("cannot reach the receiver: {}", e.without_url()) }
+            if e.is_timeout() { format!("no answer within {} ms", self.config.timeout.as_millis()) } else { format!("cannot reach the receiver: {}", cause(&e)) }
         })?;
         Ok(response.status().as_u16())
     }
@@ -151,6 +161,17 @@ impl Deliverer {
         let retry_at = next_attempt(due.delivery.attempts + 1, now, self.config.retry_base).filter(|at| *at - due.delivery.created_at <= self.config.max_age);
         Attempt::Failed { status, error, retry_at }
     }
+}
+
+/// The innermost cause of a send error ("Connection refused", "dns error: …"): reqwest's own message
+/// is only "error sending request". Never the URL, which may carry a token.
+fn cause(e: &reqwest::Error) -> String {
+    let mut inner: &dyn std::error::Error = e;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    let text = inner.to_string();
+    if text.contains("://") { "the connection failed".into() } else { text }
 }
 
 /// When to try again after `attempts` failures: base × 2^(attempts − 1), at most an hour, ± a quarter

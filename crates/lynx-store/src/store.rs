@@ -209,7 +209,7 @@ impl<E: Engine> Store for Storage<E> {
         executions::list(&mut *self.0.reader(), tenant, filter).await
     }
     async fn clear_stuck(&self, before: DateTime<Utc>, at: DateTime<Utc>) -> StoreResult<Vec<ExecutionRecord>> {
-        self.0.write(Scope::Statement, op(move |db| Box::pin(async move { executions::clear_stuck(db, before, at).await }))).await
+        self.0.write(Scope::Transaction, op(move |db| Box::pin(async move { executions::clear_stuck(db, before, at).await }))).await
     }
     async fn rollback_execution(&self, tenant: &TenantId, execution_id: ExecutionId, by: &str, at: DateTime<Utc>) -> StoreResult<RollbackOutcome> {
         let (tenant_id, by) = (tenant.clone(), by.to_string());
@@ -241,6 +241,11 @@ impl<E: Engine> Store for Storage<E> {
     }
 
     async fn expire_drafts(&self, now: DateTime<Utc>) -> StoreResult<Vec<DraftRecord>> {
+        // Every instance sweeps often and there is seldom anything to do: ask a reader first, so an
+        // idle sweep takes no write lock.
+        if !drafts::any_overdue(&mut *self.0.reader(), now).await? {
+            return Ok(Vec::new());
+        }
         self.0.write(Scope::Transaction, op(move |db| Box::pin(async move { drafts::expire(db, now).await }))).await
     }
 
@@ -263,12 +268,20 @@ impl<E: Engine> Store for Storage<E> {
         webhooks::deliveries(&mut *self.0.reader(), tenant, filter).await
     }
     async fn claim_deliveries(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> StoreResult<Vec<DueDelivery>> {
+        // Polled every second by every instance: an idle poll is one indexed read, no write.
+        if !webhooks::any_due(&mut *self.0.reader(), now).await? {
+            return Ok(Vec::new());
+        }
         self.0.write(Scope::Transaction, op(move |db| Box::pin(async move { webhooks::claim(db, now, lease_until, limit).await }))).await
     }
     async fn record_attempt(&self, event_id: &str, webhook_id: &str, attempt: &Attempt, at: DateTime<Utc>) -> StoreResult<()> {
         let (event_id, webhook_id, attempt) = (event_id.to_string(), webhook_id.to_string(), attempt.clone());
         let record = op(move |db| Box::pin(async move { webhooks::record_attempt(db, &event_id, &webhook_id, &attempt, at).await }));
         self.0.write(Scope::Statement, record).await
+    }
+    async fn release_deliveries(&self, deliveries: &[(String, String)], due_at: DateTime<Utc>) -> StoreResult<()> {
+        let deliveries = deliveries.to_vec();
+        self.0.write(Scope::Transaction, op(move |db| Box::pin(async move { webhooks::release(db, &deliveries, due_at).await }))).await
     }
     async fn redeliver(&self, tenant: Option<&TenantId>, event_id: &str, webhook_id: &str, at: DateTime<Utc>) -> StoreResult<bool> {
         let (tenant, event_id, webhook_id) = (tenant.cloned(), event_id.to_string(), webhook_id.to_string());

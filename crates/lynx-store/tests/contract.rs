@@ -413,12 +413,28 @@ async fn each_due_delivery_is_claimed_by_one_instance_and_attempts_move_it() {
         let delivered = e.store.deliveries(None, &one(DeliveryStatus::Delivered)).await.unwrap();
         assert_eq!((delivered.len(), delivered[0].attempts, delivered[0].last_status), (1, 3, Some(204)), "{}", e.name);
 
+        // Handed back unsent: due again later, no attempt counted.
+        let other = taken.iter().find(|d| (d.delivery.event_id.as_str(), d.delivery.webhook_id.as_str()) != (ev, wh)).unwrap();
+        let key = (other.delivery.event_id.clone(), other.delivery.webhook_id.clone());
+        let claimed = e.store.claim_deliveries(after + TimeDelta::hours(2), after + TimeDelta::hours(3), 50).await.unwrap();
+        assert!(claimed.iter().any(|d| (d.delivery.event_id.clone(), d.delivery.webhook_id.clone()) == key));
+        let back_at = after + TimeDelta::hours(5);
+        e.store.release_deliveries(std::slice::from_ref(&key), back_at).await.unwrap();
+        let at = |t: chrono::DateTime<Utc>| e.store.claim_deliveries(t, t + TimeDelta::seconds(30), 50);
+        assert!(at(after + TimeDelta::hours(4)).await.unwrap().iter().all(|d| (d.delivery.event_id.clone(), d.delivery.webhook_id.clone()) != key), "{}: not before", e.name);
+        let again = at(back_at).await.unwrap();
+        let again = again.iter().find(|d| (d.delivery.event_id.clone(), d.delivery.webhook_id.clone()) == key).expect("due again");
+        assert_eq!(again.delivery.attempts, 0, "{}: releasing is not an attempt", e.name);
+
         // A removed subscription's deliveries stop; a tenant cannot remove one to every tenant.
         assert!(!e.store.remove_webhook(Some(&a), "wh_2", after).await.unwrap(), "{}", e.name);
         assert!(e.store.remove_webhook(None, "wh_2", after).await.unwrap());
-        let later = after + TimeDelta::hours(1);
+        let later = after + TimeDelta::hours(6);
         let left = e.store.claim_deliveries(later, later + TimeDelta::seconds(30), 50).await.unwrap();
         assert!(!left.is_empty() && left.iter().all(|d| d.delivery.webhook_id == "wh_1"), "{}", e.name);
         assert_eq!(e.store.webhooks(None).await.unwrap().iter().map(|w| w.webhook_id.as_str()).collect::<Vec<_>>(), vec!["wh_1"]);
+        let live_pending = e.store.deliveries(None, &DeliveryFilter { status: Some(DeliveryStatus::Pending), webhook_id: Some("wh_1".into()), limit: 100 }).await.unwrap().len() as i64;
+        let counts = e.store.delivery_counts().await.unwrap();
+        assert_eq!(counts.queued + counts.failing, live_pending, "{}: a removed subscription's deliveries are not waiting", e.name);
     }
 }

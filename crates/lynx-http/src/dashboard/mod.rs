@@ -28,5 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/drafts/{id}/reject", post(pages::reject))
         .route("/executions", get(pages::executions))
         .route("/settlements", get(pages::settlements))
+        .route("/webhooks", get(pages::webhooks))
+        .route("/webhooks/redeliver", post(pages::redeliver))
         .route("/audit", get(pages::audit))
 }

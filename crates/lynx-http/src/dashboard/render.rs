@@ -28,6 +28,7 @@ impl Default for Ui {
             ("settlements.html", include_str!("templates/settlements.html")),
             ("audit.html", include_str!("templates/audit.html")),
             ("message.html", include_str!("templates/message.html")),
+            ("webhooks.html", include_str!("templates/webhooks.html")),
         ] {
             env.add_template(name, source).expect("the built-in templates parse");
         }

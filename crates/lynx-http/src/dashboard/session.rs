@@ -75,6 +75,21 @@ pub fn to_login() -> Response {
     Redirect::to("/login").into_response()
 }
 
+/// A page of this dashboard to return to after sign-in: a plain local path, never another site
+/// (`//host`, `/\host`) and nothing that needs escaping.
+pub fn local_path(next: &str) -> Option<&str> {
+    let plain = next.chars().all(|c| c.is_ascii_alphanumeric() || "/-_.".contains(c));
+    (next.starts_with('/') && !next.starts_with("//") && next.len() <= 200 && plain).then_some(next)
+}
+
+/// To the sign-in form, and back to `path` after it (the links notifications carry).
+pub fn to_login_then(path: &str) -> Response {
+    match local_path(path) {
+        Some(p) => Redirect::to(&format!("/login?next={p}")).into_response(),
+        None => to_login(),
+    }
+}
+
 pub fn csrf_refused(state: &AppState) -> Response {
     state.ui.page(
         StatusCode::FORBIDDEN,
@@ -83,16 +98,23 @@ pub fn csrf_refused(state: &AppState) -> Response {
     )
 }
 
-pub async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if signed_in(&state, &headers).await.is_some() {
-        return Redirect::to("/").into_response();
-    }
-    login_form(&state, StatusCode::OK, None)
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    next: String,
 }
 
-fn login_form(state: &AppState, status: StatusCode, error: Option<serde_json::Value>) -> Response {
+pub async fn login_page(State(state): State<AppState>, headers: HeaderMap, axum::extract::Query(q): axum::extract::Query<LoginQuery>) -> Response {
+    let next = local_path(&q.next);
+    if signed_in(&state, &headers).await.is_some() {
+        return Redirect::to(next.unwrap_or("/")).into_response();
+    }
+    login_form(&state, StatusCode::OK, None, next)
+}
+
+fn login_form(state: &AppState, status: StatusCode, error: Option<serde_json::Value>, next: Option<&str>) -> Response {
     let token = identity::random_token();
-    let mut response = state.ui.page(status, "login.html", json!({"csrf": token, "error": error}));
+    let mut response = state.ui.page(status, "login.html", json!({"csrf": token, "error": error, "next": next}));
     response.headers_mut().append(header::SET_COOKIE, set_cookie(state, LOGIN_CSRF_COOKIE, &token, "/login", 900));
     secure(response)
 }
@@ -102,6 +124,8 @@ pub struct LoginForm {
     api_key: String,
     #[serde(default)]
     csrf: String,
+    #[serde(default)]
+    next: String,
 }
 
 pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
@@ -109,15 +133,16 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form)
     if expected.is_empty() || !same(&expected, &form.csrf) {
         return csrf_refused(&state);
     }
+    let next = local_path(&form.next);
     match identity::sign_in(state.pipeline.services(), form.api_key.trim()).await {
         Ok((_, secret)) => {
-            let mut response = Redirect::to("/").into_response();
+            let mut response = Redirect::to(next.unwrap_or("/")).into_response();
             let h = response.headers_mut();
             h.append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, &secret, "/", identity::SESSION_HOURS * 3600));
             h.append(header::SET_COOKIE, set_cookie(&state, LOGIN_CSRF_COOKIE, "", "/login", 0));
             secure(response)
         }
-        Err(r) => login_form(&state, StatusCode::UNAUTHORIZED, Some(json!({"code": r.code, "message": r.message, "hint": r.hint}))),
+        Err(r) => login_form(&state, StatusCode::UNAUTHORIZED, Some(json!({"code": r.code, "message": r.message, "hint": r.hint})), next),
     }
 }
 
@@ -138,4 +163,15 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap, Form(form
     let mut response = Redirect::to("/login").into_response();
     response.headers_mut().append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", "/", 0));
     secure(response)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_local_paths_are_returned_to() {
+        assert_eq!(super::local_path("/drafts/0190d6d4-7e7b-7cc0-a1a8-1c2b3d4e5f60"), Some("/drafts/0190d6d4-7e7b-7cc0-a1a8-1c2b3d4e5f60"));
+        for bad in ["https://evil.example/", "//evil.example/x", "/\\evil.example", "/drafts/x?y=<script>", "drafts/x", ""] {
+            assert_eq!(super::local_path(bad), None, "{bad}");
+        }
+    }
 }

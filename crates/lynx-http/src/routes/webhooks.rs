@@ -59,7 +59,7 @@ pub async fn list(State(state): State<AppState>, Extension(who): Extension<Authe
 }
 
 /// `POST /api/webhooks` with `{"url", "format"?: "standard"|"slack", "event_types"?: [...]}`; answers
-/// `201` with the subscription and its `secret`, shown this once.
+/// `201` with the subscription and its `secret`, shown this once (`null` for Slack: not signed).
 pub async fn add(State(state): State<AppState>, Extension(who): Extension<Authenticated>, bytes: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
     allowed(&state, &who).await?;
     let body: AddBody = body::json(&bytes)?;

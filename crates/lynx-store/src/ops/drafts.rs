@@ -314,6 +314,11 @@ pub(crate) async fn return_to_draft(db: &mut dyn Db, tenant: &TenantId, id: Draf
 
 /// Expires the drafts whose decision deadline passed: each `SUBMITTED` row is moved once, by one
 /// guarded UPDATE, whichever instance sweeps first; the others find nothing.
+pub(crate) async fn any_overdue(db: &mut dyn Db, now: DateTime<Utc>) -> StoreResult<bool> {
+    let q = Query::new("SELECT COUNT(*) AS n FROM (SELECT 1 FROM lynx_drafts WHERE status = 'SUBMITTED' AND decision_due_at < $1 LIMIT 1) AS due").bind(now);
+    Ok(db::count(db, q).await? > 0)
+}
+
 pub(crate) async fn expire(db: &mut dyn Db, now: DateTime<Utc>) -> StoreResult<Vec<DraftRecord>> {
     let due = db::fetch_all(
         db,

@@ -250,14 +250,20 @@ pub(crate) async fn fail(db: &mut dyn Db, tenant: &TenantId, id: ExecutionId, er
     if db.execute(&q).await? == 0 {
         return Ok(());
     }
+    let failed = get_in(db, tenant, id, false).await?.ok_or_else(|| corrupt("execution vanished"))?;
+    publish_failed(db, &failed, error, at).await
+}
+
+/// `execution.failed`, in the transaction that failed the execution.
+async fn publish_failed(db: &mut dyn Db, failed: &ExecutionRecord, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
+    let tenant = &failed.tenant_id;
     let subscribers = webhooks::subscribers(db, tenant, WebhookEventType::ExecutionFailed).await?;
     if subscribers.is_empty() {
         return Ok(());
     }
-    let failed = get_in(db, tenant, id, false).await?.ok_or_else(|| corrupt("execution vanished"))?;
     let draft = drafts::get(db, Some(tenant), failed.draft_id).await?.ok_or_else(|| corrupt("the execution's draft vanished"))?;
     let mut data = draft_data(&draft, None);
-    data["execution_id"] = serde_json::json!(id);
+    data["execution_id"] = serde_json::json!(failed.execution_id);
     data["tool_id"] = serde_json::json!(failed.tool_id);
     data["error"] = serde_json::json!(error);
     webhooks::publish(db, &subscribers, tenant, WebhookEventType::ExecutionFailed, data, at).await
@@ -302,7 +308,11 @@ pub(crate) async fn clear_stuck(db: &mut dyn Db, before: DateTime<Utc>, at: Date
     ))
     .bind(at)
     .bind(before);
-    db::fetch_all(db, q, execution).await
+    let cleared = db::fetch_all(db, q, execution).await?;
+    for e in &cleared {
+        publish_failed(db, e, "Manual intervention: execution stuck", at).await?;
+    }
+    Ok(cleared)
 }
 
 /// Carries out a `SUCCEEDED` execution's rollback instructions, or says why it cannot.

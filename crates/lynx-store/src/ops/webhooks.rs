@@ -159,6 +159,16 @@ pub(crate) async fn deliveries(db: &mut dyn Db, tenant: Option<&TenantId>, f: &D
     db::fetch_all(db, q, |mut r| delivery(&mut r)).await
 }
 
+pub(crate) async fn any_due(db: &mut dyn Db, now: DateTime<Utc>) -> StoreResult<bool> {
+    let q = Query::new(
+        "SELECT COUNT(*) AS n FROM (SELECT 1 FROM lynx_webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
+         AND (claimed_until IS NULL OR claimed_until < $1) AND webhook_id IN (SELECT webhook_id FROM lynx_webhooks WHERE removed_at IS NULL) \
+         LIMIT 1) AS due",
+    )
+    .bind(now);
+    Ok(db::count(db, q).await? > 0)
+}
+
 /// Takes the due deliveries for this instance until `lease_until` (never those of a removed
 /// subscription: they stop). The inner SELECT skips rows another
 /// instance's claim has locked (PostgreSQL); the outer WHERE re-checks the lease, so a row claimed
@@ -215,6 +225,20 @@ pub(crate) async fn record_attempt(db: &mut dyn Db, event_id: &str, webhook_id: 
     db.execute(&q.bind(event_id).bind(webhook_id)).await.map(drop)
 }
 
+pub(crate) async fn release(db: &mut dyn Db, deliveries: &[(String, String)], due_at: DateTime<Utc>) -> StoreResult<()> {
+    for (event_id, webhook_id) in deliveries {
+        let q = Query::new(
+            "UPDATE lynx_webhook_deliveries SET claimed_until = NULL, next_attempt_at = $1 \
+             WHERE event_id = $2 AND webhook_id = $3 AND status = 'pending'",
+        )
+        .bind(due_at)
+        .bind(event_id.as_str())
+        .bind(webhook_id.as_str());
+        db.execute(&q).await?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn redeliver(db: &mut dyn Db, tenant: Option<&TenantId>, event_id: &str, webhook_id: &str, at: DateTime<Utc>) -> StoreResult<bool> {
     let q = Query::new(
         "UPDATE lynx_webhook_deliveries SET status = 'pending', next_attempt_at = $1, claimed_until = NULL \
@@ -229,10 +253,11 @@ pub(crate) async fn redeliver(db: &mut dyn Db, tenant: Option<&TenantId>, event_
 }
 
 pub(crate) async fn counts(db: &mut dyn Db) -> StoreResult<DeliveryCounts> {
+    // A removed subscription's pending deliveries will never be sent: they are not counted as waiting.
     let q = Query::new(
         "SELECT \
-           (SELECT COUNT(*) FROM lynx_webhook_deliveries WHERE status = 'pending' AND attempts = 0) AS queued, \
-           (SELECT COUNT(*) FROM lynx_webhook_deliveries WHERE status = 'pending' AND attempts > 0) AS failing, \
+           (SELECT COUNT(*) FROM lynx_webhook_deliveries WHERE status = 'pending' AND attempts = 0 AND webhook_id IN (SELECT webhook_id FROM lynx_webhooks WHERE removed_at IS NULL)) AS queued, \
+           (SELECT COUNT(*) FROM lynx_webhook_deliveries WHERE status = 'pending' AND attempts > 0 AND webhook_id IN (SELECT webhook_id FROM lynx_webhooks WHERE removed_at IS NULL)) AS failing, \
            (SELECT COUNT(*) FROM lynx_webhook_deliveries WHERE status = 'dead') AS dead",
     );
     let counts = db::fetch_one_as(db, q, |mut r| Ok(DeliveryCounts { queued: r.int("queued")?, failing: r.int("failing")?, dead: r.int("dead")? })).await?;

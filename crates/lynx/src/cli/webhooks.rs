@@ -129,7 +129,10 @@ async fn manage(settings: &Settings, command: Command) -> Result<ExitCode, Fatal
             } else {
                 let scope = w.tenant_id.as_ref().map(|t| format!("tenant {t}")).unwrap_or_else(|| "every tenant".into());
                 output::line(&format!("Created webhook {} for {scope}: {} ({}).", w.webhook_id, w.url, w.format.as_str()));
-                output::line(&format!("Signing secret (shown once; give it to the receiver): {secret}"));
+                match secret {
+                    Some(secret) => output::line(&format!("Signing secret (shown once; give it to the receiver): {secret}")),
+                    None => output::line("Slack messages are not signed: keep the Slack webhook URL itself secret."),
+                }
             }
         }
         Command::List { tenant, json } => {

@@ -398,3 +398,92 @@ async fn three_postgres_instances_deliver_each_event_once_per_subscription() {
     let Some(engine) = Engine::postgres("three_postgres_instances_deliver_each_event_once_per_subscription") else { return };
     three_instances_deliver_each_event_once_per_subscription(engine).await;
 }
+
+/// The other events — rejected, cancelled, a settlement moved, an execution failed — arrive too, and a
+/// Slack subscription gets a message with the deep link.
+pub async fn every_transition_is_told(engine: Engine) {
+    let receiver = Receiver::start().await;
+    let mut sandbox = Sandbox::new(engine);
+    notified(&mut sandbox, &receiver);
+    sandbox.env.insert("LYNX_PUBLIC_URL".into(), "https://lynx.example.com".into());
+    sandbox.cli_ok(&["webhooks", "add", "--url", &receiver.url("/slack"), "--format", "slack", "--events", "draft.rejected"]);
+    let (agent_key, _) = sandbox.create_key("tenant-123", "agent-001");
+    let (approver, _) = sandbox.create_key("tenant-123", "approver-001");
+    sandbox.env.insert("LYNX_FAILPOINT_AFTER_CLAIM_MS".into(), "8000".into());
+    let mut server = sandbox.serve();
+    let agent = server.mcp(&agent_key).await;
+
+    let rejected = payment_draft(&agent, "11.00").await;
+    call_ok(&agent, "docs.cell.draft.submit_for_approval", json!({"draft_id": rejected})).await;
+    let (status, _) = server.post(&format!("/api/drafts/{rejected}/reject"), &approver, json!({"reason": "duplicate invoice"})).await;
+    assert_eq!(status, 200);
+    let cancelled = payment_draft(&agent, "12.00").await;
+    let (status, body) = server.post(&format!("/api/drafts/{cancelled}/cancel"), &agent_key, json!({"reason": "not needed"})).await;
+    assert_eq!(status, 200, "{body}");
+    // Executed while the server pauses after the claim — then killed: a stuck execution.
+    let stuck = payment_draft(&agent, "13.00").await;
+    call_ok(&agent, "docs.cell.draft.submit_for_approval", json!({"draft_id": stuck})).await;
+    server.approve(&approver, &stuck).await;
+    let client = server.mcp(&agent_key).await;
+    let args = json!({"draft_id": stuck});
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(20), try_call(&client, "vpm.cell.payment.execute", args)).await;
+    });
+    let started = format!("SELECT COUNT(*) FROM lynx_executions WHERE draft_id = '{stuck}' AND status = 'STARTED'");
+    wait_until_count(&sandbox, &started, 1).await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    agent.cancel().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sandbox.cli_ok(&["executions", "clear-stuck", "--older-than", "1s"]);
+    sandbox.env.remove("LYNX_FAILPOINT_AFTER_CLAIM_MS");
+
+    let server = sandbox.serve();
+    let agent = server.mcp(&agent_key).await;
+    let paid = payment_draft(&agent, "14.00").await;
+    call_ok(&agent, "docs.cell.draft.submit_for_approval", json!({"draft_id": paid})).await;
+    server.approve(&approver, &paid).await;
+    let payment = call_ok(&agent, "vpm.cell.payment.execute", json!({"draft_id": paid})).await;
+    let payment_id = payment["payment_id"].as_str().unwrap().to_string();
+    sandbox.cli_ok(&["settlements", "mark", &payment_id, "--tenant", "tenant-123", "--status", "processing"]);
+
+    let has = |got: &[crate::receiver::Received], id: &str, t: &str| events_of(got, id).iter().any(|r| r.json()["type"] == t && r.path == "/all");
+    let got = receiver
+        .wait_until(Duration::from_secs(20), |got| {
+            has(got, &rejected, "draft.rejected")
+                && has(got, &cancelled, "draft.cancelled")
+                && has(got, &stuck, "execution.failed")
+                && got.iter().any(|r| r.json()["type"] == "settlement.updated")
+                && got.iter().any(|r| r.path == "/slack")
+        })
+        .await;
+    let one = |id: &str, t: &str| events_of(&got, id).into_iter().find(|r| r.json()["type"] == t && r.path == "/all").unwrap().json();
+    assert_eq!(one(&rejected, "draft.rejected")["data"]["rejection_reason"], "duplicate invoice");
+    assert_eq!(one(&cancelled, "draft.cancelled")["data"]["status"], "CANCELLED");
+    assert_eq!(one(&stuck, "execution.failed")["data"]["error"], "Manual intervention: execution stuck");
+    let settled = got.iter().find(|r| r.json()["type"] == "settlement.updated").unwrap().json();
+    assert_eq!((settled["data"]["payment_id"].as_str(), settled["data"]["status"].as_str()), (Some(payment_id.as_str()), Some("processing")), "{settled}");
+    for r in got.iter().filter(|r| r.path == "/all") {
+        r.verify(SECRET);
+    }
+    // The Slack subscription asked for rejections only, and gets a message, not a signed event.
+    let slack: Vec<_> = got.iter().filter(|r| r.path == "/slack").collect();
+    assert_eq!(slack.len(), 1);
+    assert!(slack[0].headers.get("webhook-signature").is_none());
+    let text = slack[0].json()["text"].as_str().unwrap().to_string();
+    assert!(text.contains("Draft rejected") && text.contains("11.00 USD to Northwind Supplies") && text.contains("duplicate invoice"), "{text}");
+    assert!(text.contains(&format!("<https://lynx.example.com/drafts/{rejected}|")), "{text}");
+    agent.cancel().await.unwrap();
+}
+
+async fn payment_draft(agent: &Client, amount: &str) -> String {
+    call_ok(agent, "vpm.cluster.payment.draft.create", payment_args("V-001", amount)).await["draft_id"].as_str().unwrap().to_string()
+}
+
+async fn wait_until_count(sandbox: &Sandbox, sql: &str, n: i64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while count(sandbox, sql).await != n {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {sql} = {n}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -43,7 +43,11 @@ async fn the_dashboard_in_headless_chromium() {
     let (agent_key, _) = sandbox.create_key("tenant-123", "agent-001");
     let (approver_key, _) = sandbox.create_key("tenant-123", "approver-001");
     let (admin_key, _) = sandbox.create_key("tenant-123", "admin-001");
-    let server = sandbox.serve();
+    let (second_approver_key, _) = sandbox.create_key("tenant-123", "approver-002");
+    let server = sandbox.serve_with(&[("LYNX_WEBHOOK_RETRY_BASE_MS", "60000"), ("LYNX_WEBHOOK_POLL_MS", "50")]);
+    // A subscription nobody listens at, so the notifications page has failing deliveries to show.
+    let (status, hook) = server.post("/api/webhooks", &admin_key, json!({"url": format!("http://127.0.0.1:{}/gone", free_port())})).await;
+    assert_eq!(status, 201, "{hook}");
     let agent = server.mcp(&agent_key).await;
     let admin = server.mcp(&admin_key).await;
     let draft_id = submitted(&agent, "vpm.cluster.payment.draft.create", payment_args("V-001", "250.00")).await;
@@ -54,6 +58,9 @@ async fn the_dashboard_in_headless_chromium() {
         json!({"doc_type": "ADR", "title": "<script>alert('xss')</script><img src=x onerror=alert(1)>", "content_outline": "<b onmouseover=alert(2)>x</b>"}),
     )
     .await;
+    // Created last, yet first in the queue: high risk, and it needs two approvals.
+    let big_id = submitted(&agent, "vpm.cluster.payment.draft.create", payment_args("V-001", "2500.00")).await;
+    let workflow_id = submitted(&agent, "workflow.cluster.draft.create", json!({"workflow_kind": "onboarding", "name": "Vendor onboarding", "steps": [{"name": "Collect W-9"}]})).await;
 
     let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../test-artifacts/dashboard");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../dashboard");
@@ -66,14 +73,19 @@ async fn the_dashboard_in_headless_chromium() {
         .env("DRAFT_ID", &draft_id)
         .env("OWN_ID", &own_id)
         .env("XSS_ID", &xss_id)
+        .env("BIG_ID", &big_id)
+        .env("WORKFLOW_ID", &workflow_id)
+        .env("SECOND_APPROVER_KEY", &second_approver_key)
         .env("ARTIFACTS", &artifacts)
         .output()
         .unwrap();
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "browser tests failed:\n{report}");
-    for shot in ["approval-queue.png", "draft-approved.png", "approval-queue-phone.png", "draft-xss-inert.png"] {
+    for shot in ["approval-queue.png", "draft-approved.png", "approval-queue-phone.png", "draft-xss-inert.png", "draft-one-of-two.png", "notifications.png"] {
         assert!(artifacts.join(shot).exists(), "screenshot {shot} kept");
     }
     let (_, d) = server.get(&format!("/api/drafts/{draft_id}"), Some(&approver_key)).await;
     assert_eq!(d["status"], "APPROVED");
+    let (_, d) = server.get(&format!("/api/drafts/{big_id}"), Some(&approver_key)).await;
+    assert_eq!((d["status"].as_str(), d["approvals"].as_array().map(Vec::len)), (Some("APPROVED"), Some(2)), "{d}");
 }

@@ -1,6 +1,7 @@
 //! The official MCP TypeScript SDKs against the real binary: `interop/tests/mcp-sdk.test.mjs` runs the v1
 //! SDK (2025-11-25, `initialize` session) and the v2 client (2026-07-28) over streamable HTTP and stdio,
-//! calls every tool through the lifecycle, and fails on any validation error or warning the SDKs print.
+//! calls every tool through the lifecycle, follows a 2-approval payment by polling its status, reads it as a
+//! resource, and fails on any validation error or warning the SDKs print.
 //! Skipped only where Node.js is absent; the npm packages are installed from `interop/package-lock.json`
 //! when they are missing.
 
@@ -34,6 +35,7 @@ async fn the_official_typescript_sdks_accept_every_answer() {
     let sandbox = Sandbox::new(Engine::Sqlite);
     let (agent_key, _) = sandbox.create_key("tenant-123", "agent-001");
     let (approver_key, _) = sandbox.create_key("tenant-123", "approver-001");
+    let (second_approver_key, _) = sandbox.create_key("tenant-123", "approver-002");
     let server = sandbox.serve();
     let out = Command::new("node")
         .args(["--test", "--test-reporter=spec", "tests/mcp-sdk.test.mjs"])
@@ -41,6 +43,7 @@ async fn the_official_typescript_sdks_accept_every_answer() {
         .env("BASE_URL", &server.base)
         .env("AGENT_KEY", &agent_key)
         .env("APPROVER_KEY", &approver_key)
+        .env("SECOND_APPROVER_KEY", &second_approver_key)
         .env("LYNX_BIN", LYNX)
         .env("LYNX_DATABASE_URL", &sandbox.database_url)
         .output()

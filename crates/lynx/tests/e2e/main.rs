@@ -54,6 +54,7 @@ on_both_engines! {
     approval_loop::a_stdio_client_reads_and_subscribes_to_its_draft,
     approval_loop::deliveries_wait_out_a_dead_receiver_and_a_killed_lynx,
     approval_loop::nothing_waits_forever,
+    approval_loop::every_transition_is_told,
     audit_verify::editing_one_audit_row_is_detected_and_named,
     audit_verify::audit_tail_shows_the_newest_events,
     auth::http_requires_a_valid_unrevoked_key,
