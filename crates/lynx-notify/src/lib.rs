@@ -54,13 +54,12 @@ impl Deliverer {
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         let mut stop = std::pin::pin!(stop);
         loop {
-            let sent = self.round().await;
-            if sent == BATCH as usize {
-                continue;
-            }
+            // A full round means more may be due: go again at once (still stopping when asked).
+            let pause = if self.round().await == BATCH as usize { Duration::ZERO } else { self.config.poll };
             tokio::select! {
+                biased;
                 _ = &mut stop => return,
-                _ = tokio::time::sleep(self.config.poll) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         }
     }

@@ -19,7 +19,12 @@ pub(crate) fn message(payload: &Value, public_url: &str) -> Value {
         _ => kind,
     };
     let text_of = |v: &Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-    let mut lines = vec![format!("*{what}* · {} {}", text_of(&d["draft_type"]), text_of(&d["draft_id"]))];
+    let subject = match (d["draft_id"].as_str(), d["payment_id"].as_str()) {
+        (Some(draft), _) => format!("{} draft {draft}", text_of(&d["draft_type"])),
+        (None, Some(payment)) => format!("payment {payment}: {} → {}", text_of(&d["from"]), text_of(&d["status"])),
+        (None, None) => String::new(),
+    };
+    let mut lines = vec![format!("*{what}* · {subject}")];
     if !d["amount"].is_null() {
         let vendor = d["vendor_name"].as_str().or(d["vendor_id"].as_str()).unwrap_or("?");
         lines.push(format!("Amount: {} {} to {vendor}", text_of(&d["amount"]), text_of(&d["currency"])));
@@ -50,5 +55,8 @@ mod tests {
         let text = super::message(&payload, "https://lynx.example/")["text"].as_str().unwrap().to_string();
         assert!(text.contains("Draft submitted") && text.contains("500.00 USD to Acme") && text.contains("0 of 2"), "{text}");
         assert!(text.contains("<https://lynx.example/drafts/d1|"), "{text}");
+        let settled = serde_json::json!({"type": "settlement.updated", "data": {"payment_id": "p1", "from": "queued", "status": "processing", "amount": "5.00", "currency": "USD", "vendor_id": "V-001"}});
+        let text = super::message(&settled, "https://lynx.example")["text"].as_str().unwrap().to_string();
+        assert!(text.starts_with("*Settlement updated* · payment p1: queued → processing") && !text.contains("null"), "{text}");
     }
 }

@@ -9,14 +9,14 @@ use lynx_model::{
     payload::DraftPayload,
     records::{ApprovalRecord, Decision, DecisionOutcome, DraftFilter, DraftInsert, DraftRecord, RollbackAction, TransitionOutcome},
     store::StoreResult,
-    webhook::{WebhookEventType, draft_data},
+    webhook::WebhookEventType,
 };
 use serde_json::Value;
 
 use crate::{
     db::{self, Db},
     error::corrupt,
-    ops::webhooks,
+    ops::webhooks::{self, About},
     row::Row,
     sql::Query,
 };
@@ -236,14 +236,12 @@ pub(crate) async fn decide(
     };
     db.execute(&update.bind(tenant).bind(id)).await?;
     let decided = lock(db, tenant, id).await?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
-    let (event, counts) = match decision {
-        Decision::Rejected => (WebhookEventType::DraftRejected, (approvals as u32, required)),
-        Decision::Approved => (WebhookEventType::DraftApproved, (approvals as u32, required)),
+    let event = match decision {
+        Decision::Rejected => WebhookEventType::DraftRejected,
+        Decision::Approved => WebhookEventType::DraftApproved,
     };
-    let subscribers = webhooks::subscribers(db, tenant, event).await?;
-    let mut data = draft_data(&decided, Some(counts));
-    data["decided_by"] = serde_json::json!(approver);
-    webhooks::publish(db, &subscribers, tenant, event, data, at).await?;
+    let extra = serde_json::json!({"decided_by": approver});
+    webhooks::publish_about(db, tenant, event, About::Draft(&decided), Some((approvals as u32, required)), extra, at).await?;
     Ok(DecisionOutcome::Recorded { draft: Box::new(decided), approvals: approvals as u32 })
 }
 
@@ -271,10 +269,8 @@ pub(crate) async fn transition(db: &mut dyn Db, tenant: &TenantId, id: DraftId, 
     }
     let moved = lock(db, tenant, id).await?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
     if transition == Transition::Cancel {
-        let subscribers = webhooks::subscribers(db, tenant, WebhookEventType::DraftCancelled).await?;
-        let mut data = draft_data(&moved, None);
-        data["cancelled_by"] = serde_json::json!(by);
-        webhooks::publish(db, &subscribers, tenant, WebhookEventType::DraftCancelled, data, at).await?;
+        let extra = serde_json::json!({"cancelled_by": by});
+        webhooks::publish_about(db, tenant, WebhookEventType::DraftCancelled, About::Draft(&moved), None, extra, at).await?;
     }
     Ok(TransitionOutcome::Done(Box::new(moved)))
 }
@@ -312,13 +308,14 @@ pub(crate) async fn return_to_draft(db: &mut dyn Db, tenant: &TenantId, id: Draf
     Ok(())
 }
 
-/// Expires the drafts whose decision deadline passed: each `SUBMITTED` row is moved once, by one
-/// guarded UPDATE, whichever instance sweeps first; the others find nothing.
+/// Whether any `SUBMITTED` draft is past its decision deadline.
 pub(crate) async fn any_overdue(db: &mut dyn Db, now: DateTime<Utc>) -> StoreResult<bool> {
     let q = Query::new("SELECT COUNT(*) AS n FROM (SELECT 1 FROM lynx_drafts WHERE status = 'SUBMITTED' AND decision_due_at < $1 LIMIT 1) AS due").bind(now);
     Ok(db::count(db, q).await? > 0)
 }
 
+/// Expires the drafts whose decision deadline passed: each `SUBMITTED` row is moved once, by one
+/// guarded UPDATE under its row lock, whichever instance sweeps first; the others find nothing.
 pub(crate) async fn expire(db: &mut dyn Db, now: DateTime<Utc>) -> StoreResult<Vec<DraftRecord>> {
     let due = db::fetch_all(
         db,
@@ -344,8 +341,7 @@ pub(crate) async fn expire(db: &mut dyn Db, now: DateTime<Utc>) -> StoreResult<V
             continue;
         }
         let done = lock(db, &tenant, id).await?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
-        let subscribers = webhooks::subscribers(db, &tenant, WebhookEventType::DraftExpired).await?;
-        webhooks::publish(db, &subscribers, &tenant, WebhookEventType::DraftExpired, draft_data(&done, None), now).await?;
+        webhooks::publish_about(db, &tenant, WebhookEventType::DraftExpired, About::Draft(&done), None, Value::Null, now).await?;
         expired.push(done);
     }
     Ok(expired)

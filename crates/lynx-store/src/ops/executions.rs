@@ -11,14 +11,17 @@ use lynx_model::{
     store::{MonitoringFacts, StoreResult, effect_transition},
     vocab::{RunStatus, SettlementStatus},
     draft::DraftStatus,
-    webhook::{WebhookEventType, draft_data},
+    webhook::WebhookEventType,
 };
 use serde_json::{Value, json};
 
 use crate::{
     db::{self, Db},
     error::corrupt,
-    ops::{drafts, drafts::return_to_draft, webhooks},
+    ops::{
+        drafts::return_to_draft,
+        webhooks::{self, About},
+    },
     row::Row,
     sql::Query,
 };
@@ -166,12 +169,8 @@ pub(crate) async fn complete(db: &mut dyn Db, e: &ExecutionRecord, effect: &Effe
     }
     match effect {
         Effect::Submit(s) => {
-            let subscribers = webhooks::subscribers(db, tenant, WebhookEventType::DraftSubmitted).await?;
-            if !subscribers.is_empty() {
-                let submitted = drafts::get(db, Some(tenant), draft).await?.ok_or_else(|| corrupt("the execution's draft vanished"))?;
-                let data = draft_data(&submitted, Some((0, s.approvals_required)));
-                webhooks::publish(db, &subscribers, tenant, WebhookEventType::DraftSubmitted, data, at).await?;
-            }
+            let approvals = Some((0, s.approvals_required));
+            webhooks::publish_about(db, tenant, WebhookEventType::DraftSubmitted, About::Id(draft), approvals, Value::Null, at).await?;
         }
         Effect::Publish(w) => {
             let q = Query::new(
@@ -225,15 +224,8 @@ pub(crate) async fn complete(db: &mut dyn Db, e: &ExecutionRecord, effect: &Effe
     db.execute(&q).await?;
     let done = get_in(db, tenant, execution_id, false).await?.ok_or_else(|| corrupt("execution vanished"))?;
     if submit.is_none() {
-        let subscribers = webhooks::subscribers(db, tenant, WebhookEventType::ExecutionSucceeded).await?;
-        if !subscribers.is_empty() {
-            let executed = drafts::get(db, Some(tenant), draft).await?.ok_or_else(|| corrupt("the execution's draft vanished"))?;
-            let mut data = draft_data(&executed, None);
-            data["execution_id"] = serde_json::json!(execution_id);
-            data["tool_id"] = serde_json::json!(e.tool_id);
-            data["result"] = result.clone();
-            webhooks::publish(db, &subscribers, tenant, WebhookEventType::ExecutionSucceeded, data, at).await?;
-        }
+        let extra = json!({"execution_id": execution_id, "tool_id": e.tool_id, "result": result});
+        webhooks::publish_about(db, tenant, WebhookEventType::ExecutionSucceeded, About::Id(draft), None, extra, at).await?;
     }
     Ok(Completion::Succeeded(Box::new(done)))
 }
@@ -256,17 +248,8 @@ pub(crate) async fn fail(db: &mut dyn Db, tenant: &TenantId, id: ExecutionId, er
 
 /// `execution.failed`, in the transaction that failed the execution.
 async fn publish_failed(db: &mut dyn Db, failed: &ExecutionRecord, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
-    let tenant = &failed.tenant_id;
-    let subscribers = webhooks::subscribers(db, tenant, WebhookEventType::ExecutionFailed).await?;
-    if subscribers.is_empty() {
-        return Ok(());
-    }
-    let draft = drafts::get(db, Some(tenant), failed.draft_id).await?.ok_or_else(|| corrupt("the execution's draft vanished"))?;
-    let mut data = draft_data(&draft, None);
-    data["execution_id"] = serde_json::json!(failed.execution_id);
-    data["tool_id"] = serde_json::json!(failed.tool_id);
-    data["error"] = serde_json::json!(error);
-    webhooks::publish(db, &subscribers, tenant, WebhookEventType::ExecutionFailed, data, at).await
+    let extra = json!({"execution_id": failed.execution_id, "tool_id": failed.tool_id, "error": error});
+    webhooks::publish_about(db, &failed.tenant_id, WebhookEventType::ExecutionFailed, About::Id(failed.draft_id), None, extra, at).await
 }
 
 pub(crate) async fn get(db: &mut dyn Db, tenant: Option<&TenantId>, id: ExecutionId) -> StoreResult<Option<ExecutionRecord>> {

@@ -101,7 +101,6 @@ pub(crate) async fn set_status(
         "payment_status": done.payment_status, "amount": done.amount, "currency": done.currency, "vendor_id": done.vendor_id,
         "updated_by": by, "note": note,
     });
-    let subscribers = webhooks::subscribers(db, tenant, WebhookEventType::SettlementUpdated).await?;
-    webhooks::publish(db, &subscribers, tenant, WebhookEventType::SettlementUpdated, data, at).await?;
+    webhooks::publish(db, tenant, WebhookEventType::SettlementUpdated, data, at).await?;
     Ok(SettlementChange::Done(Box::new(done)))
 }

@@ -5,11 +5,12 @@
 
 use chrono::{DateTime, Utc};
 use lynx_model::{
-    TenantId,
+    DraftId, TenantId,
+    records::DraftRecord,
     store::{DeliveryFilter, StoreResult},
     webhook::{
         Attempt, DeliveryCounts, DeliveryRecord, DeliveryStatus, DueDelivery, ENV_WEBHOOK_ID, OutboxEvent, WebhookEventType,
-        WebhookFormat, WebhookRecord,
+        WebhookFormat, WebhookRecord, draft_data,
     },
 };
 use serde_json::Value;
@@ -17,6 +18,7 @@ use serde_json::Value;
 use crate::{
     db::{self, Db},
     error::corrupt,
+    ops::drafts,
     row::Row,
     sql::Query,
 };
@@ -38,16 +40,58 @@ fn webhook(mut r: Row) -> StoreResult<WebhookRecord> {
     })
 }
 
-/// The live subscriptions a tenant's event of this type goes to (ask first: with none, the event and
-/// what it would say are never built).
-pub(crate) async fn subscribers(db: &mut dyn Db, tenant: &TenantId, event_type: WebhookEventType) -> StoreResult<Vec<String>> {
+/// The live subscriptions a tenant's event of this type goes to.
+async fn subscribers(db: &mut dyn Db, tenant: &TenantId, event_type: WebhookEventType) -> StoreResult<Vec<String>> {
     let q = Query::new(format!("SELECT {COLUMNS} FROM lynx_webhooks WHERE removed_at IS NULL AND (tenant_id IS NULL OR tenant_id = $1)")).bind(tenant);
     let all = db::fetch_all(db, q, webhook).await?;
     Ok(all.into_iter().filter(|w| w.wants(event_type)).map(|w| w.webhook_id).collect())
 }
 
-/// Writes an event, and a pending delivery per subscriber, in the caller's transaction.
-pub(crate) async fn publish(db: &mut dyn Db, subscribers: &[String], tenant: &TenantId, event_type: WebhookEventType, data: Value, at: DateTime<Utc>) -> StoreResult<()> {
+/// The draft an event is about: at hand, or to be read (only when someone subscribed).
+pub(crate) enum About<'a> {
+    Draft(&'a DraftRecord),
+    Id(DraftId),
+}
+
+/// Writes an event about a draft — `draft_data` of the draft as it now is, its approvals, and `extra`
+/// fields — with a pending delivery per subscriber, in the caller's transaction. Without subscribers
+/// nothing is read or written.
+pub(crate) async fn publish_about(
+    db: &mut dyn Db,
+    tenant: &TenantId,
+    event_type: WebhookEventType,
+    about: About<'_>,
+    approvals: Option<(u32, u32)>,
+    extra: Value,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let subscribers = subscribers(db, tenant, event_type).await?;
+    if subscribers.is_empty() {
+        return Ok(());
+    }
+    let read;
+    let draft = match about {
+        About::Draft(d) => d,
+        About::Id(id) => {
+            read = drafts::get(db, Some(tenant), id).await?.ok_or_else(|| corrupt("the event's draft vanished"))?;
+            &read
+        }
+    };
+    let mut data = draft_data(draft, approvals);
+    if let (Value::Object(data), Value::Object(extra)) = (&mut data, extra) {
+        data.extend(extra);
+    }
+    write(db, &subscribers, tenant, event_type, data, at).await
+}
+
+/// Writes an event with `data` (not about one draft: a settlement) and its deliveries, in the caller's
+/// transaction.
+pub(crate) async fn publish(db: &mut dyn Db, tenant: &TenantId, event_type: WebhookEventType, data: Value, at: DateTime<Utc>) -> StoreResult<()> {
+    let subscribers = subscribers(db, tenant, event_type).await?;
+    write(db, &subscribers, tenant, event_type, data, at).await
+}
+
+async fn write(db: &mut dyn Db, subscribers: &[String], tenant: &TenantId, event_type: WebhookEventType, data: Value, at: DateTime<Utc>) -> StoreResult<()> {
     if subscribers.is_empty() {
         return Ok(());
     }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use lynx_governance::audit;
-use lynx_model::{TenantId, store::AuditFilter};
+use lynx_model::store::AuditFilter;
 
 use crate::{
     cli::{self, output},
@@ -47,7 +47,7 @@ pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fata
     match command {
         Command::Tail { tenant, lines, json } => {
             let tenants = match tenant {
-                Some(t) => vec![TenantId::parse(t.as_str()).map_err(|e| Fatal(format!("--tenant {t:?}: {e}")))?],
+                Some(t) => vec![cli::tenant(&t)?],
                 None => services.store.audit_tenants().await?,
             };
             let filter = AuditFilter { limit: lines, ..Default::default() };
@@ -84,7 +84,7 @@ pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fata
         }
         Command::Export { tenant, format, output: path } => {
             let tenants = match tenant {
-                Some(t) => vec![TenantId::parse(t.as_str()).map_err(|e| Fatal(format!("--tenant {t:?}: {e}")))?],
+                Some(t) => vec![cli::tenant(&t)?],
                 None => services.store.audit_tenants().await?,
             };
             let csv = format == "csv";

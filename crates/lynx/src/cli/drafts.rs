@@ -117,7 +117,7 @@ pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fata
     let services = cli::services(settings).await?;
     match command {
         Command::List { tenant, status, draft_type, limit, json } => {
-            let tenant = tenant.map(|t| TenantId::parse(t.as_str()).map_err(|e| Fatal(format!("--tenant {t:?}: {e}")))).transpose()?;
+            let tenant = cli::tenant_arg(tenant)?;
             let status = status.map(|s| DraftStatus::parse(&s).ok_or_else(|| Fatal(format!("--status {s:?}: not a draft status")))).transpose()?;
             let draft_type = draft_type
                 .map(|t| DraftType::parse(&t).ok_or_else(|| Fatal(format!("--type {t:?}: must be docs, workflow or vpm_payment"))))

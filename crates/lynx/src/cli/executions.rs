@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use lynx_governance::operations;
-use lynx_model::{TenantId, records::ExecutionFilter, vocab::RunStatus};
+use lynx_model::{records::ExecutionFilter, vocab::RunStatus};
 
 use crate::{
     cli::{self, output, refusal},
@@ -74,7 +74,7 @@ pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fata
     let services = cli::services(settings).await?;
     match command {
         Command::List { tenant, status, draft, limit, json } => {
-            let tenant = tenant.map(|t| TenantId::parse(t.as_str()).map_err(|e| Fatal(format!("--tenant {t:?}: {e}")))).transpose()?;
+            let tenant = cli::tenant_arg(tenant)?;
             let status = status.map(|s| RunStatus::parse(&s.to_uppercase()).ok_or_else(|| Fatal(format!("--status {s:?}: not an execution status")))).transpose()?;
             let draft_id = draft.map(|d| lynx_model::DraftId::parse(&d).map_err(|_| Fatal(format!("--draft {d:?}: not a UUID")))).transpose()?;
             let rows = services.store.executions(tenant.as_ref(), &ExecutionFilter { status, draft_id, tool_id: None, before: None, limit }).await?;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use lynx_governance::identity;
-use lynx_model::{KeyId, TenantId, UserId};
+use lynx_model::{KeyId, UserId};
 use serde_json::json;
 
 use crate::{
@@ -46,7 +46,7 @@ pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fata
     let services = cli::services(settings).await?;
     match command {
         Command::Create { tenant, user, label, json } => {
-            let tenant = TenantId::parse(tenant.as_str()).map_err(|e| Fatal(format!("--tenant {tenant:?}: {e}")))?;
+            let tenant = cli::tenant(&tenant)?;
             let user = UserId::parse(user.as_str()).map_err(|e| Fatal(format!("--user {user:?}: {e}")))?;
             let key = identity::create_key(&services, &tenant, &user, &label, &cli::operator()).await.map_err(refusal)?;
             if json {
@@ -60,7 +60,7 @@ pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fata
             }
         }
         Command::List { tenant, json } => {
-            let tenant = tenant.map(|t| TenantId::parse(t.as_str()).map_err(|e| Fatal(format!("--tenant {t:?}: {e}")))).transpose()?;
+            let tenant = cli::tenant_arg(tenant)?;
             let keys = services.store.list_api_keys(tenant.as_ref()).await?;
             if json {
                 output::json(&keys);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use lynx_governance::Credential;
 use lynx_mcp::LynxMcp;
-use lynx_model::{Mode, TenantId, UserId};
+use lynx_model::{Mode, UserId};
 
 use crate::{
     configuration::Settings,
@@ -33,7 +33,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<ExitCode, Fatal> {
                 )));
             }
             Credential::DevFlags {
-                tenant: TenantId::parse(tenant.as_str()).map_err(|e| Fatal(format!("--tenant {tenant:?}: {e}")))?,
+                tenant: crate::cli::tenant(&tenant)?,
                 user: UserId::parse(user.as_str()).map_err(|e| Fatal(format!("--user {user:?}: {e}")))?,
             }
         }

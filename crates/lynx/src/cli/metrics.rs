@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 
 use lynx_governance::monitoring;
-use lynx_model::TenantId;
 
 use crate::{
     cli::{self, output, refusal},
@@ -23,7 +22,7 @@ pub struct Args {
 
 pub async fn run(settings: &Settings, args: Args) -> Result<ExitCode, Fatal> {
     let services = cli::services(settings).await?;
-    let tenant = args.tenant.map(|t| TenantId::parse(t.as_str()).map_err(|e| Fatal(format!("--tenant {t:?}: {e}")))).transpose()?;
+    let tenant = cli::tenant_arg(args.tenant)?;
     let metrics = monitoring::runbook_metrics(&services, tenant.as_ref()).await.map_err(refusal)?;
     let alerting = metrics.iter().any(|m| m.breached);
     if args.json {

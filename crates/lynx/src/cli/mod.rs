@@ -124,6 +124,16 @@ pub(crate) fn operator() -> String {
     format!("operator:{user}")
 }
 
+/// `--tenant T`: a tenant id, or a message naming the flag.
+pub(crate) fn tenant(raw: &str) -> Result<lynx_model::TenantId, Fatal> {
+    lynx_model::TenantId::parse(raw).map_err(|e| Fatal(format!("--tenant {raw:?}: {e}")))
+}
+
+/// An optional `--tenant T`.
+pub(crate) fn tenant_arg(raw: Option<String>) -> Result<Option<lynx_model::TenantId>, Fatal> {
+    raw.as_deref().map(tenant).transpose()
+}
+
 /// A refusal, worded for the terminal.
 pub(crate) fn refusal(r: lynx_model::Refusal) -> Fatal {
     Fatal(format!("{}: {} ({})", r.code, r.message, r.hint))

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use lynx_governance::operations;
-use lynx_model::{PaymentId, TenantId, vocab::SettlementStatus};
+use lynx_model::{PaymentId, vocab::SettlementStatus};
 
 use crate::{
     cli::{self, output, refusal},
@@ -44,7 +44,7 @@ pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fata
     let services = cli::services(settings).await?;
     match command {
         Command::List { tenant, status, limit, json } => {
-            let tenant = tenant.map(|t| TenantId::parse(t.as_str()).map_err(|e| Fatal(format!("--tenant {t:?}: {e}")))).transpose()?;
+            let tenant = cli::tenant_arg(tenant)?;
             let status = status
                 .map(|s| SettlementStatus::parse(&s).ok_or_else(|| Fatal(format!("--status {s:?}: must be queued, processing, completed, failed or cancelled"))))
                 .transpose()?;
@@ -66,7 +66,7 @@ pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fata
             }
         }
         Command::Mark { payment_id, tenant, status, note, json } => {
-            let tenant = TenantId::parse(tenant.as_str()).map_err(|e| Fatal(format!("--tenant {tenant:?}: {e}")))?;
+            let tenant = cli::tenant(&tenant)?;
             let payment_id = PaymentId::parse(&payment_id).map_err(|_| Fatal(format!("{payment_id:?} is not a payment id (a UUID)")))?;
             let s = operations::mark_settlement(&services, &tenant, payment_id, &status, &cli::operator(), note).await.map_err(refusal)?;
             if json {

@@ -6,7 +6,6 @@ use std::{path::PathBuf, process::ExitCode};
 
 use lynx_governance::webhooks::{self, NewWebhook};
 use lynx_model::{
-    TenantId,
     store::DeliveryFilter,
     webhook::{DeliveryStatus, WebhookFormat},
 };
@@ -86,10 +85,6 @@ pub enum Command {
     },
 }
 
-fn tenant_arg(tenant: Option<String>) -> Result<Option<TenantId>, Fatal> {
-    tenant.map(|t| TenantId::parse(t.as_str()).map_err(|e| Fatal(format!("--tenant {t:?}: {e}")))).transpose()
-}
-
 fn when(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
     t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into())
 }
@@ -120,7 +115,7 @@ async fn manage(settings: &Settings, command: Command) -> Result<ExitCode, Fatal
         Command::Add { url, tenant, format, events, json } => {
             let format = WebhookFormat::parse(&format).ok_or_else(|| Fatal(format!("--format {format:?}: must be standard or slack")))?;
             let event_types = webhooks::parse_event_types(&events).map_err(refusal)?;
-            let new = NewWebhook { tenant: tenant_arg(tenant)?, url, format, event_types };
+            let new = NewWebhook { tenant: cli::tenant_arg(tenant)?, url, format, event_types };
             let (w, secret) = webhooks::add(&services, &cli::operator(), new).await.map_err(refusal)?;
             if json {
                 let mut v = json!(w);
@@ -136,7 +131,7 @@ async fn manage(settings: &Settings, command: Command) -> Result<ExitCode, Fatal
             }
         }
         Command::List { tenant, json } => {
-            let list = webhooks::list(&services, tenant_arg(tenant)?.as_ref()).await.map_err(refusal)?;
+            let list = webhooks::list(&services, cli::tenant_arg(tenant)?.as_ref()).await.map_err(refusal)?;
             if json {
                 output::json(&list);
             } else {
@@ -160,7 +155,7 @@ async fn manage(settings: &Settings, command: Command) -> Result<ExitCode, Fatal
         Command::Deliveries { status, webhook, tenant, limit, json } => {
             let status = status.map(|s| DeliveryStatus::parse(&s).ok_or_else(|| Fatal(format!("--status {s:?}: must be pending, delivered or dead")))).transpose()?;
             let filter = DeliveryFilter { status, webhook_id: webhook, limit };
-            let list = webhooks::deliveries(&services, tenant_arg(tenant)?.as_ref(), &filter).await.map_err(refusal)?;
+            let list = webhooks::deliveries(&services, cli::tenant_arg(tenant)?.as_ref(), &filter).await.map_err(refusal)?;
             if json {
                 output::json(&list);
             } else {
