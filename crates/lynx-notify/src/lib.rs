@@ -154,10 +154,8 @@ impl Deliverer {
         Ok(response.status().as_u16())
     }
 
-    /// A failed attempt: retried after a backoff, or dead-lettered once the event is too old.
     fn failed(&self, due: &DueDelivery, status: Option<u16>, error: String) -> Attempt {
-        let now = self.services.clock.now();
-        let retry_at = next_attempt(due.delivery.attempts + 1, now, self.config.retry_base).filter(|at| *at - due.delivery.created_at <= self.config.max_age);
+        let retry_at = retry_or_give_up(due.delivery.attempts + 1, due.delivery.created_at, self.services.clock.now(), &self.config);
         Attempt::Failed { status, error, retry_at }
     }
 }
@@ -173,6 +171,12 @@ fn cause(e: &reqwest::Error) -> String {
     if text.contains("://") { "the connection failed".into() } else { text }
 }
 
+/// After `attempts` failures of an event created at `created`: when to try again, or `None` —
+/// dead-letter — when that would be past the maximum age.
+fn retry_or_give_up(attempts: i64, created: DateTime<Utc>, now: DateTime<Utc>, config: &DeliveryConfig) -> Option<DateTime<Utc>> {
+    next_attempt(attempts, now, config.retry_base).filter(|at| *at - created <= config.max_age)
+}
+
 /// When to try again after `attempts` failures: base × 2^(attempts − 1), at most an hour, ± a quarter
 /// of it at random so that receivers coming back are not hit by every sender at once.
 fn next_attempt(attempts: i64, now: DateTime<Utc>, base: Duration) -> Option<DateTime<Utc>> {
@@ -186,6 +190,22 @@ fn next_attempt(attempts: i64, now: DateTime<Utc>, base: Duration) -> Option<Dat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_past_its_maximum_age_is_dead_lettered() {
+        let config = DeliveryConfig {
+            poll: Duration::from_secs(1),
+            retry_base: Duration::from_secs(60),
+            max_age: TimeDelta::hours(1),
+            timeout: Duration::from_secs(10),
+            public_url: String::new(),
+        };
+        let created = Utc::now();
+        assert!(retry_or_give_up(1, created, created, &config).is_some(), "a fresh event is retried");
+        // 50 minutes in, the next wait (≥ 45 min at attempt 7: 64 min ± 25 %, capped at an hour) ends past the hour.
+        assert_eq!(retry_or_give_up(7, created, created + TimeDelta::minutes(50), &config), None);
+        assert_eq!(retry_or_give_up(1, created, created + TimeDelta::minutes(61), &config), None, "already too old");
+    }
 
     #[test]
     fn retries_back_off_exponentially_with_jitter_up_to_an_hour() {
