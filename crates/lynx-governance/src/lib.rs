@@ -9,6 +9,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod checkpoints;
 pub mod context;
 pub mod draft_status;
 pub mod execution;

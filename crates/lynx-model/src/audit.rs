@@ -69,6 +69,41 @@ pub struct AuditEvent {
     pub hash: String,
 }
 
+/// A signed checkpoint of a tenant's audit tree, as stored: the tree's size and head, its compact
+/// range (to grow it later without reading old rows), and the signed note.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckpointRecord {
+    pub tenant_id: TenantId,
+    /// How many of the tenant's rows (seq 1..=tree_size) the tree holds.
+    pub tree_size: i64,
+    /// The tree head, hex.
+    pub root_hash: String,
+    /// The heads of the tree's perfect subtrees, leftmost first, hex.
+    pub frontier: Vec<String>,
+    /// The C2SP signed note of the tlog-checkpoint body.
+    pub note: String,
+    pub created_at: DateTime<Utc>,
+    pub instance_id: Option<String>,
+}
+
+/// A verification that passed, recorded by `lynx audit verify`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerificationRecord {
+    pub tenant_id: TenantId,
+    pub verified_at: DateTime<Utc>,
+    /// Rows of the tenant's chain checked.
+    pub events: i64,
+    /// The newest signed checkpoint they were checked against (`None`: the chain alone).
+    pub checkpoint_size: Option<i64>,
+    pub verified_by: String,
+}
+
+/// The leaf a row is in the tenant's Merkle tree: the 32 bytes of its chain hash. (The chain hash
+/// covers the row's content and its predecessor's hash, so the tree covers every row whole.)
+pub fn leaf_data(hash_hex: &str) -> Option<[u8; 32]> {
+    hex::decode(hash_hex).ok()?.try_into().ok()
+}
+
 /// The one canonical encoding of an event's content, used both to write and to verify: a JSON array
 /// of the columns in this order, hashed as it is written (no intermediate `Value`, no copies of the
 /// JSON columns — this runs twice per call).
@@ -90,8 +125,13 @@ pub fn chain_hash(e: &NewAuditEvent, seq: i64, prev_hash: &str) -> String {
         seq,
         prev_hash,
     );
+    canonical_hash(&canonical)
+}
+
+/// SHA-256 (hex) of a value's compact JSON, as `serde_json` writes it — the chain hash's encoding.
+pub fn canonical_hash(value: &impl Serialize) -> String {
     let mut hasher = HashWriter(Sha256::new());
-    serde_json::to_writer(&mut hasher, &canonical).expect("strings, numbers and nulls always serialize");
+    serde_json::to_writer(&mut hasher, value).expect("strings, numbers and nulls always serialize");
     hex::encode(hasher.0.finalize())
 }
 

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::{
-    audit::{AuditEvent, NewAuditEvent},
+    audit::{AuditEvent, CheckpointRecord, NewAuditEvent, VerificationRecord},
     draft::{DraftStatus, Transition},
     ids::{DraftId, ExecutionId, KeyId, PaymentId, RunId, TenantId, UserId},
     money::Currency,
@@ -178,6 +178,21 @@ pub trait Store: Send + Sync {
     async fn audit_chain_page(&self, tenant: &TenantId, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditEvent>>;
     /// Every tenant that has audit events.
     async fn audit_tenants(&self) -> StoreResult<Vec<TenantId>>;
+    /// Each tenant with rows, and its newest `seq` (the size its Merkle tree would have now).
+    async fn audit_heads(&self) -> StoreResult<Vec<(TenantId, i64)>>;
+    /// The chain hashes of a tenant's rows after `after_seq`, in `seq` order: `(seq, hash)`.
+    async fn audit_leaves(&self, tenant: &TenantId, after_seq: i64, limit: u32) -> StoreResult<Vec<(i64, String)>>;
+
+    // Signed checkpoints of the audit trees.
+    async fn latest_checkpoint(&self, tenant: &TenantId) -> StoreResult<Option<CheckpointRecord>>;
+    /// The newest checkpoint of every tenant that has one.
+    async fn latest_checkpoints(&self) -> StoreResult<Vec<CheckpointRecord>>;
+    /// Stores a checkpoint and, in the same transaction, its `audit.checkpoint` event; `false` when
+    /// another instance stored that tenant's checkpoint of that size first.
+    async fn insert_checkpoint(&self, checkpoint: &CheckpointRecord) -> StoreResult<bool>;
+    async fn record_verification(&self, verification: &VerificationRecord) -> StoreResult<()>;
+    /// The newest passed verification of every tenant.
+    async fn latest_verifications(&self) -> StoreResult<Vec<VerificationRecord>>;
     /// Tool runs, newest first, and how many match the filter in all (0 unless `count_total`).
     async fn runs(&self, filter: &RunFilter) -> StoreResult<(Vec<RunSummary>, i64)>;
     /// Draft and workflow activity of a tenant, newest first.

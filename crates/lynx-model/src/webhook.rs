@@ -37,10 +37,13 @@ pub enum WebhookEventType {
     ExecutionFailed,
     #[serde(rename = "settlement.updated")]
     SettlementUpdated,
+    /// A tenant's audit tree was checkpointed: the signed note, for a SIEM or a write-once bucket.
+    #[serde(rename = "audit.checkpoint")]
+    AuditCheckpoint,
 }
 
 impl WebhookEventType {
-    pub const ALL: [WebhookEventType; 8] = [
+    pub const ALL: [WebhookEventType; 9] = [
         Self::DraftSubmitted,
         Self::DraftApproved,
         Self::DraftRejected,
@@ -49,6 +52,7 @@ impl WebhookEventType {
         Self::ExecutionSucceeded,
         Self::ExecutionFailed,
         Self::SettlementUpdated,
+        Self::AuditCheckpoint,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +65,7 @@ impl WebhookEventType {
             Self::ExecutionSucceeded => "execution.succeeded",
             Self::ExecutionFailed => "execution.failed",
             Self::SettlementUpdated => "settlement.updated",
+            Self::AuditCheckpoint => "audit.checkpoint",
         }
     }
 
@@ -115,8 +120,13 @@ pub struct WebhookRecord {
 }
 
 impl WebhookRecord {
+    /// Whether this subscription receives events of the type: the types it names, or (none named)
+    /// all of them — except that a Slack channel gets audit checkpoints only when it asked for them.
     pub fn wants(&self, event_type: WebhookEventType) -> bool {
-        self.event_types.is_empty() || self.event_types.contains(&event_type)
+        if self.event_types.is_empty() {
+            return !(self.format == WebhookFormat::Slack && event_type == WebhookEventType::AuditCheckpoint);
+        }
+        self.event_types.contains(&event_type)
     }
 }
 

@@ -16,12 +16,14 @@ pub(crate) fn message(payload: &Value, public_url: &str) -> Value {
         "execution.succeeded" => "Executed",
         "execution.failed" => "Execution failed",
         "settlement.updated" => "Settlement updated",
+        "audit.checkpoint" => "Audit checkpoint signed",
         _ => kind,
     };
     let text_of = |v: &Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
     let subject = match (d["draft_id"].as_str(), d["payment_id"].as_str()) {
         (Some(draft), _) => format!("{} draft {draft}", text_of(&d["draft_type"])),
         (None, Some(payment)) => format!("payment {payment}: {} → {}", text_of(&d["from"]), text_of(&d["status"])),
+        (None, None) if !d["tree_size"].is_null() => format!("tenant {}: {} rows", text_of(&d["tenant_id"]), text_of(&d["tree_size"])),
         (None, None) => String::new(),
     };
     let mut lines = vec![format!("*{what}* · {subject}")];

@@ -85,7 +85,9 @@ pub(crate) trait Engine: Send + Sync + 'static {
     const NAME: &'static str;
     /// Whether concurrent writes already share commits inside the engine.
     const GROUP_COMMITS: bool;
-    /// Applies the engine's pending migrations (`migrations/<engine>/`).
+    /// The versions of the engine's migrations (`migrations/<engine>/`).
+    fn migrations(&self) -> Vec<i64>;
+    /// Applies the engine's pending migrations.
     async fn run_migrations(&self) -> StoreResult<()>;
     /// Anything besides the database itself that a ping must reach (a Supabase project's REST endpoint).
     async fn ping_services(&self) -> StoreResult<()> {

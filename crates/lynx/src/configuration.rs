@@ -59,6 +59,19 @@ pub struct Settings {
     pub notifications: NotificationSettings,
     /// How often this instance expires drafts past their decision deadline, `LYNX_SWEEP_INTERVAL_MS`.
     pub sweep_interval_ms: u64,
+    pub audit: AuditSettings,
+}
+
+/// Signed checkpoints of the audit trail.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// `LYNX_AUDIT_SIGNING_KEY`: the file holding the checkpoint signing key.
+    pub signing_key: Option<PathBuf>,
+    /// `LYNX_AUDIT_CHECKPOINT_DIR`: where each checkpoint is also written as a file.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// `LYNX_AUDIT_CHECKPOINT_INTERVAL`: how often grown trees are checkpointed; `None` (`off`): only
+    /// at shutdown and on `lynx audit checkpoint`.
+    pub interval: Option<std::time::Duration>,
 }
 
 /// Webhook notifications: the subscription to every tenant the environment configures, the key that
@@ -224,9 +237,27 @@ impl Settings {
         };
 
         let notifications = notification_settings(&var, bind)?;
+        let audit = AuditSettings {
+            signing_key: var("LYNX_AUDIT_SIGNING_KEY").map(PathBuf::from),
+            checkpoint_dir: var("LYNX_AUDIT_CHECKPOINT_DIR").map(PathBuf::from),
+            interval: match var("LYNX_AUDIT_CHECKPOINT_INTERVAL").as_deref() {
+                None => Some(std::time::Duration::from_secs(60)),
+                Some("off") => None,
+                Some(v) => {
+                    let allowed = "a duration from 100ms to 1d such as 60s, 5m or 500ms, or off";
+                    let d = parse_duration(v).map_err(|_| invalid("LYNX_AUDIT_CHECKPOINT_INTERVAL", v, allowed))?;
+                    let ms = d.num_milliseconds();
+                    if !(100..=86_400_000).contains(&ms) {
+                        return Err(invalid("LYNX_AUDIT_CHECKPOINT_INTERVAL", v, allowed));
+                    }
+                    Some(std::time::Duration::from_millis(ms as u64))
+                }
+            },
+        };
         let sweep_interval_ms = number(&var, "LYNX_SWEEP_INTERVAL_MS", 30_000, 100..=3_600_000, "milliseconds from 100 to 3600000")?;
 
         Ok(Self {
+            audit,
             notifications,
             sweep_interval_ms,
             key_cache_ms,
@@ -247,6 +278,24 @@ impl Settings {
             log_json,
         })
     }
+}
+
+/// `500ms`, `90s`, `30m`, `1h`, `2d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<chrono::TimeDelta, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let bad = || format!("{s:?} is not a duration such as 90s, 30m, 1h or 2d");
+    let n: i64 = n.parse().map_err(|_| bad())?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
+        _ => None,
+    };
+    ms.map(chrono::TimeDelta::milliseconds).ok_or_else(bad)
 }
 
 /// A whole number from a variable, within `range`; unset: `default`.
@@ -392,6 +441,20 @@ mod tests {
         assert!(e.contains("LYNX_WEBHOOK_RETRY_BASE_MS"), "{e}");
         let e = settings(&[("LYNX_WEBHOOK_FORMAT", "teams")]).unwrap_err().to_string();
         assert!(e.contains("standard or slack"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h").unwrap().num_seconds(), 3600);
+        assert_eq!(parse_duration("90s").unwrap().num_seconds(), 90);
+        assert_eq!(parse_duration("90").unwrap().num_seconds(), 90);
+        assert_eq!(parse_duration("250ms").unwrap().num_milliseconds(), 250);
+        assert_eq!(parse_duration("2d").unwrap().num_seconds(), 172_800);
+        assert!(parse_duration("1 hour").is_err() && parse_duration("h").is_err() && parse_duration("99999999999999999d").is_err());
+        assert_eq!(settings(&[]).unwrap().audit.interval, Some(std::time::Duration::from_secs(60)));
+        assert_eq!(settings(&[("LYNX_AUDIT_CHECKPOINT_INTERVAL", "off")]).unwrap().audit.interval, None);
+        let e = settings(&[("LYNX_AUDIT_CHECKPOINT_INTERVAL", "10ms")]).unwrap_err().to_string();
+        assert!(e.contains("LYNX_AUDIT_CHECKPOINT_INTERVAL=\"10ms\""), "{e}");
     }
 
     #[test]

@@ -58,32 +58,105 @@ pub async fn store(settings: &Settings) -> Result<Arc<dyn lynx_model::store::Sto
     Ok(store)
 }
 
+/// Where dev mode keeps a file beside the SQLite database (`<path><suffix>`); `None` for PostgreSQL
+/// or an in-memory database.
+fn beside_the_database(settings: &Settings, suffix: &str) -> Option<std::path::PathBuf> {
+    match &settings.database {
+        lynx_store::DatabaseUrl::Sqlite { path } if path != ":memory:" => Some(std::path::PathBuf::from(format!("{path}{suffix}"))),
+        _ => None,
+    }
+}
+
+fn in_memory(settings: &Settings) -> bool {
+    matches!(&settings.database, lynx_store::DatabaseUrl::Sqlite { path } if path == ":memory:")
+}
+
 /// The instance key stored subscriptions' secrets derive from: `LYNX_WEBHOOK_KEY_FILE`; in dev mode
 /// without it, a key file beside the SQLite database (created on first use, readable by its owner
 /// only), or for an in-memory database a key of this process. Elsewhere none: subscriptions can then
 /// not be added, and say how to configure one.
 pub fn webhook_key(settings: &Settings) -> Result<Option<Vec<u8>>, Fatal> {
+    use lynx_governance::webhooks::{new_instance_key, parse_instance_key};
     let read = |path: &std::path::Path| -> Result<Vec<u8>, Fatal> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Fatal(format!("webhook key file {}: cannot be read: {e} (LYNX_WEBHOOK_KEY_FILE)", path.display())))?;
-        lynx_governance::webhooks::parse_instance_key(&text).map_err(|why| Fatal(format!("webhook key file {}: {why}", path.display())))
+        parse_instance_key(&text).map_err(|why| Fatal(format!("webhook key file {}: {why}", path.display())))
     };
     if let Some(path) = &settings.notifications.key_file {
         return read(path).map(Some);
     }
-    match (&settings.mode, &settings.database) {
-        (Mode::Dev, lynx_store::DatabaseUrl::Sqlite { path }) if path == ":memory:" => {
-            Ok(Some(lynx_governance::webhooks::parse_instance_key(&lynx_governance::webhooks::new_instance_key()).map_err(|e| Fatal(e.into()))?))
-        }
-        (Mode::Dev, lynx_store::DatabaseUrl::Sqlite { path }) => {
-            let key_path = std::path::PathBuf::from(format!("{path}.webhook-key"));
-            if !key_path.exists() {
-                write_private(&key_path, &lynx_governance::webhooks::new_instance_key())?;
-            }
-            read(&key_path).map(Some)
-        }
-        _ => Ok(None),
+    if settings.mode != Mode::Dev {
+        return Ok(None);
     }
+    if in_memory(settings) {
+        return Ok(Some(parse_instance_key(&new_instance_key()).map_err(|e| Fatal(e.into()))?));
+    }
+    match beside_the_database(settings, ".webhook-key") {
+        Some(path) => {
+            if !path.exists() {
+                write_private(&path, &new_instance_key())?;
+            }
+            read(&path).map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
+/// The name a new audit signing key gets by default: this host's name.
+pub fn default_key_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty());
+    let host = host.or_else(|| std::env::var("HOSTNAME").ok()).unwrap_or_else(|| "lynx".into());
+    host.chars().filter(|c| !c.is_whitespace() && *c != '+').collect::<String>()
+}
+
+/// What signs audit checkpoints and where their files go: `LYNX_AUDIT_SIGNING_KEY` and
+/// `LYNX_AUDIT_CHECKPOINT_DIR`. In dev mode a key file and a directory beside the SQLite database
+/// are created on first use (an in-memory database gets a key of this process and no directory).
+/// In prod both a key and a destination outside the database — the directory or a webhook — are
+/// required: start-up says how to make them.
+pub fn audit_anchor(settings: &Settings) -> Result<Option<lynx_governance::checkpoints::Anchor>, Fatal> {
+    let read = |path: &std::path::Path| -> Result<lynx_tlog::NoteSigner, Fatal> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Fatal(format!("audit signing key {}: cannot be read: {e} (LYNX_AUDIT_SIGNING_KEY)", path.display())))?;
+        lynx_tlog::NoteSigner::parse(&text).map_err(|e| Fatal(format!("audit signing key {}: {e} (create one with `lynx audit keygen --out FILE`)", path.display())))
+    };
+    let a = &settings.audit;
+    let signer = match (&a.signing_key, settings.mode) {
+        (Some(path), _) => Some(read(path)?),
+        (None, Mode::Dev) if in_memory(settings) => Some(lynx_governance::checkpoints::new_signing_key(&default_key_name()).map_err(|e| Fatal(e.to_string()))?),
+        (None, Mode::Dev) => match beside_the_database(settings, ".audit-key") {
+            Some(path) => {
+                if !path.exists() {
+                    write_private(&path, &lynx_governance::checkpoints::new_signing_key(&default_key_name()).map_err(|e| Fatal(e.to_string()))?.to_text())?;
+                }
+                Some(read(&path)?)
+            }
+            None => None,
+        },
+        (None, _) => None,
+    };
+    let dir = match (&a.checkpoint_dir, settings.mode) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, Mode::Dev) => beside_the_database(settings, ".checkpoints"),
+        (None, _) => None,
+    };
+    if settings.mode == Mode::Prod && (signer.is_none() || (dir.is_none() && settings.notifications.url.is_none())) {
+        return Err(Fatal(
+            "LYNX_MODE=prod needs signed audit checkpoints kept outside the database: create a key with \
+             `lynx audit keygen --out /etc/lynx/audit.key` (it prints the verifier key to give auditors), set LYNX_AUDIT_SIGNING_KEY to it, \
+             and set LYNX_AUDIT_CHECKPOINT_DIR to a directory the database's administrators cannot rewrite (or LYNX_WEBHOOK_URL to a \
+             receiver that keeps the audit.checkpoint events)"
+                .into(),
+        ));
+    }
+    let Some(signer) = signer else {
+        tracing::warn!("audit checkpoints are off: set LYNX_AUDIT_SIGNING_KEY (create a key with `lynx audit keygen --out FILE`)");
+        return Ok(None);
+    };
+    if let Some(dir) = &dir {
+        std::fs::create_dir_all(dir).map_err(|e| Fatal(format!("checkpoint directory {}: cannot be created: {e} (LYNX_AUDIT_CHECKPOINT_DIR)", dir.display())))?;
+    }
+    Ok(Some(lynx_governance::checkpoints::Anchor::new(signer, dir)))
 }
 
 /// Writes a new file only its owner can read (never replacing one).
@@ -168,7 +241,12 @@ pub async fn demo_keys_on_first_run(services: &Services) -> Result<(), Fatal> {
 /// The work every serving instance does beside answering calls: delivering webhooks and expiring
 /// drafts past their decision deadline. Every instance does both; the database hands each delivery
 /// and each expiry to one of them. Stops when `stop` is cancelled.
-pub fn background(services: &Services, settings: &Settings, stop: CancellationToken) -> Result<Vec<tokio::task::JoinHandle<()>>, Fatal> {
+pub fn background(
+    services: &Services,
+    settings: &Settings,
+    anchor: Option<Arc<lynx_governance::checkpoints::Anchor>>,
+    stop: CancellationToken,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, Fatal> {
     let n = &settings.notifications;
     let config = lynx_notify::DeliveryConfig {
         poll: std::time::Duration::from_millis(n.poll_ms),
@@ -181,7 +259,20 @@ pub fn background(services: &Services, settings: &Settings, stop: CancellationTo
     let sweeper = services.clone();
     let interval = std::time::Duration::from_millis(settings.sweep_interval_ms);
     let sweep_stop = stop.clone();
-    Ok(vec![
+    let mut tasks = Vec::new();
+    if let (Some(anchor), Some(every)) = (anchor, settings.audit.interval) {
+        let (services, stop) = (services.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                checkpoint_round(&anchor, &services).await;
+            }
+        }));
+    }
+    tasks.extend([
         tokio::spawn(deliverer.run(stop.cancelled_owned())),
         tokio::spawn(async move {
             loop {
@@ -196,7 +287,26 @@ pub fn background(services: &Services, settings: &Settings, stop: CancellationTo
                 }
             }
         }),
-    ])
+    ]);
+    Ok(tasks)
+}
+
+/// One checkpoint round, its results logged (the background task's and the shutdown's).
+pub async fn checkpoint_round(anchor: &lynx_governance::checkpoints::Anchor, services: &Services) {
+    use lynx_governance::checkpoints::Checkpointed;
+    match anchor.checkpoint_all(services).await {
+        Ok((done, failed)) => {
+            for c in done {
+                if let Checkpointed::Signed { tenant_id, tree_size, .. } = c {
+                    tracing::info!(tenant = %tenant_id, tree_size, "audit checkpoint signed");
+                }
+            }
+            for (tenant, r) in failed {
+                tracing::error!(%tenant, code = %r.code, message = %r.message, "audit checkpoint refused");
+            }
+        }
+        Err(r) => tracing::warn!(code = %r.code, message = %r.message, "audit checkpoints not taken; the next round tries again"),
+    }
 }
 
 /// Waits a moment for the background work to stop; a delivery cut off mid-send is sent again later

@@ -1,17 +1,22 @@
 //! `lynx_audit_events`: appends at the head of each tenant's hash chain, and the read models over it
-//! (events, the chain in order, runs, draft activity). Rows are never updated or deleted here.
+//! (events, the chain in order, runs, draft activity), and the signed checkpoints of each tenant's
+//! Merkle tree over it (`lynx_audit_checkpoints`) and the verifications that passed. Rows are never
+//! updated or deleted here.
 
 use std::collections::{BTreeSet, HashMap};
 
 use lynx_model::{
     RunId, TenantId,
-    audit::{AuditEvent, EventType, GENESIS_HASH, NewAuditEvent, chain_hash},
+    audit::{AuditEvent, CheckpointRecord, EventType, GENESIS_HASH, NewAuditEvent, VerificationRecord, chain_hash},
     store::{ActivityEvent, AuditFilter, RunFilter, RunSummary, StoreResult},
     vocab::RunStatus,
+    webhook::WebhookEventType,
 };
 
 use crate::{
     db::{self, Db},
+    error::corrupt,
+    ops::webhooks,
     row::Row,
     sql::{Dialect, Query},
 };
@@ -216,6 +221,91 @@ pub(crate) async fn draft_activity(db: &mut dyn Db, tenant: &TenantId, limit: u3
             created_at: r.time("created_at")?,
             output_data: r.opt_text("output_data")?,
             input_data: r.opt_text("input_data")?,
+        })
+    })
+    .await
+}
+
+pub(crate) async fn heads(db: &mut dyn Db) -> StoreResult<Vec<(TenantId, i64)>> {
+    let q = Query::new("SELECT tenant_id, MAX(seq) AS seq FROM lynx_audit_events GROUP BY tenant_id ORDER BY tenant_id");
+    db::fetch_all(db, q, |mut r| Ok((r.tenant("tenant_id")?, r.int("seq")?))).await
+}
+
+pub(crate) async fn leaves(db: &mut dyn Db, tenant: &TenantId, after: i64, limit: u32) -> StoreResult<Vec<(i64, String)>> {
+    let q = Query::new("SELECT seq, hash FROM lynx_audit_events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3").bind(tenant).bind(after).bind(limit);
+    db::fetch_all(db, q, |mut r| Ok((r.int("seq")?, r.text("hash")?))).await
+}
+
+const CHECKPOINT_COLUMNS: &str = "tenant_id, tree_size, root_hash, frontier, note, created_at, instance_id";
+
+fn checkpoint(mut r: Row) -> StoreResult<CheckpointRecord> {
+    Ok(CheckpointRecord {
+        tenant_id: r.tenant("tenant_id")?,
+        tree_size: r.int("tree_size")?,
+        root_hash: r.text("root_hash")?,
+        frontier: serde_json::from_value(r.json("frontier")?).map_err(corrupt)?,
+        note: r.text("note")?,
+        created_at: r.time("created_at")?,
+        instance_id: r.opt_text("instance_id")?,
+    })
+}
+
+pub(crate) async fn latest_checkpoint(db: &mut dyn Db, tenant: &TenantId) -> StoreResult<Option<CheckpointRecord>> {
+    let q = Query::new(format!("SELECT {CHECKPOINT_COLUMNS} FROM lynx_audit_checkpoints WHERE tenant_id = $1 ORDER BY tree_size DESC LIMIT 1")).bind(tenant);
+    db::fetch_one_as(db, q, checkpoint).await
+}
+
+pub(crate) async fn latest_checkpoints(db: &mut dyn Db) -> StoreResult<Vec<CheckpointRecord>> {
+    let q = Query::new(format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM lynx_audit_checkpoints c \
+         WHERE tree_size = (SELECT MAX(tree_size) FROM lynx_audit_checkpoints l WHERE l.tenant_id = c.tenant_id) ORDER BY tenant_id"
+    ));
+    db::fetch_all(db, q, checkpoint).await
+}
+
+/// Stores a checkpoint unless one of that size exists, with its `audit.checkpoint` event.
+pub(crate) async fn insert_checkpoint(db: &mut dyn Db, c: &CheckpointRecord) -> StoreResult<bool> {
+    let q = Query::new(format!("INSERT INTO lynx_audit_checkpoints ({CHECKPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"))
+        .bind(&c.tenant_id)
+        .bind(c.tree_size)
+        .bind(c.root_hash.as_str())
+        .bind(serde_json::json!(c.frontier))
+        .bind(c.note.as_str())
+        .bind(c.created_at)
+        .bind(c.instance_id.as_deref());
+    if db.execute(&q).await? == 0 {
+        return Ok(false);
+    }
+    let data = serde_json::json!({"tenant_id": c.tenant_id, "tree_size": c.tree_size, "root_hash": c.root_hash, "note": c.note});
+    webhooks::publish(db, &c.tenant_id, WebhookEventType::AuditCheckpoint, data, c.created_at).await?;
+    Ok(true)
+}
+
+pub(crate) async fn record_verification(db: &mut dyn Db, v: &VerificationRecord) -> StoreResult<()> {
+    let q = Query::new(
+        "INSERT INTO lynx_audit_verifications (tenant_id, verified_at, events, checkpoint_size, verified_by) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&v.tenant_id)
+    .bind(v.verified_at)
+    .bind(v.events)
+    .bind(v.checkpoint_size)
+    .bind(v.verified_by.as_str());
+    db.execute(&q).await.map(drop)
+}
+
+pub(crate) async fn latest_verifications(db: &mut dyn Db) -> StoreResult<Vec<VerificationRecord>> {
+    let q = Query::new(
+        "SELECT tenant_id, verified_at, events, checkpoint_size, verified_by FROM lynx_audit_verifications v \
+         WHERE verified_at = (SELECT MAX(verified_at) FROM lynx_audit_verifications l WHERE l.tenant_id = v.tenant_id) ORDER BY tenant_id",
+    );
+    db::fetch_all(db, q, |mut r| {
+        Ok(VerificationRecord {
+            tenant_id: r.tenant("tenant_id")?,
+            verified_at: r.time("verified_at")?,
+            events: r.int("events")?,
+            checkpoint_size: r.opt_int("checkpoint_size")?,
+            verified_by: r.text("verified_by")?,
         })
     })
     .await

@@ -134,6 +134,10 @@ impl Engine for Postgres {
     // Audit rows are batched in front of it (`AuditWriter` in lynx-governance).
     const GROUP_COMMITS: bool = false;
 
+    fn migrations(&self) -> Vec<i64> {
+        MIGRATOR.iter().map(|m| m.version).collect()
+    }
+
     async fn run_migrations(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Unavailable(e.to_string()))
     }

@@ -91,6 +91,10 @@ impl Engine for Sqlite {
     const NAME: &'static str = "sqlite";
     const GROUP_COMMITS: bool = true;
 
+    fn migrations(&self) -> Vec<i64> {
+        MIGRATOR.iter().map(|m| m.version).collect()
+    }
+
     async fn run_migrations(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Unavailable(e.to_string()))
     }

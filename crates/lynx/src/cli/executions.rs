@@ -37,7 +37,7 @@ pub enum Command {
     /// Mark STARTED executions older than a bound FAILED ('Manual intervention: execution stuck').
     ClearStuck {
         /// For example 1h, 30m, 90s or 2d.
-        #[arg(long, value_parser = parse_duration)]
+        #[arg(long, value_parser = crate::configuration::parse_duration)]
         older_than: chrono::TimeDelta,
         #[arg(long)]
         json: bool,
@@ -48,22 +48,6 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// `90s`, `30m`, `1h`, `2d`.
-pub fn parse_duration(s: &str) -> Result<chrono::TimeDelta, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: i64 = n.parse().map_err(|_| format!("{s:?} is not a duration such as 90s, 30m, 1h or 2d"))?;
-    let seconds = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(format!("{s:?} is not a duration such as 90s, 30m, 1h or 2d")),
-    };
-    Ok(chrono::TimeDelta::seconds(seconds))
 }
 
 fn id(raw: &str) -> Result<lynx_model::ExecutionId, Fatal> {
@@ -138,15 +122,4 @@ pub async fn run(settings: &Settings, command: Command) -> Result<ExitCode, Fata
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn durations() {
-        assert_eq!(super::parse_duration("1h").unwrap().num_seconds(), 3600);
-        assert_eq!(super::parse_duration("90s").unwrap().num_seconds(), 90);
-        assert_eq!(super::parse_duration("2d").unwrap().num_seconds(), 172_800);
-        assert!(super::parse_duration("1 hour").is_err() && super::parse_duration("h").is_err());
-    }
 }

@@ -48,14 +48,19 @@ pub async fn run(settings: &Settings, args: Args) -> Result<ExitCode, Fatal> {
     };
     let services = startup::services(settings).await?;
     // A desktop agent's own Lynx delivers what its calls cause, and expires drafts, like a server.
+    let anchor = startup::audit_anchor(settings)?.map(std::sync::Arc::new);
     let stop = tokio_util::sync::CancellationToken::new();
-    let background = startup::background(&services, settings, stop.clone())?;
+    let background = startup::background(&services, settings, anchor.clone(), stop.clone())?;
+    let at_end = services.clone();
     let pipeline = startup::pipeline(services);
     let who = pipeline.authenticate(&credential).await.map_err(|r| Fatal(format!("{}: {}", r.code, r.message)))?;
     tracing::info!(tenant = %who.tenant_id(), user = %who.user_id(), "serving MCP over stdio");
     let served = LynxMcp::for_session(pipeline, credential).serve_stdio().await;
     stop.cancel();
     startup::finish(background).await;
+    if let Some(anchor) = &anchor {
+        startup::checkpoint_round(anchor, &at_end).await;
+    }
     served.map_err(|e| Fatal(format!("MCP stdio session ended: {e}")))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! The audit trail is tamper-evident: `lynx audit verify` passes on an honest trail and, after one row
-//! is edited directly in the database, fails naming that row.
+//! is edited directly in the database (past the append-only trigger, as the database's owner could),
+//! fails naming that row. What the chain alone cannot catch is in `audit_anchor.rs`.
 
 use serde_json::json;
 
@@ -27,8 +28,11 @@ pub async fn editing_one_audit_row_is_detected_and_named(engine: Engine) {
     // Tamper with tenant-123's sixth event, as someone with database access might.
     let event_id: String =
         scalar(&sandbox, "SELECT CAST(event_id AS TEXT) FROM lynx_audit_events WHERE tenant_id = 'tenant-123' AND seq = 6").await.unwrap();
-    let changed = execute(&sandbox, &format!("UPDATE lynx_audit_events SET actor_id = 'someone-else' WHERE event_id = '{event_id}'")).await;
-    assert_eq!(changed, Ok(1));
+    let edit = format!("UPDATE lynx_audit_events SET actor_id = 'someone-else' WHERE event_id = '{event_id}'");
+    assert!(execute(&sandbox, &edit).await.unwrap_err().contains("append-only"), "the database refuses the edit");
+    let walls = if sandbox.is_postgres() { "ALTER TABLE lynx_audit_events DISABLE TRIGGER lynx_audit_events_no_update" } else { "DROP TRIGGER lynx_audit_events_no_update" };
+    execute(&sandbox, walls).await.unwrap();
+    assert_eq!(execute(&sandbox, &edit).await, Ok(1), "past the wall, as its owner could");
 
     let out = sandbox.cli(&["audit", "verify"]);
     assert!(!out.status.success(), "verification must fail");

@@ -7,6 +7,7 @@ mod interop;
 mod receiver;
 
 mod approval_loop;
+mod audit_anchor;
 mod audit_verify;
 mod auth;
 mod bad_input;
@@ -55,6 +56,8 @@ on_both_engines! {
     approval_loop::deliveries_wait_out_a_dead_receiver_and_a_killed_lynx,
     approval_loop::nothing_waits_forever,
     approval_loop::every_transition_is_told,
+    audit_anchor::tampering_is_caught_against_the_signed_checkpoints,
+    audit_anchor::a_run_proof_verifies_offline_and_in_another_language,
     audit_verify::editing_one_audit_row_is_detected_and_named,
     audit_verify::audit_tail_shows_the_newest_events,
     auth::http_requires_a_valid_unrevoked_key,

@@ -128,6 +128,16 @@ pub async fn prod_requires_explicit_approval_for_high_risk_execution(engine: Eng
     sandbox.env.insert("TMPDIR".into(), "/nonexistent-lynx-test-tmp".into());
     let (agent_key, _) = sandbox.create_key("tenant-123", "agent-001");
     let (approver_key, _) = sandbox.create_key("tenant-123", "approver-001");
+    // Prod keeps signed audit checkpoints outside the database, or does not start.
+    let refused = sandbox.cli(&["serve"]);
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && why.contains("LYNX_AUDIT_SIGNING_KEY") && why.contains("lynx audit keygen"), "{why}");
+    let key = sandbox.dir.path().join("audit.key");
+    sandbox.cli_ok(&["audit", "keygen", "--out", key.to_str().unwrap()]);
+    sandbox.env.insert("LYNX_AUDIT_SIGNING_KEY".into(), key.display().to_string());
+    let refused = sandbox.cli(&["serve"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("LYNX_AUDIT_CHECKPOINT_DIR"), "a key alone is not enough");
+    sandbox.env.insert("LYNX_AUDIT_CHECKPOINT_DIR".into(), sandbox.dir.path().join("checkpoints").display().to_string());
     let server = sandbox.serve();
     assert!(!server.startup_output.iter().any(|l| l.contains("demo API keys")), "no demo keys outside dev");
     let agent = server.mcp(&agent_key).await;
