@@ -131,6 +131,7 @@ test('an approver signs in, finds the draft in the queue and approves it', async
   assert.equal(session.httpOnly, true);
   assert.equal(session.sameSite, 'Strict');
   assert.match(await page.textContent('body'), /Execution success rate/);
+  assert.match(await page.textContent('#audit-anchor'), /Last signed checkpoint\s*\d+ of \d+ rows/, 'the audit anchoring of the tenant');
 
   await page.goto(`${BASE}/approvals`);
   const card = page.locator(`[data-draft-id="${env('DRAFT_ID')}"]`);

@@ -117,12 +117,18 @@ pub async fn environment(postgres: Option<&str>) -> Result<Lynx, String> {
             (db.url().to_string(), "PostgreSQL".to_string(), Some(db))
         }
     };
-    let env = vec![
+    let mut env = vec![
         ("LYNX_DATABASE_URL".to_string(), url),
         ("LYNX_BIND".into(), "127.0.0.1:0".into()),
         ("LYNX_MODE".into(), "dev".into()),
         ("LYNX_LOG".into(), "warn".into()),
     ];
+    // Checkpoint settings pass through, to measure Lynx with audit checkpoints on and off.
+    for k in ["LYNX_AUDIT_SIGNING_KEY", "LYNX_AUDIT_CHECKPOINT_DIR", "LYNX_AUDIT_CHECKPOINT_INTERVAL"] {
+        if let Ok(v) = std::env::var(k) {
+            env.push((k.to_string(), v));
+        }
+    }
     Ok(Lynx { env, _dir: dir, label, _db: db })
 }
 

@@ -15,6 +15,13 @@ pub struct Args {
     repeat: usize,
 }
 
+/// The audit rows in the database, from `lynx status --json`'s anchoring block.
+fn lynx_store_rows(cmd: &impl Fn(&[&str]) -> Command) -> Result<i64, String> {
+    let o = cmd(&["status", "--json"]).output().map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).map_err(|e| format!("lynx status --json: {e}"))?;
+    Ok(v["audit_anchors"].as_array().map(|a| a.iter().filter_map(|t| t["rows"].as_i64()).sum()).unwrap_or(0))
+}
+
 fn summary(name: &str, mut ms: Vec<f64>) -> String {
     ms.sort_by(|a, b| a.total_cmp(b));
     let median = ms[ms.len() / 2];
@@ -24,7 +31,7 @@ fn summary(name: &str, mut ms: Vec<f64>) -> String {
 
 pub async fn scale(args: Args) -> Result<(), String> {
     let lynx = sibling("lynx")?;
-    let env: Vec<(String, String)> = ["LYNX_DATABASE_URL", "LYNX_MODE", "PATH"]
+    let env: Vec<(String, String)> = ["LYNX_DATABASE_URL", "LYNX_MODE", "PATH", "LYNX_AUDIT_SIGNING_KEY", "LYNX_AUDIT_CHECKPOINT_DIR"]
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
         .collect();
@@ -79,6 +86,27 @@ pub async fn scale(args: Args) -> Result<(), String> {
     out.push_str(&summary("`audit.domain.run.read` (MCP, limit 10, with total_count)", ms));
     let events = mcp.call("system.domain.health.read", json!({})).await?;
     out.push_str(&format!("\nPeak RSS of `lynx serve`: {:.1} MB. Queues seen: {}.\n", server.peak_rss_mb(), events["queues"]));
+    drop(server);
+
+    // Checkpointing: every tenant's tree built from its rows and signed (the first checkpoint of a
+    // database reads every row; later ones only the rows since), then one more row and again.
+    let timed_cmd = |args: &[&str]| -> Result<(f64, String), String> {
+        let t = Instant::now();
+        let o = cmd(args).output().map_err(|e| e.to_string())?;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        if !o.status.success() {
+            return Err(format!("lynx {args:?} failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)));
+        }
+        Ok((ms, String::from_utf8_lossy(&o.stdout).to_string()))
+    };
+    let rows = lynx_store_rows(&cmd)?;
+    let (first, said) = timed_cmd(&["audit", "checkpoint"])?;
+    let signed = said.matches("signed a checkpoint").count();
+    cmd(&["keys", "create", "--tenant", "tenant-123", "--user", "agent-001"]).output().map_err(|e| e.to_string())?;
+    let (next, _) = timed_cmd(&["audit", "checkpoint"])?;
+    out.push_str(&format!(
+        "\n| Checkpointing (whole `lynx audit checkpoint` process) | ms |\n|---|---:|\n| first: {rows} rows, {signed} tenant trees built from scratch and signed | {first:.0} |\n| next: one new row | {next:.0} |\n"
+    ));
     println!("{out}");
     Ok(())
 }

@@ -115,7 +115,7 @@ impl Anchor {
         while after < head {
             let page = services.store.audit_leaves(tenant, after, PAGE).await?;
             if page.is_empty() {
-                break;
+                return Err(corrupt(format!("tenant {tenant}: audit seq {} is missing", after + 1)));
             }
             for (seq, hash) in page.into_iter().take_while(|(seq, _)| *seq <= head) {
                 if seq != after + 1 {
@@ -215,7 +215,7 @@ async fn leaves(store: &dyn Store, tenant: &TenantId, size: i64) -> Result<Vec<H
     while after < size {
         let page = store.audit_leaves(tenant, after, PAGE).await?;
         if page.is_empty() {
-            break;
+            return Err(corrupt(format!("tenant {tenant}: audit seq {} is missing", after + 1)));
         }
         for (seq, hash) in page.into_iter().take_while(|(seq, _)| *seq <= size) {
             if seq != after + 1 {
@@ -234,6 +234,42 @@ async fn tree_of(store: &dyn Store, tenant: &TenantId, size: i64) -> Result<Fron
         tree.push(leaf);
     }
     Ok(tree)
+}
+
+/// How far a tenant's audit is anchored: its rows, its newest checkpoint, its last passed verification.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnchorStatus {
+    pub tenant_id: TenantId,
+    pub rows: i64,
+    pub checkpoint_size: Option<i64>,
+    pub checkpoint_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub verified_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The checkpoint the last verification was checked against (`None`: the chain alone, or never).
+    pub verified_checkpoint_size: Option<i64>,
+}
+
+/// Every tenant's anchoring (or one tenant's), for `lynx status` and the dashboard.
+pub async fn anchor_status(store: &dyn Store, tenant: Option<&TenantId>) -> Result<Vec<AnchorStatus>, Refusal> {
+    let checkpoints = store.latest_checkpoints().await?;
+    let verifications = store.latest_verifications().await?;
+    Ok(store
+        .audit_heads()
+        .await?
+        .into_iter()
+        .filter(|(t, _)| tenant.is_none_or(|only| only == t))
+        .map(|(t, rows)| {
+            let cp = checkpoints.iter().find(|c| c.tenant_id == t);
+            let v = verifications.iter().find(|v| v.tenant_id == t);
+            AnchorStatus {
+                rows,
+                checkpoint_size: cp.map(|c| c.tree_size),
+                checkpoint_at: cp.map(|c| c.created_at),
+                verified_at: v.map(|v| v.verified_at),
+                verified_checkpoint_size: v.and_then(|v| v.checkpoint_size),
+                tenant_id: t,
+            }
+        })
+        .collect())
 }
 
 /// A checkpoint file as found in a directory.
@@ -303,7 +339,8 @@ pub async fn verify_against_files(store: &dyn Store, dir: &Path, verifier: &Note
                 .push(format!("forged checkpoint {shown}: {e} (verifier key {})", verifier.to_text())),
         }
     }
-    let mut tenants: Vec<String> = store.audit_tenants().await?.iter().map(|t| t.to_string()).collect();
+    let heads: BTreeMap<String, i64> = store.audit_heads().await?.into_iter().map(|(t, h)| (t.to_string(), h)).collect();
+    let mut tenants: Vec<String> = heads.keys().cloned().collect();
     tenants.extend(by_tenant.keys().cloned());
     tenants.extend(problems.keys().filter(|k| !k.is_empty()).cloned());
     tenants.sort();
@@ -324,7 +361,7 @@ pub async fn verify_against_files(store: &dyn Store, dir: &Path, verifier: &Note
             reports.push(report);
             continue;
         };
-        check_tenant(store, &tenant, &found, &mut report).await?;
+        check_tenant(store, &tenant, heads.get(&tenant_name).copied().unwrap_or(0), &found, &mut report).await?;
         reports.push(report);
     }
     if let Some(unattributed) = problems.remove("") {
@@ -334,7 +371,7 @@ pub async fn verify_against_files(store: &dyn Store, dir: &Path, verifier: &Note
 }
 
 /// Walks the tenant's rows once, comparing the tree at each checkpoint's size with its signed head.
-async fn check_tenant(store: &dyn Store, tenant: &TenantId, found: &[FoundCheckpoint], report: &mut AnchorReport) -> Result<(), Refusal> {
+async fn check_tenant(store: &dyn Store, tenant: &TenantId, head: i64, found: &[FoundCheckpoint], report: &mut AnchorReport) -> Result<(), Refusal> {
     for pair in found.windows(2) {
         if pair[0].checkpoint.size == pair[1].checkpoint.size && pair[0].checkpoint.root != pair[1].checkpoint.root {
             report.problems.push(format!(
@@ -349,9 +386,10 @@ async fn check_tenant(store: &dyn Store, tenant: &TenantId, found: &[FoundCheckp
     let mut pending = found.iter().peekable();
     let mut last_match: u64 = 0;
     let mut after = 0i64;
-    'rows: loop {
+    'rows: while after < head {
         let page = store.audit_leaves(tenant, after, PAGE).await?;
         if page.is_empty() {
+            report.problems.push(format!("seq {}..{} are missing (the tenant's rows go on to seq {head})", after + 1, after + i64::from(PAGE)));
             break;
         }
         for (seq, hash) in page {

@@ -180,7 +180,8 @@ pub trait Store: Send + Sync {
     async fn audit_tenants(&self) -> StoreResult<Vec<TenantId>>;
     /// Each tenant with rows, and its newest `seq` (the size its Merkle tree would have now).
     async fn audit_heads(&self) -> StoreResult<Vec<(TenantId, i64)>>;
-    /// The chain hashes of a tenant's rows after `after_seq`, in `seq` order: `(seq, hash)`.
+    /// The chain hashes of a tenant's rows with `after_seq < seq ≤ after_seq + limit`, in `seq` order:
+    /// `(seq, hash)`. (An empty answer before the tenant's head is a gap, not the end.)
     async fn audit_leaves(&self, tenant: &TenantId, after_seq: i64, limit: u32) -> StoreResult<Vec<(i64, String)>>;
 
     // Signed checkpoints of the audit trees.

@@ -73,6 +73,14 @@ pub async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Resp
         }
     }
     ctx.insert("status".into(), status);
+    let anchor = lynx_governance::checkpoints::anchor_status(services.store.as_ref(), Some(&me.principal.tenant_id)).await.unwrap_or_default();
+    ctx.insert(
+        "anchor".into(),
+        json!(anchor.first().map(|a| json!({
+            "rows": a.rows, "checkpoint_size": a.checkpoint_size, "checkpoint_at": a.checkpoint_at.map(time),
+            "verified_at": a.verified_at.map(time), "verified_checkpoint_size": a.verified_checkpoint_size,
+        }))),
+    );
     match monitoring::runbook_metrics(services, Some(&me.principal.tenant_id)).await {
         Ok(m) => {
             ctx.insert("metrics".into(), json!(m));

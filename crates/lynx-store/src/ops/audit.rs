@@ -231,8 +231,13 @@ pub(crate) async fn heads(db: &mut dyn Db) -> StoreResult<Vec<(TenantId, i64)>> 
     db::fetch_all(db, q, |mut r| Ok((r.tenant("tenant_id")?, r.int("seq")?))).await
 }
 
+/// A bounded range of `seq`, not `LIMIT`: with stale statistics (after a bulk load) PostgreSQL reads
+/// and sorts every later row for each `LIMIT` page — quadratic over a million rows.
 pub(crate) async fn leaves(db: &mut dyn Db, tenant: &TenantId, after: i64, limit: u32) -> StoreResult<Vec<(i64, String)>> {
-    let q = Query::new("SELECT seq, hash FROM lynx_audit_events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3").bind(tenant).bind(after).bind(limit);
+    let q = Query::new("SELECT seq, hash FROM lynx_audit_events WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq")
+        .bind(tenant)
+        .bind(after)
+        .bind(after.saturating_add(i64::from(limit)));
     db::fetch_all(db, q, |mut r| Ok((r.int("seq")?, r.text("hash")?))).await
 }
 

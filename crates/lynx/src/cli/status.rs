@@ -3,7 +3,10 @@
 
 use std::process::ExitCode;
 
-use lynx_governance::health::{self, Probe, StatusReport, ToolCounts};
+use lynx_governance::{
+    checkpoints,
+    health::{self, Probe, StatusReport, ToolCounts},
+};
 use lynx_model::Layer;
 
 use crate::{
@@ -20,20 +23,22 @@ pub struct Args {
 }
 
 pub async fn run(settings: &Settings, args: Args) -> Result<ExitCode, Fatal> {
-    let report = match startup::services(settings).await {
+    let (report, anchors) = match startup::services(settings).await {
         Ok(services) => {
             let pipeline = startup::pipeline(services);
-            health::status(pipeline.services(), pipeline.registry(), None).await
+            let report = health::status(pipeline.services(), pipeline.registry(), None).await;
+            (report, checkpoints::anchor_status(pipeline.services().store.as_ref(), None).await.unwrap_or_default())
         }
         // Storage could not be opened: still report everything else, with storage down.
-        Err(Fatal(why)) => storage_down_report(settings, why).await?,
+        Err(Fatal(why)) => (storage_down_report(settings, why).await?, Vec::new()),
     };
     if args.json {
         let mut value = serde_json::to_value(&report).unwrap_or_default();
         value["healthy"] = serde_json::json!(report.healthy());
+        value["audit_anchors"] = serde_json::json!(anchors);
         output::json(&value);
     } else {
-        render(&report);
+        render(&report, &anchors);
     }
     Ok(if report.healthy() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
@@ -71,6 +76,28 @@ async fn storage_down_report(settings: &Settings, why: String) -> Result<StatusR
     })
 }
 
+fn render_anchors(anchors: &[checkpoints::AnchorStatus]) {
+    if anchors.is_empty() {
+        return;
+    }
+    let l = output::line;
+    let when = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    l("");
+    l("Audit Checkpoints:");
+    for a in anchors {
+        let checkpoint = match (a.checkpoint_size, a.checkpoint_at) {
+            (Some(size), Some(at)) => format!("checkpoint of {size} rows at {}", when(at)),
+            _ => "no signed checkpoint yet".into(),
+        };
+        let verified = match (a.verified_at, a.verified_checkpoint_size) {
+            (Some(at), Some(size)) => format!("verified against checkpoint {size} at {}", when(at)),
+            (Some(at), None) => format!("chain verified at {}", when(at)),
+            (None, _) => "never verified".into(),
+        };
+        l(&format!("- {}: {} rows; {checkpoint}; {verified}", a.tenant_id, a.rows));
+    }
+}
+
 fn reachability(p: &Probe) -> String {
     if p.reachable {
         format!("✅ Reachable ({:.1} ms)", p.response_time_ms)
@@ -79,7 +106,7 @@ fn reachability(p: &Probe) -> String {
     }
 }
 
-fn render(r: &StatusReport) {
+fn render(r: &StatusReport, anchors: &[checkpoints::AnchorStatus]) {
     let l = output::line;
     l("Lynx AI Status");
     l("==============");
@@ -101,6 +128,7 @@ fn render(r: &StatusReport) {
             q.pending_approvals, q.queued_settlements, q.stuck_executions
         ));
     }
+    render_anchors(anchors);
     l("");
     l("Last 5 Runs:");
     if r.last_runs.is_empty() {

@@ -162,6 +162,18 @@ pub async fn tampering_is_caught_against_the_signed_checkpoints(engine: Engine) 
     assert!(text.contains("✅ tenant-g: 61 rows match 2 signed checkpoint(s)"), "the untouched tenant passes: {text}");
     let report: Value = serde_json::from_slice(&sandbox.cli(&["audit", "verify", "--checkpoints", dir.to_str().unwrap(), "--key", &vkey, "--json"]).stdout).unwrap();
     assert_eq!(report["ok"], false);
+
+    // The stored frontier (what the next checkpoint grows from) is doctored: Lynx refuses to sign.
+    let walls = if sandbox.is_postgres() { "ALTER TABLE lynx_audit_checkpoints DISABLE TRIGGER USER" } else { "DROP TRIGGER lynx_audit_checkpoints_no_update" };
+    execute(&sandbox, walls).await.unwrap();
+    let zeros = format!("[{}]", vec![format!("\"{}\"", "00".repeat(32)); 5].join(","));
+    let doctor = format!("UPDATE lynx_audit_checkpoints SET frontier = '{zeros}' WHERE tenant_id = 'tenant-g' AND tree_size = 61");
+    assert_eq!(execute(&sandbox, &doctor).await, Ok(1));
+    sandbox.create_key("tenant-g", "admin-456");
+    let out = sandbox.cli(&["audit", "checkpoint"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && text.contains("❌ tenant-g") && text.contains("does not give its signed head"), "{text}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("tenant-g.")).count(), 2, "nothing new was signed");
 }
 
 /// The first run of tenant-123 proven, checked with `verify-proof` without a database, and by Node.
@@ -219,4 +231,66 @@ pub async fn a_run_proof_verifies_offline_and_in_another_language(engine: Engine
         let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success() && report.contains("ℹ pass 1"), "node's independent check ({path:?}):\n{report}");
     }
+}
+
+fn files(dir: &std::path::Path, tenant: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{tenant}."))).collect())
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+/// Checkpoints come by themselves: at the interval when a tree grew (and not when it did not), and
+/// at shutdown; each is also an `audit.checkpoint` event, whose note verifies with the verifier key.
+pub async fn checkpoints_come_at_the_interval_at_shutdown_and_as_events(engine: Engine) {
+    let receiver = crate::receiver::Receiver::start().await;
+    let mut sandbox = Sandbox::new(engine);
+    let (dir, vkey) = anchored(&mut sandbox);
+    sandbox.env.insert("LYNX_AUDIT_CHECKPOINT_INTERVAL".into(), "300ms".into());
+    sandbox.env.insert("LYNX_WEBHOOK_URL".into(), receiver.url("/siem"));
+    sandbox.env.insert("LYNX_WEBHOOK_SECRET".into(), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into());
+    sandbox.env.insert("LYNX_WEBHOOK_POLL_MS".into(), "50".into());
+    let (agent, _) = sandbox.create_key("tenant-123", "agent-001");
+    let mut server = sandbox.serve();
+    calls(&server, &agent, 3).await;
+    // The key row and three calls: 7 rows, signed within an interval or two (an interval may also
+    // have fallen while the calls ran, signing fewer).
+    let covering = |n: u64| files(&dir, "tenant-123").iter().any(|f| f.to_string_lossy().ends_with(&format!("{n:012}.checkpoint")));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !covering(7) {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint of the 7 rows within the interval: {:?}", files(&dir, "tenant-123"));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Idle: no new checkpoint however many intervals pass.
+    let before = files(&dir, "tenant-123");
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(files(&dir, "tenant-123"), before, "nothing new to sign, nothing signed");
+    let verifier = lynx_tlog::NoteVerifier::parse(&vkey).unwrap();
+    let newest = lynx_tlog::Checkpoint::open(&std::fs::read_to_string(before.last().unwrap()).unwrap(), &verifier).unwrap();
+    assert_eq!((newest.origin.as_str(), newest.size), ("lynx.test/tenants/tenant-123", 7));
+
+    // The same checkpoint reached the receiver through the outbox.
+    let is_it = |r: &crate::receiver::Received| r.json()["type"] == "audit.checkpoint" && r.json()["data"]["tree_size"] == 7;
+    let got = receiver.wait_until(std::time::Duration::from_secs(15), |got| got.iter().any(is_it)).await;
+    let event = got.iter().find(|r| is_it(r)).unwrap();
+    event.verify("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    let data = &event.json()["data"];
+    assert_eq!(data["tenant_id"], "tenant-123");
+    assert_eq!(lynx_tlog::Checkpoint::open(data["note"].as_str().unwrap(), &verifier).unwrap(), newest);
+
+    // More rows, then SIGTERM before the next interval could come: the last checkpoint covers them.
+    sandbox.env.insert("LYNX_AUDIT_CHECKPOINT_INTERVAL".into(), "off".into());
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let mut server = sandbox.serve();
+    calls(&server, &agent, 2).await;
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(server.child.wait().unwrap().success());
+    let last = files(&dir, "tenant-123").pop().unwrap();
+    let cp = lynx_tlog::Checkpoint::open(&std::fs::read_to_string(&last).unwrap(), &verifier).unwrap();
+    assert_eq!(cp.size as i64, count(&sandbox, "SELECT COUNT(*) FROM lynx_audit_events WHERE tenant_id = 'tenant-123'").await, "every row is signed at shutdown");
+    let out = sandbox.cli_ok(&["audit", "verify", "--checkpoints", dir.to_str().unwrap(), "--key", &vkey]);
+    assert!(out.contains("signed checkpoint(s), the newest covering 1..") && out.contains("Audit trail verified."), "{out}");
 }

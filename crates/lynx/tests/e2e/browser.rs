@@ -62,6 +62,9 @@ async fn the_dashboard_in_headless_chromium() {
     let big_id = submitted(&agent, "vpm.cluster.payment.draft.create", payment_args("V-001", "2500.00")).await;
     let workflow_id = submitted(&agent, "workflow.cluster.draft.create", json!({"workflow_kind": "onboarding", "name": "Vendor onboarding", "steps": [{"name": "Collect W-9"}]})).await;
 
+    // The overview shows how far the audit is anchored.
+    sandbox.cli_ok(&["audit", "checkpoint"]);
+
     let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../test-artifacts/dashboard");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../dashboard");
     let out = Command::new("node")

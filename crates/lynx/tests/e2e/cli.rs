@@ -36,13 +36,26 @@ pub async fn status_prints_the_runbook_block_with_live_values(engine: Engine) {
     let storage = if sandbox.is_postgres() { "Storage (PostgreSQL): ✅ Reachable" } else { "Storage (SQLite): ✅ Reachable" };
     assert!(lines[7].starts_with(storage), "{text}");
     assert!(text.contains("\nMode: dev\n"));
+    let anchors = text.split("Audit Checkpoints:\n").nth(1).expect("an Audit Checkpoints section");
+    let tenant = anchors.lines().next().unwrap();
+    assert!(tenant.starts_with("- tenant-123: ") && tenant.contains("no signed checkpoint yet; never verified"), "{text}");
     let runs = text.split("Last 5 Runs:\n").nth(1).expect("a Last 5 Runs section");
     let runs: Vec<&str> = runs.lines().collect();
     assert_eq!(runs.len(), 2, "{text}");
     assert!(runs[0].starts_with("- Run 1: DENIED (20") && runs[0].contains("audit.domain.run.read"), "{text}");
     assert!(runs[1].starts_with("- Run 2: SUCCEEDED (20") && runs[1].contains("tenant.domain.profile.read"), "{text}");
 
+    // Once signed and verified, status says of which size and when.
+    sandbox.cli_ok(&["audit", "checkpoint"]);
+    sandbox.cli_ok(&["audit", "verify"]);
+    let text = sandbox.cli_ok(&["status"]);
+    let tenant = text.split("Audit Checkpoints:\n").nth(1).and_then(|a| a.lines().next()).unwrap();
+    let rows = tenant.strip_prefix("- tenant-123: ").and_then(|t| t.split(' ').next()).unwrap();
+    assert!(tenant.contains(&format!("rows; checkpoint of {rows} rows at 20")), "{text}");
+    assert!(tenant.contains("; chain verified at 20"), "{text}");
+
     let json: serde_json::Value = serde_json::from_str(&sandbox.cli_ok(&["status", "--json"])).unwrap();
+    assert_eq!(json["audit_anchors"][0]["tenant_id"], "tenant-123", "{json}");
     assert_eq!(json["tools_registered"], all_tool_ids().len());
     assert_eq!(json["healthy"], true);
     assert_eq!(json["last_runs"].as_array().unwrap().len(), 2);

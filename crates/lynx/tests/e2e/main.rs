@@ -58,6 +58,7 @@ on_both_engines! {
     approval_loop::every_transition_is_told,
     audit_anchor::tampering_is_caught_against_the_signed_checkpoints,
     audit_anchor::a_run_proof_verifies_offline_and_in_another_language,
+    audit_anchor::checkpoints_come_at_the_interval_at_shutdown_and_as_events,
     audit_verify::editing_one_audit_row_is_detected_and_named,
     audit_verify::audit_tail_shows_the_newest_events,
     auth::http_requires_a_valid_unrevoked_key,

@@ -293,3 +293,46 @@ async fn a_supabase_project_gets_the_runbooks_status_line() {
     assert!(!out.status.success());
     assert!(text.contains("Supabase: ❌ Unreachable") && text.contains("HTTP 401"), "{text}");
 }
+
+/// The production set-up of README.md: the owner migrates, Lynx serves as `lynx_app` with the grants
+/// of `deploy/postgres-grants.sql`, and `lynx_app` can neither change nor remove audit rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lynx_serves_as_a_role_that_cannot_rewrite_the_audit() {
+    let Some(engine) = Engine::postgres("lynx_serves_as_a_role_that_cannot_rewrite_the_audit") else { return };
+    let mut sandbox = Sandbox::new(engine);
+    sandbox.cli_ok(&["migrate"]);
+    let mut owner = sqlx::PgConnection::connect(&sandbox.database_url).await.unwrap();
+    sqlx::query("DO $$ BEGIN CREATE ROLE lynx_app LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$").execute(&mut owner).await.unwrap();
+    let grants = std::fs::read_to_string(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/postgres-grants.sql")).unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(grants)).execute(&mut owner).await.unwrap();
+    let (key, _) = sandbox.create_key("tenant-123", "agent-001");
+    let signing = sandbox.dir.path().join("audit.key");
+    sandbox.cli_ok(&["audit", "keygen", "--out", signing.to_str().unwrap()]);
+    sandbox.env.insert("LYNX_AUDIT_SIGNING_KEY".into(), signing.display().to_string());
+
+    // Lynx as lynx_app: it starts (nothing to migrate, so no DDL), serves, audits, checkpoints.
+    let app_url = sandbox.database_url.replacen("postgres://postgres@", "postgres://lynx_app@", 1);
+    assert_ne!(app_url, sandbox.database_url, "the scratch URL names the postgres user");
+    sandbox.env.insert("LYNX_DATABASE_URL".into(), app_url.clone());
+    let server = sandbox.serve();
+    let client = server.mcp(&key).await;
+    call_ok(&client, "tenant.domain.profile.read", json!({})).await;
+    client.cancel().await.unwrap();
+    drop(server);
+    let out = sandbox.cli_ok(&["audit", "checkpoint"]);
+    assert!(out.contains("✅ tenant-123"), "{out}");
+
+    let mut app = sqlx::PgConnection::connect(&app_url).await.unwrap();
+    sqlx::query("SET lynx.tenant_id = '*'").execute(&mut app).await.unwrap();
+    for sql in [
+        "UPDATE lynx_audit_events SET actor_id = 'x'",
+        "DELETE FROM lynx_audit_events",
+        "TRUNCATE lynx_audit_events",
+        "ALTER TABLE lynx_audit_events DISABLE TRIGGER USER",
+        "DELETE FROM lynx_audit_checkpoints",
+    ] {
+        let e = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut app).await.unwrap_err().to_string();
+        assert!(e.contains("permission denied") || e.contains("must be owner"), "{sql}: {e}");
+    }
+    assert!(sandbox.cli_ok(&["audit", "verify"]).contains("Audit trail verified."));
+}
