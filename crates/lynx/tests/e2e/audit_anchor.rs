@@ -30,7 +30,7 @@ fn many_tenants(sandbox: &mut Sandbox) {
 }
 
 /// A signing key and a checkpoint directory, made as an operator would; the verifier key.
-fn anchored(sandbox: &mut Sandbox) -> (PathBuf, String) {
+pub fn anchored(sandbox: &mut Sandbox) -> (PathBuf, String) {
     let key = sandbox.dir.path().join("audit.key");
     let out = sandbox.cli_ok(&["audit", "keygen", "--out", key.to_str().unwrap(), "--name", "lynx.test"]);
     let vkey = out.lines().last().unwrap().to_string();

@@ -7,7 +7,9 @@ use serde_json::json;
 use crate::{contract::{all_tool_ids, tool_ids}, helpers::*};
 
 pub async fn status_prints_the_runbook_block_with_live_values(engine: Engine) {
-    let sandbox = Sandbox::new(engine);
+    let mut sandbox = Sandbox::new(engine);
+    // An operator's key and directory: dev creates them only beside a SQLite database.
+    crate::audit_anchor::anchored(&mut sandbox);
     let (key, _) = sandbox.create_key("tenant-123", "agent-001");
     {
         let server = sandbox.serve();
