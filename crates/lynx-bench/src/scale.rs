@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 /// The audit rows in the database, from `lynx status --json`'s anchoring block.
-fn lynx_store_rows(cmd: &impl Fn(&[&str]) -> Command) -> Result<i64, String> {
+fn audit_rows(cmd: &impl Fn(&[&str]) -> Command) -> Result<i64, String> {
     let o = cmd(&["status", "--json"]).output().map_err(|e| e.to_string())?;
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).map_err(|e| format!("lynx status --json: {e}"))?;
     Ok(v["audit_anchors"].as_array().map(|a| a.iter().filter_map(|t| t["rows"].as_i64()).sum()).unwrap_or(0))
@@ -99,10 +99,10 @@ pub async fn scale(args: Args) -> Result<(), String> {
         }
         Ok((ms, String::from_utf8_lossy(&o.stdout).to_string()))
     };
-    let rows = lynx_store_rows(&cmd)?;
+    let rows = audit_rows(&cmd)?;
     let (first, said) = timed_cmd(&["audit", "checkpoint"])?;
     let signed = said.matches("signed a checkpoint").count();
-    cmd(&["keys", "create", "--tenant", "tenant-123", "--user", "agent-001"]).output().map_err(|e| e.to_string())?;
+    timed_cmd(&["keys", "create", "--tenant", "tenant-123", "--user", "agent-001"])?;
     let (next, _) = timed_cmd(&["audit", "checkpoint"])?;
     out.push_str(&format!(
         "\n| Checkpointing (whole `lynx audit checkpoint` process) | ms |\n|---|---:|\n| first: {rows} rows, {signed} tenant trees built from scratch and signed | {first:.0} |\n| next: one new row | {next:.0} |\n"

@@ -110,22 +110,9 @@ impl Anchor {
             None => Frontier::default(),
         };
         let old = tree.clone();
-        let mut added = Vec::new();
-        let mut after = old.size() as i64;
-        while after < head {
-            let page = services.store.audit_leaves(tenant, after, PAGE).await?;
-            if page.is_empty() {
-                return Err(corrupt(format!("tenant {tenant}: audit seq {} is missing", after + 1)));
-            }
-            for (seq, hash) in page.into_iter().take_while(|(seq, _)| *seq <= head) {
-                if seq != after + 1 {
-                    return Err(corrupt(format!("tenant {tenant}: audit seq {} is missing (found {seq})", after + 1)));
-                }
-                let leaf = leaf_hash(&hex_hash(&hash)?);
-                tree.push(leaf);
-                added.push(leaf);
-                after = seq;
-            }
+        let added = leaves(services.store.as_ref(), tenant, old.size() as i64, head).await?;
+        for leaf in &added {
+            tree.push(*leaf);
         }
         if added.is_empty() {
             return Ok(Checkpointed::Unchanged { tenant_id: tenant.clone(), tree_size: old.size() as i64 });
@@ -208,16 +195,15 @@ fn write_file(dir: &Path, record: &CheckpointRecord) -> std::io::Result<PathBuf>
     Ok(path)
 }
 
-/// The first `size` leaves of a tenant's tree, read from the rows.
-async fn leaves(store: &dyn Store, tenant: &TenantId, size: i64) -> Result<Vec<Hash>, Refusal> {
-    let mut out = Vec::with_capacity(size.max(0) as usize);
-    let mut after = 0;
-    while after < size {
+/// The leaves of a tenant's tree for rows `after < seq ≤ upto`, read from the rows; a gap is corruption.
+async fn leaves(store: &dyn Store, tenant: &TenantId, mut after: i64, upto: i64) -> Result<Vec<Hash>, Refusal> {
+    let mut out = Vec::with_capacity((upto - after).max(0) as usize);
+    while after < upto {
         let page = store.audit_leaves(tenant, after, PAGE).await?;
         if page.is_empty() {
             return Err(corrupt(format!("tenant {tenant}: audit seq {} is missing", after + 1)));
         }
-        for (seq, hash) in page.into_iter().take_while(|(seq, _)| *seq <= size) {
+        for (seq, hash) in page.into_iter().take_while(|(seq, _)| *seq <= upto) {
             if seq != after + 1 {
                 return Err(corrupt(format!("tenant {tenant}: audit seq {} is missing (found {seq})", after + 1)));
             }
@@ -230,7 +216,7 @@ async fn leaves(store: &dyn Store, tenant: &TenantId, size: i64) -> Result<Vec<H
 
 async fn tree_of(store: &dyn Store, tenant: &TenantId, size: i64) -> Result<Frontier, Refusal> {
     let mut tree = Frontier::default();
-    for leaf in leaves(store, tenant, size).await? {
+    for leaf in leaves(store, tenant, 0, size).await? {
         tree.push(leaf);
     }
     Ok(tree)
@@ -389,7 +375,8 @@ async fn check_tenant(store: &dyn Store, tenant: &TenantId, head: i64, found: &[
     'rows: while after < head {
         let page = store.audit_leaves(tenant, after, PAGE).await?;
         if page.is_empty() {
-            report.problems.push(format!("seq {}..{} are missing (the tenant's rows go on to seq {head})", after + 1, after + i64::from(PAGE)));
+            let gap_end = head.min(after + i64::from(PAGE));
+            report.problems.push(format!("seq {}..{gap_end} are missing (the tenant's rows go on to seq {head})", after + 1));
             break;
         }
         for (seq, hash) in page {
@@ -543,7 +530,7 @@ pub async fn prove_run(services: &Services, run_id: RunId) -> Result<RunProof, R
             "Run `lynx audit checkpoint` (or wait for the next one, LYNX_AUDIT_CHECKPOINT_INTERVAL), then prove again.",
         )
     })?;
-    let all = leaves(store, &tenant, checkpoint.tree_size).await?;
+    let all = leaves(store, &tenant, 0, checkpoint.tree_size).await?;
     if hex::encode(merkle::root(&all)) != checkpoint.root_hash {
         return Err(corrupt(format!("tenant {tenant}: the rows no longer give the head of checkpoint {}", checkpoint.tree_size)));
     }
