@@ -51,9 +51,25 @@ where
 
 pub async fn probe(services: &Services) -> Health {
     let kernel = timed(services, async { services.kernel.health().await.map(|_| ()) });
-    let storage = timed(services, services.store.ping());
+    let storage = timed(services, storage_round_trip(services));
     let (kernel, storage) = tokio::join!(kernel, storage);
     Health { kernel, storage }
+}
+
+/// The key of the one settings row the write probe rewrites.
+const WRITE_PROBE_KEY: &str = "health.write_probe";
+
+/// Storage counts as reachable only when it can be read and written: every call writes audit rows, so a
+/// database that answers reads but refuses writes (disk full, read-only) serves nothing. The write is
+/// one settings row rewritten in place — durable like any write, no audit row, no growth.
+async fn storage_round_trip(services: &Services) -> Result<(), String> {
+    services.store.ping().await.map_err(|e| e.to_string())?;
+    let now = services.clock.now();
+    services
+        .store
+        .put_setting(WRITE_PROBE_KEY, &now.to_rfc3339(), &services.runtime.instance_id, now)
+        .await
+        .map_err(|e| format!("cannot be written: {e}"))
 }
 
 /// Everything an operator's status view shows.

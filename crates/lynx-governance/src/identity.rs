@@ -203,13 +203,11 @@ fn random_hex(bytes: usize) -> String {
 
 /// Creates a key for a user the Kernel knows, and audits it in the tenant's chain.
 pub async fn create_key(services: &Services, tenant: &TenantId, user: &UserId, label: &str, actor: &str) -> Result<NewKey, Refusal> {
-    match services.kernel.user(tenant, user).await {
-        Ok(_) => {}
-        Err(KernelError::NotFound(m)) => {
-            return Err(Refusal::new(ErrorCode::NotFound, m, "Create keys only for users the Kernel lists for that tenant."));
-        }
-        Err(KernelError::Unavailable(m)) => return Err(Refusal::kernel_unavailable(m)),
-    }
+    // A key for a user the Kernel marks inactive or does not list would only ever be refused.
+    kernel_principal(services, tenant, user).await.map_err(|r| match r.code {
+        ErrorCode::PermissionDenied => Refusal { hint: "Create keys only for active users the Kernel lists for that tenant.".into(), ..r },
+        _ => r,
+    })?;
     let now = services.clock.now();
     let key_id = KeyId::parse(format!("key_{}", random_hex(8))).map_err(|_| Refusal::internal("naming the key"))?;
     let secret = format!("lynx_{}", random_hex(32));

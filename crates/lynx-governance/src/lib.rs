@@ -15,6 +15,7 @@ pub mod draft_status;
 pub mod execution;
 pub mod health;
 pub mod identity;
+pub mod limits;
 pub mod maintenance;
 pub mod metrics;
 pub mod monitoring;

@@ -4,11 +4,14 @@
 //!
 //! ```text
 //! 1. identity      — the credential names a tenant and user (failing here, there is no tenant to audit);
-//!                    the run's STARTED audit row is written as soon as the tenant is known;
+//!                    then the call limits (per key, per tenant): a refused call writes no row of its
+//!                    own, refusals are audited in aggregate (`limits`);
+//!                    the run's STARTED audit row is written as soon as the call is admitted;
 //!                    then the Kernel supplies role and scopes
 //! 2. maintenance   — cell tools are refused while maintenance mode is on
 //! 3. registry      — the tool must be registered
-//! 4. validation    — typed decode; unknown fields, wrong types, out-of-range values, oversized strings
+//! 4. validation    — typed decode (unknown fields, wrong types, out-of-range values, oversized strings),
+//!                    then the published input schema (lengths, patterns)
 //! 5. permission    — the Kernel decides; a Kernel that cannot answer means no (fail closed)
 //! 6. layer rules   — writing tools: module flag and role gate; a repeated request_id replays;
 //!                    cell tools: the execution protocol (draft found, type, not cancelled, exactly
@@ -121,6 +124,11 @@ impl Pipeline {
             Ok(who) => who,
             Err(refusal) => return (CallOutcome { run_id: None, result: Err(refusal), result_json: None }, Outcome::Denied),
         };
+        // 1, continued: the call limits, before anything is written — a flood grows no audit trail.
+        if let Err(refusal) = self.0.services.limits.admit(&self.0.services, &who).await {
+            let observed = if refusal.code.is_failure() { Outcome::Failed } else { Outcome::Denied };
+            return (CallOutcome { run_id: None, result: Err(refusal), result_json: None }, observed);
+        }
         let run_id = RunId::new();
         let actor = who.user_id().to_string();
         let start_row = audit::event(
@@ -203,6 +211,7 @@ impl Pipeline {
 
         // 4. input validation.
         let input: Validated = tool.decode(args)?;
+        self.0.registry.check_input(tool_id, args)?;
         let request = request_facts(tool.as_ref(), args);
 
         // 5. permission.

@@ -48,6 +48,8 @@ pub struct Registry {
     tools: Vec<Arc<dyn ErasedTool>>,
     index: HashMap<&'static str, usize>,
     definitions: Vec<ToolDefinition>,
+    /// Each tool's published input schema, compiled once: the validation gate holds inputs to it.
+    input_validators: Vec<jsonschema::Validator>,
     version_hash: String,
 }
 
@@ -77,11 +79,27 @@ impl Registry {
             });
         }
         let version_hash = hash_definitions(&definitions);
-        Self { tools, index, definitions, version_hash }
+        let input_validators = definitions
+            .iter()
+            .map(|d| {
+                jsonschema::validator_for(&Value::Object(d.input_schema.clone()))
+                    .unwrap_or_else(|e| panic!("{}: the input schema does not compile: {e}", d.id))
+            })
+            .collect();
+        Self { tools, index, definitions, input_validators, version_hash }
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<dyn ErasedTool>> {
         self.index.get(id).map(|&i| &self.tools[i])
+    }
+
+    /// The arguments against the tool's published input schema (lengths, patterns, bounds) — after the
+    /// typed decode, which names most problems better; this catches what the types alone do not.
+    pub fn check_input(&self, id: &str, args: &Value) -> Result<(), lynx_model::Refusal> {
+        match self.index.get(id) {
+            Some(&i) => crate::validation::against_schema(&self.input_validators[i], args),
+            None => Ok(()),
+        }
     }
 
     pub fn definitions(&self) -> &[ToolDefinition] {

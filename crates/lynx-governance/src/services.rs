@@ -38,4 +38,6 @@ pub struct Services {
     pub runtime: Arc<RuntimeInfo>,
     /// What signs webhook deliveries.
     pub webhooks: Arc<crate::webhooks::WebhookSecrets>,
+    /// Call limits per key and per tenant (`limits`).
+    pub limits: Arc<crate::limits::Limiter>,
 }

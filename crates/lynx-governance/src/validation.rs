@@ -32,6 +32,23 @@ pub(crate) fn decode<T: DeserializeOwned>(args: &Value) -> Result<T, Refusal> {
     })
 }
 
+/// The first way `args` breaks the published schema, as `field: rule`.
+pub(crate) fn against_schema(validator: &jsonschema::Validator, args: &Value) -> Result<(), Refusal> {
+    use jsonschema::error::ValidationErrorKind as Kind;
+    let Some(e) = validator.iter_errors(args).next() else { return Ok(()) };
+    let field = e.instance_path().as_str().trim_start_matches('/').replace('/', ".");
+    let chars = |v: &Value| v.as_str().map_or(0, |s| s.chars().count());
+    let rule = match e.kind() {
+        Kind::MaxLength { limit } => format!("must be at most {limit} characters (got {})", chars(e.instance())),
+        Kind::MinLength { limit } => format!("must be at least {limit} characters (got {})", chars(e.instance())),
+        Kind::Pattern { pattern } => format!("must match the pattern {pattern}"),
+        // Other rules are the typed decode's to name; should one get here, jsonschema's words (without the
+        // value, which may be long) say which.
+        _ => e.masked().to_string(),
+    };
+    Err(Refusal::invalid_input(&field, rule))
+}
+
 fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
     let rest = s.split_once(start)?.1;
     Some(rest.split_once(end)?.0)

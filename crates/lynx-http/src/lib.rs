@@ -57,7 +57,10 @@ pub fn router(pipeline: Pipeline, options: &HttpOptions) -> Router {
         .route("/webhooks/deliveries", get(routes::webhooks::deliveries))
         .route("/webhooks/deliveries/{event_id}/{webhook_id}/redeliver", post(routes::webhooks::redeliver))
         .fallback(routes::api::not_found);
-    let api = Router::new().nest("/api", api).layer(middleware::from_fn_with_state(state.clone(), auth::require_bearer));
+    let api = Router::new()
+        .nest("/api", api)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_bearer))
+        .layer(middleware::from_fn(error::in_api_shape));
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/metrics", get(routes::metrics::metrics))

@@ -33,14 +33,121 @@ pub fn service(
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_max_request_body_bytes(MAX_BODY_BYTES);
-    config = if allowed_hosts.is_empty() { config.disable_allowed_hosts() } else { config.with_allowed_hosts(allowed_hosts) };
+    // Lynx checks Host and Origin itself (`origin_guard`), parsing them as RFC 9110 says; rmcp's check
+    // took `evil@127.0.0.1` for 127.0.0.1.
+    config = config.disable_allowed_hosts();
+    let allowed_hosts: Arc<[String]> = allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
     // Shared, not cloned per request: rmcp's `handle` borrows the service, and a clone copies its config.
     let inner = Arc::new(lynx_mcp::http_service(pipeline.clone(), config));
     let pipeline = Arc::new(pipeline);
     tower::service_fn(move |request: Request| {
-        let (inner, pipeline) = (inner.clone(), pipeline.clone());
-        async move { Ok(handle(&inner, &pipeline, request).await) }
+        let (inner, pipeline, allowed_hosts) = (inner.clone(), pipeline.clone(), allowed_hosts.clone());
+        async move {
+            if let Err(refusal) = origin_guard(&allowed_hosts, request.headers()) {
+                return Ok(jsonrpc_response(StatusCode::FORBIDDEN, jsonrpc::error_response(Value::Null, jsonrpc::INVALID_REQUEST, &refusal, None)));
+            }
+            Ok(handle(&inner, &pipeline, request).await)
+        }
     })
+}
+
+/// The DNS-rebinding guard the MCP transport requires: the `Host` must name this server, and a browser's
+/// `Origin`, when sent, must too. An empty list (`LYNX_ALLOWED_HOSTS=*`) accepts any.
+fn origin_guard(allowed: &[String], headers: &axum::http::HeaderMap) -> Result<(), Refusal> {
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    let refuse = |what: &str, value: &str| {
+        Refusal::new(
+            ErrorCode::PermissionDenied,
+            format!("Forbidden {what}: {:?} is not a host this server answers to", lynx_model::params::truncate(value, 100)),
+            "Connect to Lynx by a name in LYNX_ALLOWED_HOSTS (an operator can add one); browsers may call /mcp only from those hosts.",
+        )
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !host_name(host).is_some_and(|h| allowed.contains(&h)) {
+        return Err(refuse("Host", host));
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let name = origin
+            .split_once("://")
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
+            .and_then(|(_, authority)| host_name(authority));
+        if !name.is_some_and(|h| allowed.contains(&h)) {
+            return Err(refuse("Origin", origin));
+        }
+    }
+    Ok(())
+}
+
+/// The host of an RFC 9110 `Host` value (`uri-host [":" port]`), lower-cased, or `None` when the value
+/// is not one: no user info (`evil@127.0.0.1`), path, spaces or empty host.
+fn host_name(value: &str) -> Option<String> {
+    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
+        let (ip, after) = rest.split_once(']')?;
+        ip.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            after => Some(after.strip_prefix(':')?),
+        };
+        (ip, port)
+    } else {
+        match value.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (value, None),
+        }
+    };
+    if let Some(port) = port {
+        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.len() > 5 {
+            return None;
+        }
+    }
+    let reg_name = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
+    if host.is_empty() || !(value.starts_with('[') || host.chars().all(reg_name)) {
+        return None;
+    }
+    Some(host.trim_end_matches('.').to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_parse_as_rfc_9110_writes_them() {
+        for (value, host) in [("127.0.0.1", "127.0.0.1"), ("localhost:8000", "localhost"), ("LocalHost.", "localhost"), ("[::1]:80", "::1"), ("[::1]", "::1")] {
+            assert_eq!(host_name(value).as_deref(), Some(host), "{value}");
+        }
+        for bad in ["evil@127.0.0.1", "", ":80", "127.0.0.1:", "127.0.0.1:x", "a b", "127.0.0.1/x", "[::1]x", "[nope]", "localhost:123456"] {
+            assert_eq!(host_name(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_origin_guard_refuses_foreign_hosts_and_origins() {
+        let allowed: Vec<String> = vec!["localhost".into(), "127.0.0.1".into()];
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut h = axum::http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, v.parse().unwrap());
+            }
+            h
+        };
+        assert!(origin_guard(&allowed, &headers(&[("host", "127.0.0.1:8000")])).is_ok());
+        assert!(origin_guard(&allowed, &headers(&[("host", "localhost"), ("origin", "http://localhost:3000")])).is_ok());
+        for bad in [
+            headers(&[("host", "evil@127.0.0.1")]),
+            headers(&[("host", "evil.example")]),
+            headers(&[]),
+            headers(&[("host", "127.0.0.1"), ("origin", "http://evil.example")]),
+            headers(&[("host", "127.0.0.1"), ("origin", "null")]),
+            headers(&[("host", "127.0.0.1"), ("origin", "file://localhost")]),
+        ] {
+            assert_eq!(origin_guard(&allowed, &bad).unwrap_err().code, ErrorCode::PermissionDenied, "{bad:?}");
+        }
+        assert!(origin_guard(&[], &headers(&[("host", "evil.example")])).is_ok(), "`*` accepts any");
+    }
 }
 
 async fn handle(inner: &Inner, pipeline: &Pipeline, request: Request) -> Response {
@@ -78,6 +185,14 @@ async fn handle(inner: &Inner, pipeline: &Pipeline, request: Request) -> Respons
             let why = format!("is larger than the {} MiB a request may have", MAX_BODY_BYTES / (1024 * 1024));
             return refuse(pipeline, &who, &Bytes::new(), StatusCode::PAYLOAD_TOO_LARGE, jsonrpc::INVALID_REQUEST, "body", why).await;
         }
+    };
+    // Numbers in tool arguments reach the tools as written, not rounded through f64.
+    let bytes = match lynx_mcp::exact_numbers::rewrite(&bytes) {
+        Some(rewritten) => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Bytes::from(rewritten)
+        }
+        None => bytes,
     };
     let response = inner.handle(Request::from_parts(parts, Body::from(bytes.clone()))).await.into_response();
     match plain_refusal(response).await {

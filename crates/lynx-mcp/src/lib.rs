@@ -26,6 +26,7 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 
+pub mod exact_numbers;
 pub mod jsonrpc;
 pub mod resources;
 
@@ -75,7 +76,10 @@ impl LynxMcp {
 
     /// Serves MCP over this process's stdin and stdout until the client disconnects.
     pub async fn serve_stdio(self) -> Result<(), String> {
-        let running = self.serve(rmcp::transport::stdio()).await.map_err(|e| e.to_string())?;
+        // Each line (one message) passes `exact_numbers::rewrite` on its way from stdin to rmcp.
+        let (to_rmcp, from_stdin) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(exact_numbers::relay_lines(tokio::io::stdin(), to_rmcp));
+        let running = self.serve((from_stdin, tokio::io::stdout())).await.map_err(|e| e.to_string())?;
         running.waiting().await.map_err(|e| e.to_string())?;
         Ok(())
     }

@@ -38,6 +38,7 @@ pub enum ErrorCode {
     ModuleDisabled,
     SelfApproval,
     RollbackNotPossible,
+    RateLimited,
     // This Lynx lacks the configuration the request needs (a webhook key, say); an operator sets it.
     // (A plain comment: a doc comment here would turn the published enum into a `oneOf`.)
     NotConfigured,
@@ -72,6 +73,7 @@ impl ErrorCode {
             ErrorCode::ModuleDisabled => "MODULE_DISABLED",
             ErrorCode::SelfApproval => "SELF_APPROVAL",
             ErrorCode::RollbackNotPossible => "ROLLBACK_NOT_POSSIBLE",
+            ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::NotConfigured => "NOT_CONFIGURED",
             ErrorCode::Internal => "INTERNAL",
         }
@@ -95,6 +97,7 @@ impl ErrorCode {
             | ErrorCode::ExecutionFailed
             | ErrorCode::IdempotencyConflict
             | ErrorCode::RollbackNotPossible => 409,
+            ErrorCode::RateLimited => 429,
             ErrorCode::ExplicitApprovalRequired | ErrorCode::VendorInactive | ErrorCode::PolicyViolation => 422,
             ErrorCode::MaintenanceMode | ErrorCode::KernelUnavailable | ErrorCode::StorageUnavailable | ErrorCode::NotConfigured => 503,
             ErrorCode::Internal => 500,
@@ -114,11 +117,18 @@ pub struct Refusal {
     pub code: ErrorCode,
     pub message: String,
     pub hint: String,
+    /// When a retry can succeed (`RATE_LIMITED`): HTTP's `Retry-After`, and `retry_after_secs` on MCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
 }
 
 impl Refusal {
     pub fn new(code: ErrorCode, message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Self { code, message: message.into(), hint: hint.into() }
+        Self { code, message: message.into(), hint: hint.into(), retry_after_secs: None }
+    }
+
+    pub fn retry_after(self, secs: u64) -> Self {
+        Self { retry_after_secs: Some(secs), ..self }
     }
 
     /// Bad input: `field` and the rule it broke.
@@ -170,11 +180,14 @@ pub struct ErrorBody {
     pub run_id: Option<RunId>,
     /// What to do next.
     pub hint: String,
+    /// Seconds to wait before a retry can succeed; only on `RATE_LIMITED`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ErrorBody {
     pub fn new(refusal: &Refusal, run_id: Option<RunId>) -> Self {
-        Self { code: refusal.code, message: refusal.message.clone(), run_id, hint: refusal.hint.clone() }
+        Self { code: refusal.code, message: refusal.message.clone(), run_id, hint: refusal.hint.clone(), retry_after_secs: refusal.retry_after_secs }
     }
 }
 

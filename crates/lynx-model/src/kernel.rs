@@ -121,6 +121,21 @@ pub struct Policies {
     pub approval_rules: Vec<ApprovalRule>,
     pub role_gates: BTreeMap<String, Vec<String>>,
     pub tool_policies: Vec<ToolPolicy>,
+    /// The tenant's call limits; what is absent takes Lynx's defaults (and `LYNX_RATE_LIMIT_*` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimitPolicy>,
+}
+
+/// Call limits a tenant's policy may set; 0 means unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitPolicy {
+    /// Calls per second one API key may make on one instance (sustained).
+    pub key_calls_per_second: Option<u32>,
+    /// Calls one API key may make at once before the per-second rate applies.
+    pub key_burst: Option<u32>,
+    /// Calls per minute the whole tenant may make, across every instance.
+    pub tenant_calls_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -1,6 +1,7 @@
 //! Money: an `Amount` that is positive with at most two decimals, and a `Currency` that is an active
-//! ISO 4217 code. Exact decimal throughout; a JSON number is read through its shortest decimal form, so
-//! `10.1` is ten point one, never a binary approximation.
+//! ISO 4217 code. Exact decimal throughout: a string is read by the grammar `Amount::parse` states, and
+//! a JSON number reaches it as its literal digits whenever an `f64` would not hold them exactly
+//! (`lynx_mcp::exact_numbers`), so `10.1` is ten point one and `100.10000000000000000000000001` is refused.
 
 use std::fmt;
 
@@ -21,8 +22,27 @@ impl Serialize for Amount {
 }
 
 impl Amount {
+    /// Money as written: digits, then optionally `.` and at most two more digits — no sign, exponent,
+    /// spaces or separators (the published schema's pattern, applied to the literal).
     pub fn parse(s: &str) -> Result<Self, String> {
-        let d: Decimal = s.trim().parse().map_err(|_| format!("must be a decimal number such as 1250.00 (got {s:?})"))?;
+        if let Some(magnitude) = s.strip_prefix('-') {
+            // Say what is wrong with `-5.00` (its sign), not that it is written oddly.
+            if Self::parse(magnitude).is_ok() {
+                return Err(format!("must be greater than 0 (got {})", crate::params::truncate(s, 40)));
+            }
+        }
+        let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+        let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+        if int.is_empty() || !digits(int) || !digits(frac) || (s.contains('.') && frac.is_empty()) || s.len() > 40 {
+            return Err(format!(
+                "must be written as digits with an optional decimal point, such as 1250.00 — no sign, exponent or spaces (got {:?})",
+                crate::params::truncate(s, 40)
+            ));
+        }
+        if frac.len() > 2 {
+            return Err(format!("must have at most 2 decimal places (got {})", crate::params::truncate(s, 40)));
+        }
+        let d: Decimal = s.parse().map_err(|_| format!("must be at most {MAX_AMOUNT}"))?;
         Self::new(d)
     }
 
@@ -38,6 +58,21 @@ impl Amount {
             return Err(format!("must be at most {MAX_AMOUNT}"));
         }
         Ok(Self(d))
+    }
+
+    /// Whether the currency has the minor units the amount uses: a yen amount is whole (`1500.50 JPY`
+    /// is refused). Currencies with three minor units still take at most two decimals here.
+    pub fn fits(self, currency: &Currency) -> Result<(), String> {
+        let used = self.0.normalize().scale();
+        let allowed = currency.minor_units().min(2);
+        if used > allowed {
+            return Err(if allowed == 0 {
+                format!("{currency} has no minor units: the amount must be a whole number (got {})", self.0.normalize())
+            } else {
+                format!("{currency} takes at most {allowed} decimal places (got {})", self.0.normalize())
+            });
+        }
+        Ok(())
     }
 
     /// The amount with two decimals, as money is kept (`500.00`, never `500`).
@@ -119,6 +154,20 @@ impl Currency {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// ISO 4217's minor units: 0 for the yen and the other whole-number currencies, 3 for the dinars and
+    /// rials that count in thousandths, 2 otherwise.
+    pub fn minor_units(&self) -> u32 {
+        const NONE: &str = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF";
+        const THREE: &str = "BHD IQD JOD KWD LYD OMR TND";
+        if NONE.split(' ').any(|c| c == self.0) {
+            0
+        } else if THREE.split(' ').any(|c| c == self.0) {
+            3
+        } else {
+            2
+        }
+    }
 }
 
 impl fmt::Display for Currency {
@@ -160,11 +209,36 @@ mod tests {
         assert_eq!(serde_json::from_str::<Amount>("\"0.10\"").unwrap().value().to_string(), "0.10", "money keeps two decimals");
         assert_eq!(serde_json::to_string(&Amount::parse("500").unwrap()).unwrap(), "\"500.00\"");
         assert_eq!(serde_json::from_str::<Amount>("10.1").unwrap().display(), "10.10");
-        assert_eq!(serde_json::from_str::<Amount>("\"1.500\"").unwrap().display(), "1.50", "trailing zeros are not decimals");
-        for (bad, why) in [("-5", "greater than 0"), ("0", "greater than 0"), ("1.234", "at most 2 decimal"), ("\"abc\"", "decimal number"), ("1e13", "at most")] {
+        assert_eq!(serde_json::from_str::<Amount>("1.500").unwrap().display(), "1.50", "a number's trailing zeros are not decimals");
+        assert_eq!(serde_json::from_str::<Amount>("\"0012.5\"").unwrap().display(), "12.50");
+        for (bad, why) in [
+            ("-5", "greater than 0"),
+            ("0", "greater than 0"),
+            ("\"0.00\"", "greater than 0"),
+            ("1.234", "at most 2 decimal"),
+            ("\"1.500\"", "at most 2 decimal places (got 1.500)"),
+            ("\"1000.004999999999999999\"", "(got 1000.004999999999999999)"),
+            ("\"abc\"", "digits with an optional decimal point"),
+            ("1e13", "at most"),
+            ("\"9999999999999999999999999999999\"", "at most"),
+        ] {
             let e = serde_json::from_str::<Amount>(bad).unwrap_err().to_string();
             assert!(e.contains(why), "{bad}: {e}");
         }
+        assert!(Amount::parse("-5.00").unwrap_err().contains("greater than 0"));
+        for written in ["5e2", "+500", " 500", "500 ", "1,000.00", "--5", "-5e2", "5.", ".5", "", "0x10", "١٢"] {
+            let e = Amount::parse(written).unwrap_err();
+            assert!(e.contains("no sign, exponent or spaces"), "{written:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_amount_uses_no_more_minor_units_than_its_currency_has() {
+        let c = |s: &str| Currency::parse(s).unwrap();
+        assert!(Amount::parse("1500").unwrap().fits(&c("JPY")).is_ok());
+        assert!(Amount::parse("1500.00").unwrap().fits(&c("JPY")).is_ok(), "zeros are not minor units");
+        assert!(Amount::parse("1500.5").unwrap().fits(&c("JPY")).unwrap_err().contains("whole number"));
+        assert!(Amount::parse("10.25").unwrap().fits(&c("USD")).is_ok() && Amount::parse("10.25").unwrap().fits(&c("KWD")).is_ok());
     }
 
     #[test]

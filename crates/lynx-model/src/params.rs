@@ -73,16 +73,29 @@ pub struct Since(pub DateTime<Utc>);
 
 impl Since {
     pub fn parse(s: &str) -> Result<Self, String> {
-        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-            return Ok(Self(t.with_timezone(&Utc)));
+        Self::parse_within(s, Self::YEARS)
+    }
+
+    /// Years a time bound may name: anything Lynx could have recorded, and no further than the
+    /// databases' and clients' date types all agree on.
+    pub const YEARS: std::ops::RangeInclusive<i32> = 1970..=2199;
+
+    fn parse_within(s: &str, years: std::ops::RangeInclusive<i32>) -> Result<Self, String> {
+        use chrono::Datelike;
+        let t = if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+            t.with_timezone(&Utc)
+        } else if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
+        } else {
+            return Err(format!(
+                "must be an ISO 8601 date or date-time such as 2026-01-27 or 2026-01-27T10:00:00Z (got {:?})",
+                truncate(s, 40)
+            ));
+        };
+        if !years.contains(&t.year()) {
+            return Err(format!("must be between {}-01-01 and {}-12-31 (got {:?})", years.start(), years.end(), truncate(s, 40)));
         }
-        if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-            return Ok(Self(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()));
-        }
-        Err(format!(
-            "must be an ISO 8601 date or date-time such as 2026-01-27 or 2026-01-27T10:00:00Z (got {:?})",
-            truncate(s, 40)
-        ))
+        Ok(Self(t))
     }
 }
 
@@ -267,8 +280,11 @@ pub struct IsoDate(String);
 
 impl IsoDate {
     pub fn parse(s: &str) -> Result<Self, String> {
-        Since::parse(s).map(|_| Self(s.to_string()))
+        Since::parse_within(s, Self::YEARS).map(|_| Self(s.to_string()))
     }
+
+    /// Years a due date may fall in: a payment due in year 0 or 9999 is a typo, not a plan.
+    pub const YEARS: std::ops::RangeInclusive<i32> = 2000..=2099;
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -286,6 +302,6 @@ impl schemars::JsonSchema for IsoDate {
         "IsoDate".into()
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"type": "string", "description": "ISO 8601 date (2026-02-01) or date-time with offset"})
+        schemars::json_schema!({"type": "string", "description": "ISO 8601 date (2026-02-01) or date-time with offset, in the years 2000 to 2099"})
     }
 }

@@ -199,6 +199,11 @@ pub trait Store: Send + Sync {
     /// Draft and workflow activity of a tenant, newest first.
     async fn draft_activity(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<ActivityEvent>>;
 
+    // Tenant call quotas shared by every instance.
+    /// Leases up to `want` calls of the tenant's quota for one minute (minutes since the Unix epoch);
+    /// returns how many were granted, 0 once the minute's `quota` is spent.
+    async fn lease_calls(&self, tenant: &TenantId, minute: i64, want: u32, quota: u32) -> StoreResult<u32>;
+
     // Settings shared by every instance on this database (maintenance mode lives here).
     async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
     async fn put_setting(&self, key: &str, value: &str, by: &str, at: DateTime<Utc>) -> StoreResult<()>;

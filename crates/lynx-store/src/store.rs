@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::{
     db::{Db, Engine, Scope, WriteOp},
-    ops::{audit, drafts, executions, keys, reads, settlements, webhooks},
+    ops::{audit, drafts, executions, keys, limits, reads, settlements, webhooks},
     sql::Query,
 };
 
@@ -67,6 +67,11 @@ impl<E: Engine> Store for Storage<E> {
     async fn ping(&self) -> StoreResult<()> {
         crate::db::execute(&mut *self.0.reader(), Query::new("SELECT 1")).await?;
         self.0.ping_services().await
+    }
+
+    async fn lease_calls(&self, tenant: &TenantId, minute: i64, want: u32, quota: u32) -> StoreResult<u32> {
+        let t = tenant.clone();
+        self.0.write(Scope::Tenant(tenant.clone()), op(move |db| Box::pin(async move { limits::lease(db, &t, minute, want, quota).await }))).await
     }
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {

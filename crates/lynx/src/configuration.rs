@@ -54,6 +54,9 @@ pub struct Settings {
     pub failpoint_after_claim_ms: Option<u64>,
     /// How long a verified API key is trusted before the database is asked again, `LYNX_KEY_CACHE_MS`.
     pub key_cache_ms: u64,
+    /// `LYNX_RATE_LIMIT_KEY_PER_SECOND`, `_KEY_BURST`, `_TENANT_PER_MINUTE`: when set, they win over every
+    /// tenant's Kernel policy (0 is unlimited).
+    pub rate_overrides: lynx_governance::limits::RateOverrides,
     /// Async runtime threads, `LYNX_WORKER_THREADS`; unset: see `worker_threads`.
     pub worker_threads: Option<usize>,
     pub notifications: NotificationSettings,
@@ -231,6 +234,18 @@ impl Settings {
             Some(v) => v.parse().ok().filter(|n| *n <= 60_000).ok_or_else(|| invalid("LYNX_KEY_CACHE_MS", &v, "must be milliseconds from 0 to 60000"))?,
         };
 
+        let rate = |name: &'static str| -> Result<Option<u32>, ConfigError> {
+            match var(name) {
+                None => Ok(None),
+                Some(v) => v.parse().map(Some).map_err(|_| invalid(name, &v, "must be a whole number of calls (0 = unlimited)")),
+            }
+        };
+        let rate_overrides = lynx_governance::limits::RateOverrides {
+            key_per_second: rate("LYNX_RATE_LIMIT_KEY_PER_SECOND")?,
+            key_burst: rate("LYNX_RATE_LIMIT_KEY_BURST")?,
+            tenant_per_minute: rate("LYNX_RATE_LIMIT_TENANT_PER_MINUTE")?,
+        };
+
         let worker_threads = match var("LYNX_WORKER_THREADS") {
             None => None,
             Some(v) => Some(v.parse().ok().filter(|n| (1..=256).contains(n)).ok_or_else(|| invalid("LYNX_WORKER_THREADS", &v, "must be a number from 1 to 256"))?),
@@ -261,6 +276,7 @@ impl Settings {
             notifications,
             sweep_interval_ms,
             key_cache_ms,
+            rate_overrides,
             worker_threads,
             supabase,
             pool_size,

@@ -184,6 +184,7 @@ pub async fn services(settings: &Settings) -> Result<Services, Fatal> {
         kernel,
         clock: Arc::new(SystemClock),
         runtime: Arc::new(runtime_info(settings)),
+        limits: Arc::new(lynx_governance::limits::Limiter::new(settings.rate_overrides)),
     })
 }
 
@@ -272,7 +273,23 @@ pub fn background(
             }
         }));
     }
+    let (limited, limits_stop) = (services.clone(), stop.clone());
     tasks.extend([
+        tokio::spawn(async move {
+            // Rate-limit refusals reach the audit trail in aggregate, one row per key every round.
+            loop {
+                let stopping = tokio::select! {
+                    _ = limits_stop.cancelled() => true,
+                    _ = tokio::time::sleep(REFUSALS_FLUSH) => false,
+                };
+                if let Err(r) = limited.limits.flush_refusals(&limited).await {
+                    tracing::warn!(code = %r.code, message = %r.message, "rate-limit refusals not audited yet; the next round tries again");
+                }
+                if stopping {
+                    return;
+                }
+            }
+        }),
         tokio::spawn(deliverer.run(stop.cancelled_owned())),
         tokio::spawn(async move {
             loop {
@@ -290,6 +307,9 @@ pub fn background(
     ]);
     Ok(tasks)
 }
+
+/// How often refused calls are written to the audit trail (in aggregate).
+const REFUSALS_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One checkpoint round, its results logged (the background task's and the shutdown's).
 pub async fn checkpoint_round(anchor: &lynx_governance::checkpoints::Anchor, services: &Services) {

@@ -64,7 +64,7 @@ pub async fn audit_events(
         .transpose()?;
     let filter = AuditFilter {
         run_id,
-        tool_id: query::param(&q, "tool_id").map(str::to_string),
+        tool_id: query::tool_id(&q)?,
         status,
         since: since.map(|s| s.0),
         before_seq,

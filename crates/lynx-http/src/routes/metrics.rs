@@ -41,6 +41,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
 
     let services = state.pipeline.services();
+    help(&mut out, "lynx_rate_limited_total", "counter", "Calls and API requests refused by a call limit, by limit (this instance).");
+    for scope in [lynx_governance::limits::Scope::Key, lynx_governance::limits::Scope::Tenant] {
+        let _ = writeln!(out, "lynx_rate_limited_total{{limit=\"{}\"}} {}", scope.as_str(), services.limits.refused_total(scope));
+    }
     let health = probe(services).await;
     help(&mut out, "lynx_kernel_up", "gauge", "1 when the Kernel answers its health probe.");
     let _ = writeln!(out, "lynx_kernel_up {}", u8::from(health.kernel.reachable));

@@ -35,7 +35,7 @@ pub async fn executions(
         .transpose()?;
     let limit = query::limit(&q, 50, 200)?;
     let before = query::param(&q, "cursor").map(parse_cursor).transpose()?;
-    let filter = ExecutionFilter { status, draft_id, tool_id: query::param(&q, "tool_id").map(str::to_string), before, limit };
+    let filter = ExecutionFilter { status, draft_id, tool_id: query::tool_id(&q)?, before, limit };
     let rows = state.pipeline.services().store.executions(Some(who.tenant_id()), &filter).await?;
     let next_cursor = (rows.len() == limit as usize).then(|| rows.last().map(|e| cursor_of(e.created_at, e.execution_id))).flatten();
     Ok(Json(json!({"tenant_id": who.tenant_id(), "executions": rows, "next_cursor": next_cursor})))

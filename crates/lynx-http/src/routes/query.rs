@@ -29,3 +29,13 @@ pub fn limit(q: &HashMap<String, String>, default: u32, max: u32) -> Result<u32,
 pub fn id<T: From<uuid::Uuid>>(field: &str, raw: &str) -> Result<T, Refusal> {
     uuid::Uuid::parse_str(raw).map(T::from).map_err(|_| Refusal::invalid_input(field, "must be a UUID"))
 }
+
+/// A `tool_id` filter: a tool or action id as Lynx writes them (`vpm.cell.payment.execute`,
+/// `lynx.drafts.approve`), so a typo is an error rather than an empty page.
+pub fn tool_id(q: &HashMap<String, String>) -> Result<Option<String>, Refusal> {
+    match param(q, "tool_id") {
+        None => Ok(None),
+        Some(v) if v.len() <= 100 && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)) => Ok(Some(v.to_string())),
+        Some(_) => Err(Refusal::invalid_input("tool_id", "must be a tool id such as vpm.cell.payment.execute (lower-case letters, digits, dots)")),
+    }
+}

@@ -7,6 +7,7 @@ pub(crate) mod audit;
 pub(crate) mod drafts;
 pub(crate) mod executions;
 pub(crate) mod keys;
+pub(crate) mod limits;
 pub(crate) mod reads;
 pub(crate) mod settlements;
 pub(crate) mod webhooks;

@@ -90,6 +90,7 @@ impl Tool for VpmPaymentDraftCreate {
 
     async fn run(&self, ctx: &DraftCtx, input: Input) -> Result<Output, Refusal> {
         drafting::at_most("invoice_refs", &input.invoice_refs, 100)?;
+        input.amount.fits(&input.currency).map_err(|e| Refusal::invalid_input("amount", e))?;
         let kernel = ctx.kernel();
         let vendor = kernel.vendor(input.vendor_id.as_str()).await.map_err(|r| {
             if r.code == ErrorCode::NotFound { Refusal::invalid_input("vendor_id", r.message) } else { r }

@@ -37,7 +37,7 @@ pub struct Queues {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Output {
     pub tenant_id: TenantId,
-    /// `healthy`, `degraded` (Kernel unreachable) or `down` (storage unreachable).
+    /// `healthy`, `degraded` (Kernel unreachable) or `down` (storage cannot be read or written).
     pub overall_status: String,
     pub kernel_reachable: bool,
     pub storage_reachable: bool,

@@ -187,7 +187,7 @@ pub async fn domain_tools_over_stdio(engine: Engine) {
 pub async fn permission_is_the_kernels_and_refusals_are_audited(engine: Engine) {
     let sandbox = Sandbox::new(engine);
     let (contractor, _) = sandbox.create_key("tenant-123", "contractor-001");
-    let (former, _) = sandbox.create_key("tenant-123", "former-001");
+    let former = sandbox.key_of_deactivated_user("tenant-123", "former-001");
     let server = sandbox.serve();
 
     let client = server.mcp(&contractor).await;

@@ -119,6 +119,30 @@ impl Sandbox {
         (v["api_key"].as_str().unwrap().to_string(), v["key_id"].as_str().unwrap().to_string())
     }
 
+    /// A key of a user who was active when the key was made and whom the Kernel now marks inactive
+    /// (`lynx keys create` refuses inactive users, so the key is made under a Kernel file where the user
+    /// is still active). The sandbox goes on with its own Kernel.
+    pub fn key_of_deactivated_user(&self, tenant: &str, user: &str) -> String {
+        let mut kernel = demo_kernel();
+        for t in kernel["tenants"].as_array_mut().unwrap().iter_mut().filter(|t| t["tenant_id"] == tenant) {
+            for u in t["users"].as_array_mut().unwrap().iter_mut().filter(|u| u["user_id"] == user) {
+                u["active"] = Value::Bool(true);
+            }
+        }
+        let path = self.dir.path().join("kernel-before-deactivation.json");
+        std::fs::write(&path, kernel.to_string()).unwrap();
+        let out = self
+            .command()
+            .env("LYNX_KERNEL_FILE", &path)
+            .args(["keys", "create", "--tenant", tenant, "--user", user, "--json"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["api_key"].as_str().unwrap().to_string()
+    }
+
     /// Starts `lynx serve` and waits until it listens.
     pub fn serve(&self) -> Server {
         self.serve_with(&[])

@@ -15,6 +15,7 @@ mod browser;
 mod cli;
 mod concurrency;
 mod domain_tools;
+mod hardening;
 mod kernel_file;
 mod kernel_http;
 mod lifecycle;
@@ -72,6 +73,9 @@ on_both_engines! {
     domain_tools::domain_tools_over_http,
     domain_tools::domain_tools_over_stdio,
     domain_tools::permission_is_the_kernels_and_refusals_are_audited,
+    hardening::an_inactive_users_key_is_refused_on_every_surface,
+    hardening::money_and_dates_are_read_as_written,
+    hardening::every_edge_is_answered_in_shape,
     lifecycle::payment_workflow_and_docs_lifecycles,
     lifecycle::policies_can_require_several_distinct_approvals,
     refusals::the_execution_protocol_refuses_in_order_with_the_runbooks_phrases,
