@@ -3,13 +3,14 @@
 //! route touches SQL or a tool directly.
 
 mod auth;
+mod connections;
 mod dashboard;
 mod error;
 mod kernel_api;
 mod mcp;
 mod routes;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use axum::{middleware, routing::{delete, get, post}};
 use lynx_governance::Pipeline;
@@ -17,6 +18,7 @@ use tokio::net::TcpListener;
 use tower_http::{limit::RequestBodyLimitLayer, trace::TraceLayer};
 
 pub use axum::Router;
+pub use connections::ConnectionLimits;
 pub use error::ApiError;
 pub use kernel_api::kernel_router;
 
@@ -77,16 +79,10 @@ pub fn router(pipeline: Pipeline, options: &HttpOptions) -> Router {
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    limits: ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Without TCP_NODELAY, streamed MCP replies wait on Nagle's algorithm and delayed ACKs (~40 ms each).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    connections::serve(listener, app, limits, shutdown).await
 }
 
 /// How long a graceful shutdown waits for in-flight requests.

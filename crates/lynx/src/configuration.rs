@@ -57,6 +57,8 @@ pub struct Settings {
     /// `LYNX_RATE_LIMIT_KEY_PER_SECOND`, `_KEY_BURST`, `_TENANT_PER_MINUTE`: when set, they win over every
     /// tenant's Kernel policy (0 is unlimited).
     pub rate_overrides: lynx_governance::limits::RateOverrides,
+    /// `LYNX_HTTP_MAX_CONNECTIONS`, `LYNX_HTTP_HEADER_TIMEOUT_MS`, `LYNX_HTTP_IDLE_TIMEOUT_MS`.
+    pub connection_limits: lynx_http::ConnectionLimits,
     /// Async runtime threads, `LYNX_WORKER_THREADS`; unset: see `worker_threads`.
     pub worker_threads: Option<usize>,
     pub notifications: NotificationSettings,
@@ -246,6 +248,23 @@ impl Settings {
             tenant_per_minute: rate("LYNX_RATE_LIMIT_TENANT_PER_MINUTE")?,
         };
 
+        let bounded = |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>, unit: &str| -> Result<u64, ConfigError> {
+            match var(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .ok_or_else(|| invalid(name, &v, format!("must be {unit} from {} to {}", range.start(), range.end()))),
+            }
+        };
+        let defaults = lynx_http::ConnectionLimits::default();
+        let connection_limits = lynx_http::ConnectionLimits {
+            max_connections: bounded("LYNX_HTTP_MAX_CONNECTIONS", defaults.max_connections as u64, 1..=100_000, "a number of connections")? as usize,
+            header_timeout: std::time::Duration::from_millis(bounded("LYNX_HTTP_HEADER_TIMEOUT_MS", defaults.header_timeout.as_millis() as u64, 100..=300_000, "milliseconds")?),
+            idle_timeout: std::time::Duration::from_millis(bounded("LYNX_HTTP_IDLE_TIMEOUT_MS", defaults.idle_timeout.as_millis() as u64, 100..=3_600_000, "milliseconds")?),
+        };
+
         let worker_threads = match var("LYNX_WORKER_THREADS") {
             None => None,
             Some(v) => Some(v.parse().ok().filter(|n| (1..=256).contains(n)).ok_or_else(|| invalid("LYNX_WORKER_THREADS", &v, "must be a number from 1 to 256"))?),
@@ -277,6 +296,7 @@ impl Settings {
             sweep_interval_ms,
             key_cache_ms,
             rate_overrides,
+            connection_limits,
             worker_threads,
             supabase,
             pool_size,

@@ -342,6 +342,7 @@ pub struct Application {
     listener: TcpListener,
     router: lynx_http::Router,
     addr: SocketAddr,
+    connection_limits: lynx_http::ConnectionLimits,
 }
 
 impl Application {
@@ -355,7 +356,7 @@ impl Application {
             allowed_hosts.push(addr.ip().to_string());
         }
         let options = lynx_http::HttpOptions { allowed_hosts };
-        Ok(Self { listener, router: lynx_http::router(pipeline, &options), addr })
+        Ok(Self { listener, router: lynx_http::router(pipeline, &options), addr, connection_limits: settings.connection_limits })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -371,7 +372,7 @@ impl Application {
             shutdown_signal().await;
             let _ = stopping_tx.send(());
         };
-        let serve = lynx_http::serve(self.listener, self.router, signal);
+        let serve = lynx_http::serve(self.listener, self.router, self.connection_limits, signal);
         let deadline = async move {
             if stopping_rx.await.is_ok() {
                 tokio::time::sleep(lynx_http::SHUTDOWN_GRACE).await;

@@ -42,6 +42,6 @@ pub async fn run(_settings: &Settings, command: Command) -> Result<ExitCode, Fat
         if api_key.is_some() { " (KERNEL_API_KEY required)" } else { " (no key required)" }
     ));
     let router = lynx_http::kernel_router(Arc::new(kernel), api_key);
-    lynx_http::serve(listener, router, crate::startup::shutdown_signal()).await?;
+    lynx_http::serve(listener, router, lynx_http::ConnectionLimits::default(), crate::startup::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -572,3 +572,64 @@ async fn a_flooding_key_is_limited_and_other_tenants_keep_their_latency() {
     // scheduling hiccup would decide the ratio.
     assert!(during <= 3.0 * idle.max(10.0), "the other tenant's p99 {during:.1} ms is more than 3x its idle p99 {idle:.1} ms");
 }
+
+/// Reads until the server closes the connection; how long that took (`None`: still open at `limit`).
+fn closed_within(stream: &mut std::net::TcpStream, limit: std::time::Duration) -> Option<std::time::Duration> {
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    stream.set_read_timeout(Some(std::time::Duration::from_millis(200))).unwrap();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < limit {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_half_sent_connections_are_closed_and_the_count_is_capped() {
+    use std::io::Write;
+    let mut sandbox = Sandbox::new(Engine::Sqlite);
+    sandbox.env.insert("LYNX_HTTP_HEADER_TIMEOUT_MS".into(), "1000".into());
+    sandbox.env.insert("LYNX_HTTP_IDLE_TIMEOUT_MS".into(), "2000".into());
+    sandbox.env.insert("LYNX_HTTP_MAX_CONNECTIONS".into(), "8".into());
+    let (key, _) = sandbox.create_key("tenant-123", "agent-001");
+    let server = sandbox.serve();
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let connect = || std::net::TcpStream::connect(&addr).unwrap();
+    let limit = std::time::Duration::from_secs(8);
+
+    let mut silent = connect();
+    let t = closed_within(&mut silent, limit).expect("a connection that sends nothing is closed");
+    assert!(t < std::time::Duration::from_secs(3), "{t:?}");
+
+    let mut half_headers = connect();
+    half_headers.write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n").unwrap();
+    assert!(closed_within(&mut half_headers, limit).is_some(), "half-sent headers are not waited for forever");
+
+    let mut half_body = connect();
+    let head = format!("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n{{\"no");
+    half_body.write_all(head.as_bytes()).unwrap();
+    let t = closed_within(&mut half_body, limit).expect("a body that stops half-way is dropped after twice the idle timeout");
+    assert!(t >= std::time::Duration::from_millis(3500), "closed by the idle timeout, not before: {t:?}");
+
+    let mut kept_alive = connect();
+    kept_alive.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    assert!(closed_within(&mut kept_alive, limit).is_some(), "an idle keep-alive connection is closed");
+
+    // The cap: 8 open, the 9th is closed at once; served again once the others are gone.
+    let mut open: Vec<_> = (0..8).map(|_| connect()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut ninth = connect();
+    let t = closed_within(&mut ninth, limit).expect("over the cap a connection is closed");
+    assert!(t < std::time::Duration::from_millis(900), "closed at once, not by the timeout: {t:?}");
+    for s in &mut open {
+        closed_within(s, limit).expect("the idle ones time out");
+    }
+    let (status, _) = server.get("/healthz", None).await;
+    assert_eq!(status, 200, "served again below the cap");
+}
