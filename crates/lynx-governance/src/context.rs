@@ -266,8 +266,10 @@ impl LayerContext for DraftCtx {
             cancelled_at: None,
             cancelled_by: None,
         };
-        match cleared.services.store.insert_draft(&record).await? {
+        let cap = crate::limits::draft_cap(&cleared.services, &cleared.principal, &record.payload).await?;
+        match cleared.services.store.insert_draft(&record, cap.as_ref()).await? {
             DraftInsert::Inserted => Ok(output),
+            DraftInsert::OverLimit(totals) => Err(crate::limits::over_limit(cap.as_ref().ok_or_else(|| Refusal::internal("counting a draft against no limit"))?, totals)),
             // A concurrent call with the same request_id won the insert.
             DraftInsert::Existing(existing) => execution::replay_draft(&existing, cleared.tool.id, &cleared.request.fingerprint),
         }
@@ -357,7 +359,14 @@ impl LayerContext for ExecCtx {
             tokio::time::sleep(pause).await;
         }
         let rollback = rollback_instructions(&effect, draft.draft_id);
-        let completed = services.store.complete_execution(&claim, &effect, &output, &rollback, services.clock.now()).await;
+        let cap = match crate::limits::execution_cap(services, &claim.tenant_id, &effect).await {
+            Ok(cap) => cap,
+            Err(r) => {
+                let _ = services.store.fail_execution(&claim.tenant_id, execution_id, &r.message, services.clock.now()).await;
+                return Err(r);
+            }
+        };
+        let completed = services.store.complete_execution(&claim, &effect, &output, &rollback, cap.as_ref(), services.clock.now()).await;
         match completed {
             Ok(Completion::Succeeded(_)) => Ok(output),
             Ok(Completion::ClaimLost(status)) => Err(Refusal::new(
@@ -365,6 +374,12 @@ impl LayerContext for ExecCtx {
                 format!("Execution {execution_id} was marked {status} by an operator before it completed: nothing was applied"),
                 "Retry the call; the draft is unchanged.",
             )),
+            Ok(Completion::OverLimit(totals)) => {
+                let refusal = crate::limits::over_limit(cap.as_ref().ok_or_else(|| Refusal::internal("counting a payment against no limit"))?, totals);
+                // The claim closes so the draft can be executed once the limit allows (tomorrow, or raised).
+                let _ = services.store.fail_execution(&claim.tenant_id, execution_id, &refusal.message, services.clock.now()).await;
+                Err(refusal)
+            }
             Ok(Completion::DraftMoved(status)) => {
                 let why = format!("draft {} moved to {status} during execution: nothing was applied", draft.draft_id);
                 let _ = services.store.fail_execution(&claim.tenant_id, execution_id, &why, services.clock.now()).await;

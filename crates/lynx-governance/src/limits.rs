@@ -12,6 +12,12 @@
 //! A refused call writes no audit row of its own — a flood must not grow the trail by a row per
 //! refusal — it is counted in the metrics and recorded in the tenant's chain once per key and
 //! `flush_refusals` round.
+//!
+//! Spend limits (`policies.spend_limits`, per currency and UTC day): what one user may draft in
+//! payments, counted when the draft is inserted, and what the tenant may execute, counted when the
+//! payment is applied — each inside that write's transaction (`Store::insert_draft`,
+//! `Store::complete_execution`), so concurrent calls on any number of instances cannot pass a limit.
+//! Here: which cap applies (`draft_cap`, `execution_cap`) and the refusal that says what is left.
 
 use std::{
     collections::HashMap,
@@ -25,7 +31,14 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, clock::Clock};
-use lynx_model::{ErrorCode, Refusal, TenantId, UserId, vocab::RunStatus};
+use lynx_model::{
+    ErrorCode, Principal, Refusal, TenantId, UserId,
+    money::Currency,
+    payload::DraftPayload,
+    records::{Effect, SpendCap, SpendSubject, SpendTotals},
+    vocab::RunStatus,
+};
+use rust_decimal::Decimal;
 use serde_json::json;
 
 use crate::{audit, identity::Authenticated, services::Services};
@@ -280,5 +293,58 @@ impl Limiter {
             .await?;
         }
         Ok(rows)
+    }
+}
+
+/// The creator's daily draft limit a new payment draft must fit, if the tenant's policy sets one.
+pub async fn draft_cap(services: &Services, creator: &Principal, payload: &DraftPayload) -> Result<Option<SpendCap>, Refusal> {
+    let DraftPayload::Payment(p) = payload else { return Ok(None) };
+    let policies = services.kernel.policies(&creator.tenant_id).await?;
+    let Some(cap) = policies.spend_limits.get(p.currency.as_str()).and_then(|l| l.agent_daily_drafts) else { return Ok(None) };
+    Ok(Some(SpendCap {
+        subject: SpendSubject::Agent(creator.user_id.clone()),
+        currency: p.currency.clone(),
+        day: services.clock.now().date_naive(),
+        amount: p.amount.value(),
+        cap: cap.value(),
+    }))
+}
+
+/// The tenant's daily execution limit a payment must fit, if its policy sets one.
+pub async fn execution_cap(services: &Services, tenant: &TenantId, effect: &Effect) -> Result<Option<SpendCap>, Refusal> {
+    let Effect::Pay(p) = effect else { return Ok(None) };
+    let policies = services.kernel.policies(tenant).await?;
+    let Some(cap) = policies.spend_limits.get(p.currency.as_str()).and_then(|l| l.tenant_daily_executions) else { return Ok(None) };
+    Ok(Some(SpendCap { subject: SpendSubject::Tenant, currency: p.currency.clone(), day: services.clock.now().date_naive(), amount: p.amount, cap: cap.value() }))
+}
+
+/// `SPEND_LIMIT_EXCEEDED`: whose limit, how much is counted and left today, and when it resets.
+pub fn over_limit(cap: &SpendCap, totals: SpendTotals) -> Refusal {
+    let money = |d: Decimal, c: &Currency| format!("{:.2} {c}", d);
+    let left = (totals.cap - totals.spent).max(Decimal::ZERO);
+    let resets = cap.day.succ_opt().map_or_else(String::new, |d| format!("{d}T00:00:00Z"));
+    let (whose, counted) = match &cap.subject {
+        SpendSubject::Agent(user) => (format!("user {user} may draft"), "drafted"),
+        SpendSubject::Tenant => ("the tenant may execute".to_string(), "executed"),
+    };
+    let seconds_to_reset = cap
+        .day
+        .succ_opt()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| (t.and_utc() - chrono::Utc::now()).num_seconds().max(1) as u64);
+    let refusal = Refusal::new(
+        ErrorCode::SpendLimitExceeded,
+        format!(
+            "Spend limit reached: {whose} {} of payments per day; {} {counted} today, {} left, this one is {}; the limit resets at {resets}",
+            money(totals.cap, &cap.currency),
+            money(totals.spent, &cap.currency),
+            money(left, &cap.currency),
+            money(cap.amount, &cap.currency),
+        ),
+        "Nothing was done. Wait for the reset, use an amount within what is left, or ask a tenant administrator to change policies.spend_limits in the Kernel.",
+    );
+    match seconds_to_reset {
+        Some(s) => refusal.retry_after(s),
+        None => refusal,
     }
 }

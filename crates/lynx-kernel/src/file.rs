@@ -143,6 +143,11 @@ impl KernelFile {
                     return Err((at(&format!(".policies.tool_policies[{pi}].tool_id")), format!("duplicate policy for {:?}", p.tool_id)));
                 }
             }
+            for currency in t.policies.spend_limits.keys() {
+                if let Err(e) = lynx_model::money::Currency::parse(currency) {
+                    return Err((at(&format!(".policies.spend_limits.{currency}")), format!("the key {e}")));
+                }
+            }
             let mut vendor_ids = HashSet::new();
             for (vi, v) in t.vendors.iter().enumerate() {
                 if !vendor_ids.insert(&v.vendor_id) || v.vendor_id.is_empty() {

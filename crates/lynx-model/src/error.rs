@@ -39,6 +39,7 @@ pub enum ErrorCode {
     SelfApproval,
     RollbackNotPossible,
     RateLimited,
+    SpendLimitExceeded,
     // This Lynx lacks the configuration the request needs (a webhook key, say); an operator sets it.
     // (A plain comment: a doc comment here would turn the published enum into a `oneOf`.)
     NotConfigured,
@@ -74,6 +75,7 @@ impl ErrorCode {
             ErrorCode::SelfApproval => "SELF_APPROVAL",
             ErrorCode::RollbackNotPossible => "ROLLBACK_NOT_POSSIBLE",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::SpendLimitExceeded => "SPEND_LIMIT_EXCEEDED",
             ErrorCode::NotConfigured => "NOT_CONFIGURED",
             ErrorCode::Internal => "INTERNAL",
         }
@@ -98,7 +100,7 @@ impl ErrorCode {
             | ErrorCode::IdempotencyConflict
             | ErrorCode::RollbackNotPossible => 409,
             ErrorCode::RateLimited => 429,
-            ErrorCode::ExplicitApprovalRequired | ErrorCode::VendorInactive | ErrorCode::PolicyViolation => 422,
+            ErrorCode::ExplicitApprovalRequired | ErrorCode::VendorInactive | ErrorCode::PolicyViolation | ErrorCode::SpendLimitExceeded => 422,
             ErrorCode::MaintenanceMode | ErrorCode::KernelUnavailable | ErrorCode::StorageUnavailable | ErrorCode::NotConfigured => 503,
             ErrorCode::Internal => 500,
         }

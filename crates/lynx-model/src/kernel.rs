@@ -124,6 +124,19 @@ pub struct Policies {
     /// The tenant's call limits; what is absent takes Lynx's defaults (and `LYNX_RATE_LIMIT_*` wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limits: Option<RateLimitPolicy>,
+    /// Daily spend limits by ISO 4217 currency; a currency without an entry is not limited.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub spend_limits: BTreeMap<String, SpendLimitPolicy>,
+}
+
+/// How much may be spent in one currency per UTC day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpendLimitPolicy {
+    /// The total of payment drafts one user (an agent) may create.
+    pub agent_daily_drafts: Option<crate::money::Amount>,
+    /// The total of payments the tenant may execute.
+    pub tenant_daily_executions: Option<crate::money::Amount>,
 }
 
 /// Call limits a tenant's policy may set; 0 means unlimited.

@@ -75,6 +75,37 @@ pub struct DraftFilter {
 pub enum DraftInsert {
     Inserted,
     Existing(Box<DraftRecord>),
+    /// The draft would take its creator past the spend limit: nothing was written.
+    OverLimit(SpendTotals),
+}
+
+/// A daily spend limit a write must stay within, counted in the write's own transaction so that
+/// concurrent writes on any number of instances cannot pass it together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendCap {
+    pub subject: SpendSubject,
+    pub currency: Currency,
+    /// The UTC day the amount counts against.
+    pub day: chrono::NaiveDate,
+    /// What this write adds (at most two decimals).
+    pub amount: Decimal,
+    pub cap: Decimal,
+}
+
+/// Whose spending a cap counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpendSubject {
+    /// Payment drafts one user created.
+    Agent(crate::UserId),
+    /// Payments the tenant executed.
+    Tenant,
+}
+
+/// Where a refused write found the total: what was counted already today, against the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpendTotals {
+    pub spent: Decimal,
+    pub cap: Decimal,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -209,6 +240,8 @@ pub enum Completion {
     ClaimLost(RunStatus),
     /// The draft left the status the effect needs: nothing was applied.
     DraftMoved(DraftStatus),
+    /// The payment would take the tenant past its daily execution limit: nothing was applied.
+    OverLimit(SpendTotals),
 }
 
 #[derive(Debug, Clone, PartialEq)]

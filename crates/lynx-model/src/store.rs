@@ -14,7 +14,7 @@ use crate::{
     params::IsoDate,
     records::{
         ApprovalRecord, Claim, Completion, Decision, DecisionOutcome, DraftFilter, DraftInsert, DraftRecord, Effect,
-        ExecutionCounts, ExecutionFilter, ExecutionRecord, RollbackOutcome, SettlementChange, SettlementRecord,
+        ExecutionCounts, ExecutionFilter, ExecutionRecord, RollbackOutcome, SettlementChange, SettlementRecord, SpendCap,
         TransitionOutcome,
     },
     draft::DraftType,
@@ -219,7 +219,9 @@ pub trait Store: Send + Sync {
 
     // Drafts.
     /// Inserts a draft; with a `request_id` already used in the tenant, returns that draft instead.
-    async fn insert_draft(&self, draft: &DraftRecord) -> StoreResult<DraftInsert>;
+    /// Inserts a draft; with a `cap`, only if its amount fits the creator's daily limit, counted in the
+    /// same transaction (a replayed `request_id` counts nothing).
+    async fn insert_draft(&self, draft: &DraftRecord, cap: Option<&SpendCap>) -> StoreResult<DraftInsert>;
     /// Imports many drafts in one transaction (data migration, benchmark seeding); rows that conflict
     /// with existing ones are skipped. Returns how many were inserted.
     async fn import_drafts(&self, drafts: &[DraftRecord]) -> StoreResult<u64>;
@@ -260,13 +262,16 @@ pub trait Store: Send + Sync {
     /// Inserts the `STARTED` row unless another live execution of the draft and tool, or an earlier use of
     /// the `request_id`, exists.
     async fn claim_execution(&self, execution: &ExecutionRecord) -> StoreResult<Claim>;
-    /// Applies the effect, moves the draft and marks the execution `SUCCEEDED`, in one transaction.
+    /// Applies the effect, moves the draft and marks the execution `SUCCEEDED`, in one transaction; with a
+    /// `cap`, only if the amount fits the tenant's daily limit, counted in that transaction.
+    #[allow(clippy::too_many_arguments)]
     async fn complete_execution(
         &self,
         execution: &ExecutionRecord,
         effect: &Effect,
         result: &serde_json::Value,
         rollback_instructions: &serde_json::Value,
+        cap: Option<&SpendCap>,
         at: DateTime<Utc>,
     ) -> StoreResult<Completion>;
     async fn fail_execution(&self, tenant: &TenantId, execution_id: ExecutionId, error: &str, at: DateTime<Utc>) -> StoreResult<()>;

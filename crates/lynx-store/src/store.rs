@@ -12,7 +12,7 @@ use lynx_model::{
     ids::KeyId,
     records::{
         ApprovalRecord, Claim, Completion, Decision, DecisionOutcome, DraftFilter, DraftInsert, DraftRecord, Effect,
-        ExecutionCounts, ExecutionFilter, ExecutionRecord, RollbackOutcome, SettlementChange, SettlementRecord,
+        ExecutionCounts, ExecutionFilter, ExecutionRecord, RollbackOutcome, SettlementChange, SettlementRecord, SpendCap,
         TransitionOutcome,
     },
     store::{
@@ -172,9 +172,15 @@ impl<E: Engine> Store for Storage<E> {
         reads::payments_in_status(&mut *self.0.reader(), tenant, status, vendor_id).await
     }
 
-    async fn insert_draft(&self, draft: &DraftRecord) -> StoreResult<DraftInsert> {
+    async fn insert_draft(&self, draft: &DraftRecord, cap: Option<&SpendCap>) -> StoreResult<DraftInsert> {
         let draft = draft.clone();
-        self.0.write(Scope::Statement, op(move |db| Box::pin(async move { drafts::insert(db, &draft).await }))).await
+        match cap.cloned() {
+            None => self.0.write(Scope::Statement, op(move |db| Box::pin(async move { drafts::insert(db, &draft).await }))).await,
+            Some(cap) => {
+                let scope = Scope::Tenant(draft.tenant_id.clone());
+                self.0.write(scope, op(move |db| Box::pin(async move { drafts::insert_within(db, &draft, &cap).await }))).await
+            }
+        }
     }
     async fn import_drafts(&self, list: &[DraftRecord]) -> StoreResult<u64> {
         let list = list.to_vec();
@@ -228,11 +234,12 @@ impl<E: Engine> Store for Storage<E> {
         effect: &Effect,
         result: &Value,
         rollback_instructions: &Value,
+        cap: Option<&SpendCap>,
         at: DateTime<Utc>,
     ) -> StoreResult<Completion> {
-        let (e, effect, result, rollback) = (execution.clone(), effect.clone(), result.clone(), rollback_instructions.clone());
+        let (e, effect, result, rollback, cap) = (execution.clone(), effect.clone(), result.clone(), rollback_instructions.clone(), cap.cloned());
         let scope = Scope::Tenant(e.tenant_id.clone());
-        self.0.write(scope, op(move |db| Box::pin(async move { executions::complete(db, &e, &effect, &result, &rollback, at).await }))).await
+        self.0.write(scope, op(move |db| Box::pin(async move { executions::complete(db, &e, &effect, &result, &rollback, cap.as_ref(), at).await }))).await
     }
     async fn fail_execution(&self, tenant: &TenantId, execution_id: ExecutionId, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
         let (tenant, error) = (tenant.clone(), error.to_string());

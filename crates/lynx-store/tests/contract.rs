@@ -167,7 +167,7 @@ async fn exactly_one_concurrent_claim_wins_and_effects_commit_with_success() {
     for e in engines().await {
         let t = tenant("tenant-a");
         let d = draft(&t, DraftStatus::Approved, None);
-        e.store.insert_draft(&d).await.unwrap();
+        e.store.insert_draft(&d, None).await.unwrap();
         let mut tasks = Vec::new();
         for _ in 0..16 {
             let (store, c) = (e.store.clone(), claim(&d, None));
@@ -184,7 +184,7 @@ async fn exactly_one_concurrent_claim_wins_and_effects_commit_with_success() {
         assert_eq!(winners.len(), 1, "{}: one claim wins", e.name);
         let won = &winners[0];
         let now = Utc::now();
-        let done = e.store.complete_execution(won, &pay(), &json!({"ok": true}), &json!({"action": "reverse_payment"}), now).await.unwrap();
+        let done = e.store.complete_execution(won, &pay(), &json!({"ok": true}), &json!({"action": "reverse_payment"}), None, now).await.unwrap();
         assert!(matches!(done, Completion::Succeeded(_)), "{}", e.name);
         assert_eq!(e.store.draft(Some(&t), d.draft_id).await.unwrap().unwrap().status, DraftStatus::Executed);
         assert_eq!(e.store.payments_in_status(&t, PaymentStatus::PendingSettlement, None).await.unwrap().len(), 1);
@@ -202,7 +202,7 @@ async fn a_cleared_claim_commits_nothing_and_a_moved_draft_commits_nothing() {
     for e in engines().await {
         let t = tenant("tenant-a");
         let d = draft(&t, DraftStatus::Approved, None);
-        e.store.insert_draft(&d).await.unwrap();
+        e.store.insert_draft(&d, None).await.unwrap();
         let c = claim(&d, Some("req-1"));
         assert_eq!(e.store.claim_execution(&c).await.unwrap(), Claim::Claimed);
         let seen = e.store.claim_execution(&claim(&d, Some("req-1"))).await.unwrap();
@@ -210,17 +210,17 @@ async fn a_cleared_claim_commits_nothing_and_a_moved_draft_commits_nothing() {
         let cleared = e.store.clear_stuck(Utc::now() + TimeDelta::seconds(1), Utc::now()).await.unwrap();
         assert_eq!(cleared.len(), 1);
         assert_eq!(cleared[0].error_message.as_deref(), Some("Manual intervention: execution stuck"));
-        let done = e.store.complete_execution(&c, &pay(), &json!({}), &json!({}), Utc::now()).await.unwrap();
+        let done = e.store.complete_execution(&c, &pay(), &json!({}), &json!({}), None, Utc::now()).await.unwrap();
         assert_eq!(done, Completion::ClaimLost(RunStatus::Failed), "{}", e.name);
         assert!(e.store.payments_in_status(&t, PaymentStatus::PendingSettlement, None).await.unwrap().is_empty(), "{}: no effect", e.name);
         assert_eq!(e.store.draft(Some(&t), d.draft_id).await.unwrap().unwrap().status, DraftStatus::Approved);
 
         // A draft that is not APPROVED when the effect commits: nothing is applied.
         let d2 = draft(&t, DraftStatus::Submitted, None);
-        e.store.insert_draft(&d2).await.unwrap();
+        e.store.insert_draft(&d2, None).await.unwrap();
         let c2 = claim(&d2, None);
         assert_eq!(e.store.claim_execution(&c2).await.unwrap(), Claim::Claimed);
-        let done = e.store.complete_execution(&c2, &pay(), &json!({}), &json!({}), Utc::now()).await.unwrap();
+        let done = e.store.complete_execution(&c2, &pay(), &json!({}), &json!({}), None, Utc::now()).await.unwrap();
         assert_eq!(done, Completion::DraftMoved(DraftStatus::Submitted), "{}", e.name);
         assert!(e.store.payments_in_status(&t, PaymentStatus::PendingSettlement, None).await.unwrap().is_empty());
     }
@@ -233,21 +233,22 @@ async fn one_draft_per_request_id_and_one_decision_per_approver() {
         let mut tasks = Vec::new();
         for _ in 0..16 {
             let (store, d) = (e.store.clone(), draft(&t, DraftStatus::Draft, Some("same-request")));
-            tasks.push(tokio::spawn(async move { store.insert_draft(&d).await.unwrap() }));
+            tasks.push(tokio::spawn(async move { store.insert_draft(&d, None).await.unwrap() }));
         }
         let mut inserted = 0;
         for task in tasks {
             match task.await.unwrap() {
                 DraftInsert::Inserted => inserted += 1,
                 DraftInsert::Existing(existing) => assert_eq!(existing.response_payload, Some(json!({"draft_id": "original"}))),
+                DraftInsert::OverLimit(_) => panic!("no limit was given"),
             }
         }
         assert_eq!(inserted, 1, "{}: one draft per request_id", e.name);
         // The same request_id in another tenant is another draft.
-        assert_eq!(e.store.insert_draft(&draft(&tenant("tenant-b"), DraftStatus::Draft, Some("same-request"))).await.unwrap(), DraftInsert::Inserted);
+        assert_eq!(e.store.insert_draft(&draft(&tenant("tenant-b"), DraftStatus::Draft, Some("same-request")), None).await.unwrap(), DraftInsert::Inserted);
 
         let d = draft(&t, DraftStatus::Submitted, None);
-        e.store.insert_draft(&d).await.unwrap();
+        e.store.insert_draft(&d, None).await.unwrap();
         assert_eq!(e.store.draft(Some(&tenant("tenant-b")), d.draft_id).await.unwrap(), None, "{}: other tenants see nothing", e.name);
         let mut tasks = Vec::new();
         for approver in ["ana", "bo", "ana", "bo"] {
@@ -279,12 +280,12 @@ async fn settlements_move_forward_only_and_settle_the_payment() {
     for e in engines().await {
         let t = tenant("tenant-a");
         let d = draft(&t, DraftStatus::Approved, None);
-        e.store.insert_draft(&d).await.unwrap();
+        e.store.insert_draft(&d, None).await.unwrap();
         let c = claim(&d, None);
         e.store.claim_execution(&c).await.unwrap();
         let effect = pay();
         let Effect::Pay(p) = &effect else { unreachable!() };
-        e.store.complete_execution(&c, &effect, &json!({}), &json!({}), Utc::now()).await.unwrap();
+        e.store.complete_execution(&c, &effect, &json!({}), &json!({}), None, Utc::now()).await.unwrap();
         let step = |to: SettlementStatus| {
             let (store, t, id) = (e.store.clone(), t.clone(), p.payment_id);
             async move { store.set_settlement_status(&t, id, to, "ops", Some("note"), Utc::now()).await.unwrap() }
@@ -329,8 +330,8 @@ async fn an_overdue_draft_expires_once_with_its_event_in_the_outbox() {
         overdue.decision_due_at = Some(now - TimeDelta::seconds(1));
         let mut later = draft(&a, DraftStatus::Submitted, None);
         later.decision_due_at = Some(now + TimeDelta::hours(1));
-        e.store.insert_draft(&overdue).await.unwrap();
-        e.store.insert_draft(&later).await.unwrap();
+        e.store.insert_draft(&overdue, None).await.unwrap();
+        e.store.insert_draft(&later, None).await.unwrap();
 
         // Several instances sweep at once: the draft expires once.
         let sweeps: Vec<_> = (0..6).map(|_| { let s = e.store.clone(); tokio::spawn(async move { s.expire_drafts(now).await.unwrap() }) }).collect();
@@ -366,7 +367,7 @@ async fn each_due_delivery_is_claimed_by_one_instance_and_attempts_move_it() {
         for _ in 0..10 {
             let mut d = draft(&a, DraftStatus::Submitted, None);
             d.decision_due_at = Some(now - TimeDelta::seconds(1));
-            e.store.insert_draft(&d).await.unwrap();
+            e.store.insert_draft(&d, None).await.unwrap();
         }
         assert_eq!(e.store.expire_drafts(now).await.unwrap().len(), 10);
 
@@ -436,5 +437,54 @@ async fn each_due_delivery_is_claimed_by_one_instance_and_attempts_move_it() {
         let live_pending = e.store.deliveries(None, &DeliveryFilter { status: Some(DeliveryStatus::Pending), webhook_id: Some("wh_1".into()), limit: 100 }).await.unwrap().len() as i64;
         let counts = e.store.delivery_counts().await.unwrap();
         assert_eq!(counts.queued + counts.failing, live_pending, "{}: a removed subscription's deliveries are not waiting", e.name);
+    }
+}
+
+/// A daily spend limit holds under concurrency on both engines: 32 drafts of 10.00 against a 95.00 cap
+/// insert exactly nine; a replayed request_id counts nothing; the refusal reports the totals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn spend_limits_hold_under_concurrent_writes() {
+    use lynx_model::records::{SpendCap, SpendSubject};
+    use rust_decimal::Decimal;
+    for e in engines().await {
+        let t = tenant("tenant-spend");
+        let cap = SpendCap {
+            subject: SpendSubject::Agent(lynx_model::UserId::parse("agent-001").unwrap()),
+            currency: lynx_model::money::Currency::parse("USD").unwrap(),
+            day: Utc::now().date_naive(),
+            amount: Decimal::new(1000, 2),
+            cap: Decimal::new(9500, 2),
+        };
+        let mut tasks = Vec::new();
+        for i in 0..32 {
+            let (store, cap) = (e.store.clone(), cap.clone());
+            let d = draft(&t, DraftStatus::Draft, Some(&format!("r-{i}")));
+            tasks.push(tokio::spawn(async move { store.insert_draft(&d, Some(&cap)).await.unwrap() }));
+        }
+        let (mut inserted, mut over) = (0, 0);
+        for task in tasks {
+            match task.await.unwrap() {
+                DraftInsert::Inserted => inserted += 1,
+                DraftInsert::OverLimit(totals) => {
+                    over += 1;
+                    assert_eq!((totals.spent, totals.cap), (Decimal::new(9000, 2), Decimal::new(9500, 2)), "{}", e.name);
+                }
+                DraftInsert::Existing(_) => panic!("no request_id repeats"),
+            }
+        }
+        assert_eq!((inserted, over), (9, 23), "{}: exactly what fits under the cap", e.name);
+        // A replay of an inserted draft's request_id finds it and counts nothing.
+        let replay = draft(&t, DraftStatus::Draft, Some("r-0"));
+        let first = e.store.draft_by_request(&t, "r-0").await.unwrap();
+        let again = e.store.insert_draft(&replay, Some(&cap)).await.unwrap();
+        match (first, again) {
+            (Some(_), DraftInsert::Existing(_)) | (None, DraftInsert::OverLimit(_)) => {}
+            other => panic!("{}: {other:?}", e.name),
+        }
+        let small = SpendCap { amount: Decimal::new(500, 2), ..cap.clone() };
+        assert_eq!(e.store.insert_draft(&draft(&t, DraftStatus::Draft, None), Some(&small)).await.unwrap(), DraftInsert::Inserted, "{}: 5.00 still fits", e.name);
+        // Another user, another day: their own totals.
+        let other = SpendCap { subject: SpendSubject::Agent(lynx_model::UserId::parse("agent-002").unwrap()), ..cap.clone() };
+        assert_eq!(e.store.insert_draft(&draft(&t, DraftStatus::Draft, None), Some(&other)).await.unwrap(), DraftInsert::Inserted);
     }
 }

@@ -7,7 +7,7 @@ use lynx_model::{
     DraftId, Risk, TenantId,
     draft::{DraftStatus, DraftType, Transition},
     payload::DraftPayload,
-    records::{ApprovalRecord, Decision, DecisionOutcome, DraftFilter, DraftInsert, DraftRecord, RollbackAction, TransitionOutcome},
+    records::{ApprovalRecord, Decision, DecisionOutcome, DraftFilter, DraftInsert, DraftRecord, RollbackAction, SpendCap, TransitionOutcome},
     store::StoreResult,
     webhook::WebhookEventType,
 };
@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::{
     db::{self, Db},
     error::corrupt,
-    ops::webhooks::{self, About},
+    ops::{limits, webhooks::{self, About}},
     row::Row,
     sql::Query,
 };
@@ -116,6 +116,24 @@ pub(crate) async fn insert(db: &mut dyn Db, d: &DraftRecord) -> StoreResult<Draf
         Some(existing) => Ok(DraftInsert::Existing(Box::new(existing))),
         None => Err(corrupt("draft insert conflicted but no draft holds the request_id")),
     }
+}
+
+/// `insert`, within the creator's daily spend limit: the amount is counted first (under the counter's
+/// row lock) and given back if the insert turns out to be a replay of a concurrent call.
+pub(crate) async fn insert_within(db: &mut dyn Db, d: &DraftRecord, cap: &SpendCap) -> StoreResult<DraftInsert> {
+    if let Some(request_id) = d.request_id.as_deref() {
+        if let Some(existing) = by_request(db, &d.tenant_id, request_id).await? {
+            return Ok(DraftInsert::Existing(Box::new(existing)));
+        }
+    }
+    if let Err(totals) = limits::spend(db, &d.tenant_id, cap).await? {
+        return Ok(DraftInsert::OverLimit(totals));
+    }
+    let inserted = insert(db, d).await?;
+    if !matches!(inserted, DraftInsert::Inserted) {
+        limits::give_back(db, &d.tenant_id, cap).await?;
+    }
+    Ok(inserted)
 }
 
 pub(crate) async fn get(db: &mut dyn Db, tenant: Option<&TenantId>, id: DraftId) -> StoreResult<Option<DraftRecord>> {

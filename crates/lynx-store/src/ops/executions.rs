@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use lynx_model::{
     DraftId, ExecutionId, PaymentId, TenantId,
-    records::{Claim, Completion, Effect, ExecutionCounts, ExecutionFilter, ExecutionRecord, RollbackAction, RollbackOutcome},
+    records::{Claim, Completion, Effect, ExecutionCounts, ExecutionFilter, ExecutionRecord, RollbackAction, RollbackOutcome, SpendCap},
     store::{MonitoringFacts, StoreResult, effect_transition},
     vocab::{RunStatus, SettlementStatus},
     draft::DraftStatus,
@@ -20,6 +20,7 @@ use crate::{
     error::corrupt,
     ops::{
         drafts::return_to_draft,
+        limits,
         webhooks::{self, About},
     },
     row::Row,
@@ -130,7 +131,15 @@ pub(crate) async fn claim(db: &mut dyn Db, e: &ExecutionRecord) -> StoreResult<C
 
 /// Applies the effect, moves the draft and marks the claim `SUCCEEDED` — all or nothing: a claim an
 /// operator already closed, or a draft that moved meanwhile, applies nothing.
-pub(crate) async fn complete(db: &mut dyn Db, e: &ExecutionRecord, effect: &Effect, result: &Value, rollback: &Value, at: DateTime<Utc>) -> StoreResult<Completion> {
+pub(crate) async fn complete(
+    db: &mut dyn Db,
+    e: &ExecutionRecord,
+    effect: &Effect,
+    result: &Value,
+    rollback: &Value,
+    cap: Option<&SpendCap>,
+    at: DateTime<Utc>,
+) -> StoreResult<Completion> {
     let (tenant, draft, execution_id) = (&e.tenant_id, e.draft_id, e.execution_id);
     let current = db::text(
         db,
@@ -141,6 +150,13 @@ pub(crate) async fn complete(db: &mut dyn Db, e: &ExecutionRecord, effect: &Effe
         Some("STARTED") => {}
         Some(other) => return Ok(Completion::ClaimLost(RunStatus::parse(other).unwrap_or(RunStatus::Failed))),
         None => return Err(corrupt("completing an execution that was never claimed")),
+    }
+    // The tenant's daily limit, counted under its counter's row lock in this transaction: concurrent
+    // executions on any instance wait for each other here, and none passes the limit.
+    if let Some(cap) = cap {
+        if let Err(totals) = limits::spend(db, tenant, cap).await? {
+            return Ok(Completion::OverLimit(totals));
+        }
     }
     let (from, to) = effect_transition(effect);
     let submit = match effect {
@@ -165,6 +181,9 @@ pub(crate) async fn complete(db: &mut dyn Db, e: &ExecutionRecord, effect: &Effe
         let now = db::text(db, Query::new("SELECT status FROM lynx_drafts WHERE tenant_id = $1 AND draft_id = $2").bind(tenant).bind(draft))
             .await?
             .ok_or_else(|| corrupt("the execution's draft vanished"))?;
+        if let Some(cap) = cap {
+            limits::give_back(db, tenant, cap).await?;
+        }
         return Ok(Completion::DraftMoved(DraftStatus::parse(&now).ok_or_else(|| corrupt(format!("unknown draft status {now:?}")))?));
     }
     match effect {

@@ -1,8 +1,15 @@
-//! `lynx_rate_windows`: tenant call quotas shared by every instance. An instance leases calls from the
-//! tenant's minute in batches; the row lock (PostgreSQL) or the single writer (SQLite) makes the sum of
-//! all leases never exceed the quota.
+//! Limits that must hold across instances, enforced by the database. `lynx_rate_windows`: tenant call
+//! quotas — an instance leases calls from the tenant's minute in batches; the row lock (PostgreSQL) or
+//! the single writer (SQLite) makes the sum of all leases never exceed the quota. `lynx_spend_totals`:
+//! daily spend per agent and per tenant — a conditional increment under the counter's row lock, in the
+//! transaction of the write that spends, so no two writes pass a limit together.
 
-use lynx_model::{TenantId, store::StoreResult};
+use lynx_model::{
+    TenantId,
+    records::{SpendCap, SpendSubject, SpendTotals},
+    store::StoreResult,
+};
+use rust_decimal::{Decimal, prelude::ToPrimitive};
 
 use crate::{
     db::{self, Db},
@@ -36,4 +43,79 @@ pub(crate) async fn lease(db: &mut dyn Db, tenant: &TenantId, minute: i64, want:
     // Minutes over an hour old are no longer read by anyone.
     db.execute(&Query::new("DELETE FROM lynx_rate_windows WHERE tenant_id = $1 AND window_minute < $2").bind(tenant).bind(minute - 60)).await?;
     Ok(grant as u32)
+}
+
+/// Money in the counters is kept in hundredths (an `Amount` has at most two decimals), so both engines
+/// add integers exactly — SQLite would add decimal text as floating point.
+fn hundredths(d: Decimal) -> StoreResult<i64> {
+    (d * Decimal::ONE_HUNDRED).trunc().to_i64().ok_or_else(|| crate::error::corrupt(format!("amount {d} out of range")))
+}
+
+fn subject(s: &SpendSubject) -> String {
+    match s {
+        SpendSubject::Agent(user) => format!("agent:{user}"),
+        SpendSubject::Tenant => "tenant".into(),
+    }
+}
+
+/// Counts `cap.amount` against the day's total if it stays within `cap.cap`; otherwise counts nothing
+/// and returns the totals as they stand.
+pub(crate) async fn spend(db: &mut dyn Db, tenant: &TenantId, cap: &SpendCap) -> StoreResult<Result<(), SpendTotals>> {
+    let (who, day, currency) = (subject(&cap.subject), cap.day.to_string(), cap.currency.as_str());
+    db.execute(
+        &Query::new(
+            "INSERT INTO lynx_spend_totals (tenant_id, subject, day, currency, total_hundredths) VALUES ($1, $2, $3, $4, 0) \
+             ON CONFLICT (tenant_id, subject, day, currency) DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(who.as_str())
+        .bind(day.as_str())
+        .bind(currency),
+    )
+    .await?;
+    // PostgreSQL re-checks the WHERE on the row version it waited for, so a concurrent spender that
+    // committed first is seen here.
+    let counted = db
+        .execute(
+            &Query::new(
+                "UPDATE lynx_spend_totals SET total_hundredths = total_hundredths + $5 \
+                 WHERE tenant_id = $1 AND subject = $2 AND day = $3 AND currency = $4 AND total_hundredths + $5 <= $6",
+            )
+            .bind(tenant)
+            .bind(who.as_str())
+            .bind(day.as_str())
+            .bind(currency)
+            .bind(hundredths(cap.amount)?)
+            .bind(hundredths(cap.cap)?),
+        )
+        .await?;
+    if counted == 1 {
+        return Ok(Ok(()));
+    }
+    let spent = db::count(
+        db,
+        Query::new("SELECT total_hundredths FROM lynx_spend_totals WHERE tenant_id = $1 AND subject = $2 AND day = $3 AND currency = $4")
+            .bind(tenant)
+            .bind(who.as_str())
+            .bind(day.as_str())
+            .bind(currency),
+    )
+    .await?;
+    Ok(Err(SpendTotals { spent: Decimal::new(spent, 2), cap: cap.cap }))
+}
+
+/// Takes back what `spend` counted, in the same transaction (the write it was for did not happen).
+pub(crate) async fn give_back(db: &mut dyn Db, tenant: &TenantId, cap: &SpendCap) -> StoreResult<()> {
+    db.execute(
+        &Query::new(
+            "UPDATE lynx_spend_totals SET total_hundredths = total_hundredths - $5 WHERE tenant_id = $1 AND subject = $2 AND day = $3 AND currency = $4",
+        )
+        .bind(tenant)
+        .bind(subject(&cap.subject).as_str())
+        .bind(cap.day.to_string().as_str())
+        .bind(cap.currency.as_str())
+        .bind(hundredths(cap.amount)?),
+    )
+    .await
+    .map(drop)
 }

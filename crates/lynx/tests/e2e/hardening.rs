@@ -633,3 +633,66 @@ async fn idle_and_half_sent_connections_are_closed_and_the_count_is_capped() {
     let (status, _) = server.get("/healthz", None).await;
     assert_eq!(status, 200, "served again below the cap");
 }
+
+/// The demo Kernel with daily spend limits in USD for tenant-123.
+fn kernel_with_spend_limits(sandbox: &mut Sandbox, agent_daily_drafts: &str, tenant_daily_executions: &str) {
+    let mut kernel = demo_kernel();
+    for t in kernel["tenants"].as_array_mut().unwrap().iter_mut().filter(|t| t["tenant_id"] == "tenant-123") {
+        t["policies"]["spend_limits"] = json!({"USD": {"agent_daily_drafts": agent_daily_drafts, "tenant_daily_executions": tenant_daily_executions}});
+    }
+    let path = sandbox.dir.path().join("kernel-spend.json");
+    std::fs::write(&path, kernel.to_string()).unwrap();
+    sandbox.env.insert("LYNX_KERNEL_FILE".into(), path.display().to_string());
+}
+
+/// 32 concurrent payment drafts over three instances on one database, summing past the agent's daily
+/// cap, create exactly what fits; three approved payments executed at once on three instances pass the
+/// tenant's daily execution cap by none.
+pub async fn spend_limits_hold_across_instances(engine: Engine) {
+    let mut sandbox = Sandbox::new(engine);
+    kernel_with_spend_limits(&mut sandbox, "1000.00", "250.00");
+    let (agent, _) = sandbox.create_key("tenant-123", "agent-001");
+    let (approver, _) = sandbox.create_key("tenant-123", "approver-001");
+    let servers = [sandbox.serve(), sandbox.serve(), sandbox.serve()];
+    let mut clients = Vec::new();
+    for s in &servers {
+        clients.push(s.mcp(&agent).await);
+    }
+    let calls = (0..32).map(|i| call(&clients[i % 3], "vpm.cluster.payment.draft.create", payment_args("V-001", "100.00")));
+    let results = futures_util::future::join_all(calls).await;
+    let mut created = Vec::new();
+    let mut refusals = Vec::new();
+    for r in results {
+        let content = r.structured_content.clone().unwrap();
+        if r.is_error == Some(true) {
+            refusals.push(content["error"].clone());
+        } else {
+            created.push(content["draft_id"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(created.len(), 10, "1000.00 of 100.00 drafts: exactly ten, whatever the interleaving");
+    assert_eq!(refusals.len(), 22);
+    for e in &refusals {
+        assert_eq!(e["code"], "SPEND_LIMIT_EXCEEDED", "{e}");
+        let m = e["message"].as_str().unwrap();
+        assert!(m.contains("user agent-001 may draft 1000.00 USD") && m.contains("0.00 USD left") && m.contains("resets at"), "{m}");
+    }
+    assert_eq!(count(&sandbox, "SELECT COUNT(*) FROM lynx_drafts WHERE created_by = 'agent-001'").await, 10);
+
+    // Execution: 250.00 a day for the tenant; three approved 100.00 payments at once, one per instance.
+    for id in &created[..3] {
+        call_ok(&clients[0], "docs.cell.draft.submit_for_approval", json!({"draft_id": id})).await;
+        servers[1].approve(&approver, id).await;
+    }
+    let executions = created[..3].iter().enumerate().map(|(i, id)| call(&clients[i], "vpm.cell.payment.execute", json!({"draft_id": id})));
+    let results = futures_util::future::join_all(executions).await;
+    let paid = results.iter().filter(|r| r.is_error != Some(true)).count();
+    assert_eq!(paid, 2, "250.00 a day fits two payments of 100.00");
+    let refused = results.iter().find(|r| r.is_error == Some(true)).unwrap().structured_content.clone().unwrap();
+    assert_eq!(refused["error"]["code"], "SPEND_LIMIT_EXCEEDED", "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("the tenant may execute 250.00 USD of payments per day; 200.00 USD executed today, 50.00 USD left"), "{refused}");
+    assert_eq!(count(&sandbox, "SELECT COUNT(*) FROM lynx_payments").await, 2);
+    // The refused payment's draft is still approved and its claim closed: it can run once the limit allows.
+    assert_eq!(count(&sandbox, "SELECT COUNT(*) FROM lynx_drafts WHERE status = 'APPROVED'").await, 1);
+    assert_eq!(count(&sandbox, "SELECT COUNT(*) FROM lynx_executions WHERE tool_id = 'vpm.cell.payment.execute' AND status = 'FAILED'").await, 1);
+}

@@ -76,6 +76,7 @@ on_both_engines! {
     hardening::an_inactive_users_key_is_refused_on_every_surface,
     hardening::money_and_dates_are_read_as_written,
     hardening::every_edge_is_answered_in_shape,
+    hardening::spend_limits_hold_across_instances,
     lifecycle::payment_workflow_and_docs_lifecycles,
     lifecycle::policies_can_require_several_distinct_approvals,
     refusals::the_execution_protocol_refuses_in_order_with_the_runbooks_phrases,
