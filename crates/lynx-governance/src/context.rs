@@ -269,7 +269,10 @@ impl LayerContext for DraftCtx {
         let cap = crate::limits::draft_cap(&cleared.services, &cleared.principal, &record.payload).await?;
         match cleared.services.store.insert_draft(&record, cap.as_ref()).await? {
             DraftInsert::Inserted => Ok(output),
-            DraftInsert::OverLimit(totals) => Err(crate::limits::over_limit(cap.as_ref().ok_or_else(|| Refusal::internal("counting a draft against no limit"))?, totals)),
+            DraftInsert::OverLimit(totals) => {
+                let cap = cap.as_ref().ok_or_else(|| Refusal::internal("counting a draft against no limit"))?;
+                Err(crate::limits::over_limit(cap, totals, now))
+            }
             // A concurrent call with the same request_id won the insert.
             DraftInsert::Existing(existing) => execution::replay_draft(&existing, cleared.tool.id, &cleared.request.fingerprint),
         }
@@ -375,7 +378,8 @@ impl LayerContext for ExecCtx {
                 "Retry the call; the draft is unchanged.",
             )),
             Ok(Completion::OverLimit(totals)) => {
-                let refusal = crate::limits::over_limit(cap.as_ref().ok_or_else(|| Refusal::internal("counting a payment against no limit"))?, totals);
+                let cap = cap.as_ref().ok_or_else(|| Refusal::internal("counting a payment against no limit"))?;
+                let refusal = crate::limits::over_limit(cap, totals, services.clock.now());
                 // The claim closes so the draft can be executed once the limit allows (tomorrow, or raised).
                 let _ = services.store.fail_execution(&claim.tenant_id, execution_id, &refusal.message, services.clock.now()).await;
                 Err(refusal)

@@ -319,7 +319,7 @@ pub async fn execution_cap(services: &Services, tenant: &TenantId, effect: &Effe
 }
 
 /// `SPEND_LIMIT_EXCEEDED`: whose limit, how much is counted and left today, and when it resets.
-pub fn over_limit(cap: &SpendCap, totals: SpendTotals) -> Refusal {
+pub fn over_limit(cap: &SpendCap, totals: SpendTotals, now: DateTime<Utc>) -> Refusal {
     let money = |d: Decimal, c: &Currency| format!("{:.2} {c}", d);
     let left = (totals.cap - totals.spent).max(Decimal::ZERO);
     let resets = cap.day.succ_opt().map_or_else(String::new, |d| format!("{d}T00:00:00Z"));
@@ -331,7 +331,7 @@ pub fn over_limit(cap: &SpendCap, totals: SpendTotals) -> Refusal {
         .day
         .succ_opt()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| (t.and_utc() - chrono::Utc::now()).num_seconds().max(1) as u64);
+        .map(|t| (t.and_utc() - now).num_seconds().max(1) as u64);
     let refusal = Refusal::new(
         ErrorCode::SpendLimitExceeded,
         format!(
@@ -346,5 +346,32 @@ pub fn over_limit(cap: &SpendCap, totals: SpendTotals) -> Refusal {
     match seconds_to_reset {
         Some(s) => refusal.retry_after(s),
         None => refusal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spend_refusal_says_what_was_counted_what_is_left_and_when_it_resets() {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 2).unwrap();
+        let cap = SpendCap {
+            subject: SpendSubject::Agent(UserId::parse("agent-001").unwrap()),
+            currency: Currency::parse("USD").unwrap(),
+            day,
+            amount: Decimal::new(15000, 2),
+            cap: Decimal::new(100000, 2),
+        };
+        let now = day.and_hms_opt(23, 0, 0).unwrap().and_utc();
+        let r = over_limit(&cap, SpendTotals { spent: Decimal::new(90000, 2), cap: cap.cap }, now);
+        assert_eq!(r.code, ErrorCode::SpendLimitExceeded);
+        assert_eq!(
+            r.message,
+            "Spend limit reached: user agent-001 may draft 1000.00 USD of payments per day; 900.00 USD drafted today, 100.00 USD left, this one is 150.00 USD; the limit resets at 2026-12-03T00:00:00Z"
+        );
+        assert_eq!(r.retry_after_secs, Some(3600), "an hour until midnight UTC");
+        let over = over_limit(&SpendCap { subject: SpendSubject::Tenant, ..cap.clone() }, SpendTotals { spent: Decimal::new(120000, 2), cap: cap.cap }, now);
+        assert!(over.message.contains("the tenant may execute 1000.00 USD") && over.message.contains("0.00 USD left"), "{}", over.message);
     }
 }
