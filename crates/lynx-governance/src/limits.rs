@@ -296,15 +296,23 @@ impl Limiter {
     }
 }
 
-/// The creator's daily draft limit a new payment draft must fit, if the tenant's policy sets one.
+/// The creator's daily draft limit a new payment draft must fit, if the tenant's policy sets one. A
+/// payment larger than the tenant's whole daily execution limit could never be executed, so it is
+/// refused here already.
 pub async fn draft_cap(services: &Services, creator: &Principal, payload: &DraftPayload) -> Result<Option<SpendCap>, Refusal> {
     let DraftPayload::Payment(p) = payload else { return Ok(None) };
     let policies = services.kernel.policies(&creator.tenant_id).await?;
-    let Some(cap) = policies.spend_limits.get(p.currency.as_str()).and_then(|l| l.agent_daily_drafts) else { return Ok(None) };
+    let limits = policies.spend_limits.get(p.currency.as_str()).copied().unwrap_or_default();
+    let day = services.clock.now().date_naive();
+    if let Some(tenant_cap) = limits.tenant_daily_executions.filter(|c| p.amount > *c) {
+        let cap = SpendCap { subject: SpendSubject::Tenant, currency: p.currency.clone(), day, amount: p.amount.value(), cap: tenant_cap.value() };
+        return Err(over_limit(&cap, SpendTotals { spent: Decimal::ZERO, cap: tenant_cap.value() }, services.clock.now()));
+    }
+    let Some(cap) = limits.agent_daily_drafts else { return Ok(None) };
     Ok(Some(SpendCap {
         subject: SpendSubject::Agent(creator.user_id.clone()),
         currency: p.currency.clone(),
-        day: services.clock.now().date_naive(),
+        day,
         amount: p.amount.value(),
         cap: cap.value(),
     }))

@@ -34,7 +34,7 @@ fn bearer_token(value: &str) -> Option<&str> {
 }
 
 /// `/api/*`: a valid key of a user the Kernel lists as active — the same rule the tools and the
-/// dashboard apply (`identity::active`). `/api/status` still answers while the Kernel is unreachable,
+/// dashboard apply (`identity::principal`). `/api/status` still answers while the Kernel is unreachable,
 /// because reporting that outage is its job (as `system.domain.health.read` does).
 pub async fn require_bearer(State(state): State<AppState>, mut request: Request, next: Next) -> Result<Response, ApiError> {
     let who = authenticate(&state.pipeline, request.headers()).await?;

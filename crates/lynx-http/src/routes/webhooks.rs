@@ -93,7 +93,13 @@ pub async fn deliveries(
     let status = query::param(&q, "status")
         .map(|s| DeliveryStatus::parse(s).ok_or_else(|| Refusal::invalid_input("status", "must be pending, delivered or dead")))
         .transpose()?;
-    let filter = DeliveryFilter { status, webhook_id: query::param(&q, "webhook_id").map(str::to_string), limit: query::limit(&q, 50, 500)? };
+    let webhook_id = query::param(&q, "webhook_id")
+        .map(|id| match id.strip_prefix("wh_").is_some_and(|rest| !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
+            true => Ok(id.to_string()),
+            false => Err(Refusal::invalid_input("webhook_id", "must be a subscription id such as wh_0192… (GET /api/webhooks lists them)")),
+        })
+        .transpose()?;
+    let filter = DeliveryFilter { status, webhook_id, limit: query::limit(&q, 50, 500)? };
     let list = webhooks::deliveries(state.pipeline.services(), Some(who.tenant_id()), &filter).await?;
     Ok(Json(json!({"tenant_id": who.tenant_id(), "deliveries": list})))
 }

@@ -174,6 +174,12 @@ pub async fn every_edge_is_answered_in_shape(engine: Engine) {
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         shaped(status, &body, code);
     }
+    let (admin, _) = sandbox.create_key("tenant-123", "admin-001");
+    for path in ["/api/webhooks/deliveries?webhook_id=%3Cx%3E", "/api/webhooks/deliveries?status=garbage"] {
+        let resp = get(path, Some(format!("Bearer {admin}"))).await.unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        shaped(400, &resp.json().await.unwrap(), "INVALID_INPUT");
+    }
     let resp = http.put(format!("{}/api/drafts", server.base)).bearer_auth(&agent).send().await.unwrap();
     assert_eq!(resp.status(), 405);
     assert!(resp.headers().get("allow").is_some(), "405 keeps its Allow header");
@@ -678,6 +684,13 @@ pub async fn spend_limits_hold_across_instances(engine: Engine) {
         assert!(m.contains("user agent-001 may draft 1000.00 USD") && m.contains("0.00 USD left") && m.contains("resets at"), "{m}");
     }
     assert_eq!(count(&sandbox, "SELECT COUNT(*) FROM lynx_drafts WHERE created_by = 'agent-001'").await, 10);
+    // A payment above the tenant's whole daily execution limit could never run: refused as a draft (by
+    // another user, whose own draft total is untouched).
+    let (agent2, _) = sandbox.create_key("tenant-123", "agent-002");
+    let other = servers[2].mcp(&agent2).await;
+    let e = call_err(&other, "vpm.cluster.payment.draft.create", payment_args("V-001", "300.00")).await;
+    assert_eq!(e["code"], "SPEND_LIMIT_EXCEEDED", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("the tenant may execute 250.00 USD of payments per day"), "{e}");
 
     // Execution: 250.00 a day for the tenant; three approved 100.00 payments at once, one per instance.
     for id in &created[..3] {
