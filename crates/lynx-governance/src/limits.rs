@@ -137,10 +137,10 @@ impl Limiter {
     /// kept both cores busy refusing and another tenant's p99 went from 7 ms to 93 ms (e2e flood test).
     pub async fn admit(&self, services: &Services, who: &Authenticated) -> Result<(), Refusal> {
         let verdict = self.check(services, who).await;
-        if let Err(r) = &verdict {
-            if r.code == ErrorCode::RateLimited {
-                tokio::time::sleep(REFUSAL_PACE.min(Duration::from_secs(r.retry_after_secs.unwrap_or(1)))).await;
-            }
+        if let Err(r) = &verdict
+            && r.code == ErrorCode::RateLimited
+        {
+            tokio::time::sleep(REFUSAL_PACE.min(Duration::from_secs(r.retry_after_secs.unwrap_or(1)))).await;
         }
         verdict
     }
@@ -233,10 +233,10 @@ impl Limiter {
 
     /// The tenant's limits: the operator's overrides, else its Kernel policy, else the defaults.
     async fn rates(&self, services: &Services, tenant: &TenantId) -> Rates {
-        if let Some((at, rates)) = self.rates.lock().unwrap_or_else(|e| e.into_inner()).get(tenant) {
-            if at.elapsed() < POLICY_REFRESH {
-                return *rates;
-            }
+        if let Some((at, rates)) = self.rates.lock().unwrap_or_else(|e| e.into_inner()).get(tenant)
+            && at.elapsed() < POLICY_REFRESH
+        {
+            return *rates;
         }
         // A Kernel that cannot answer leaves the defaults in force (the permission gate refuses the call anyway).
         let policy = services.kernel.policies(tenant).await.ok().and_then(|p| p.rate_limits).unwrap_or_default();

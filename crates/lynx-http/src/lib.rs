@@ -14,11 +14,10 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{middleware, routing::{delete, get, post}};
 use lynx_governance::Pipeline;
-use tokio::net::TcpListener;
 use tower_http::{limit::RequestBodyLimitLayer, trace::TraceLayer};
 
 pub use axum::Router;
-pub use connections::ConnectionLimits;
+pub use connections::{ConnectionLimits, serve};
 pub use error::ApiError;
 pub use kernel_api::kernel_router;
 
@@ -73,16 +72,6 @@ pub fn router(pipeline: Pipeline, options: &HttpOptions) -> Router {
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
-}
-
-/// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    limits: ConnectionLimits,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    connections::serve(listener, app, limits, shutdown).await
 }
 
 /// How long a graceful shutdown waits for in-flight requests.

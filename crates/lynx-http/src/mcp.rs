@@ -98,56 +98,16 @@ fn host_name(value: &str) -> Option<String> {
             None => (value, None),
         }
     };
-    if let Some(port) = port {
-        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.len() > 5 {
-            return None;
-        }
+    if let Some(port) = port
+        && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.len() > 5)
+    {
+        return None;
     }
     let reg_name = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
     if host.is_empty() || !(value.starts_with('[') || host.chars().all(reg_name)) {
         return None;
     }
     Some(host.trim_end_matches('.').to_ascii_lowercase())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts_parse_as_rfc_9110_writes_them() {
-        for (value, host) in [("127.0.0.1", "127.0.0.1"), ("localhost:8000", "localhost"), ("LocalHost.", "localhost"), ("[::1]:80", "::1"), ("[::1]", "::1")] {
-            assert_eq!(host_name(value).as_deref(), Some(host), "{value}");
-        }
-        for bad in ["evil@127.0.0.1", "", ":80", "127.0.0.1:", "127.0.0.1:x", "a b", "127.0.0.1/x", "[::1]x", "[nope]", "localhost:123456"] {
-            assert_eq!(host_name(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn the_origin_guard_refuses_foreign_hosts_and_origins() {
-        let allowed: Vec<String> = vec!["localhost".into(), "127.0.0.1".into()];
-        let headers = |pairs: &[(&'static str, &str)]| {
-            let mut h = axum::http::HeaderMap::new();
-            for (k, v) in pairs {
-                h.insert(*k, v.parse().unwrap());
-            }
-            h
-        };
-        assert!(origin_guard(&allowed, &headers(&[("host", "127.0.0.1:8000")])).is_ok());
-        assert!(origin_guard(&allowed, &headers(&[("host", "localhost"), ("origin", "http://localhost:3000")])).is_ok());
-        for bad in [
-            headers(&[("host", "evil@127.0.0.1")]),
-            headers(&[("host", "evil.example")]),
-            headers(&[]),
-            headers(&[("host", "127.0.0.1"), ("origin", "http://evil.example")]),
-            headers(&[("host", "127.0.0.1"), ("origin", "null")]),
-            headers(&[("host", "127.0.0.1"), ("origin", "file://localhost")]),
-        ] {
-            assert_eq!(origin_guard(&allowed, &bad).unwrap_err().code, ErrorCode::PermissionDenied, "{bad:?}");
-        }
-        assert!(origin_guard(&[], &headers(&[("host", "evil.example")])).is_ok(), "`*` accepts any");
-    }
 }
 
 async fn handle(inner: &Inner, pipeline: &Pipeline, request: Request) -> Response {
@@ -257,4 +217,44 @@ fn jsonrpc_response(status: StatusCode, body: Value) -> Response {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(auth::BEARER_CHALLENGE));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_parse_as_rfc_9110_writes_them() {
+        for (value, host) in [("127.0.0.1", "127.0.0.1"), ("localhost:8000", "localhost"), ("LocalHost.", "localhost"), ("[::1]:80", "::1"), ("[::1]", "::1")] {
+            assert_eq!(host_name(value).as_deref(), Some(host), "{value}");
+        }
+        for bad in ["evil@127.0.0.1", "", ":80", "127.0.0.1:", "127.0.0.1:x", "a b", "127.0.0.1/x", "[::1]x", "[nope]", "localhost:123456"] {
+            assert_eq!(host_name(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_origin_guard_refuses_foreign_hosts_and_origins() {
+        let allowed: Vec<String> = vec!["localhost".into(), "127.0.0.1".into()];
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut h = axum::http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, v.parse().unwrap());
+            }
+            h
+        };
+        assert!(origin_guard(&allowed, &headers(&[("host", "127.0.0.1:8000")])).is_ok());
+        assert!(origin_guard(&allowed, &headers(&[("host", "localhost"), ("origin", "http://localhost:3000")])).is_ok());
+        for bad in [
+            headers(&[("host", "evil@127.0.0.1")]),
+            headers(&[("host", "evil.example")]),
+            headers(&[]),
+            headers(&[("host", "127.0.0.1"), ("origin", "http://evil.example")]),
+            headers(&[("host", "127.0.0.1"), ("origin", "null")]),
+            headers(&[("host", "127.0.0.1"), ("origin", "file://localhost")]),
+        ] {
+            assert_eq!(origin_guard(&allowed, &bad).unwrap_err().code, ErrorCode::PermissionDenied, "{bad:?}");
+        }
+        assert!(origin_guard(&[], &headers(&[("host", "evil.example")])).is_ok(), "`*` accepts any");
+    }
 }

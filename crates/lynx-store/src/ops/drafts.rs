@@ -121,10 +121,10 @@ pub(crate) async fn insert(db: &mut dyn Db, d: &DraftRecord) -> StoreResult<Draf
 /// `insert`, within the creator's daily spend limit: the amount is counted first (under the counter's
 /// row lock) and given back if the insert turns out to be a replay of a concurrent call.
 pub(crate) async fn insert_within(db: &mut dyn Db, d: &DraftRecord, cap: &SpendCap) -> StoreResult<DraftInsert> {
-    if let Some(request_id) = d.request_id.as_deref() {
-        if let Some(existing) = by_request(db, &d.tenant_id, request_id).await? {
-            return Ok(DraftInsert::Existing(Box::new(existing)));
-        }
+    if let Some(request_id) = d.request_id.as_deref()
+        && let Some(existing) = by_request(db, &d.tenant_id, request_id).await?
+    {
+        return Ok(DraftInsert::Existing(Box::new(existing)));
     }
     if let Err(totals) = limits::spend(db, &d.tenant_id, cap).await? {
         return Ok(DraftInsert::OverLimit(totals));

@@ -153,10 +153,10 @@ pub(crate) async fn complete(
     }
     // The tenant's daily limit, counted under its counter's row lock in this transaction: concurrent
     // executions on any instance wait for each other here, and none passes the limit.
-    if let Some(cap) = cap {
-        if let Err(totals) = limits::spend(db, tenant, cap).await? {
-            return Ok(Completion::OverLimit(totals));
-        }
+    if let Some(cap) = cap
+        && let Err(totals) = limits::spend(db, tenant, cap).await?
+    {
+        return Ok(Completion::OverLimit(totals));
     }
     let (from, to) = effect_transition(effect);
     let submit = match effect {
