@@ -91,8 +91,8 @@ impl Lynx {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(sibling("lynx").expect("lynx binary"));
         cmd.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
-        // The benchmark measures what governance costs, so one key's thousands of calls a second must not
-        // be refused by the call limits (a run can still set them, through `self.env`).
+        // One key's thousands of calls a second must not be refused by the call limits (a run can still
+        // set them: `LYNX_RATE_LIMIT_*` pass through into `self.env`, which comes after).
         for limit in ["LYNX_RATE_LIMIT_KEY_PER_SECOND", "LYNX_RATE_LIMIT_TENANT_PER_MINUTE"] {
             cmd.env(limit, "0");
         }
@@ -128,8 +128,15 @@ pub async fn environment(postgres: Option<&str>) -> Result<Lynx, String> {
         ("LYNX_MODE".into(), "dev".into()),
         ("LYNX_LOG".into(), "warn".into()),
     ];
-    // Checkpoint settings pass through, to measure Lynx with audit checkpoints on and off.
-    for k in ["LYNX_AUDIT_SIGNING_KEY", "LYNX_AUDIT_CHECKPOINT_DIR", "LYNX_AUDIT_CHECKPOINT_INTERVAL"] {
+    // Checkpoint and call-limit settings pass through, to measure Lynx with each on and off.
+    for k in [
+        "LYNX_AUDIT_SIGNING_KEY",
+        "LYNX_AUDIT_CHECKPOINT_DIR",
+        "LYNX_AUDIT_CHECKPOINT_INTERVAL",
+        "LYNX_RATE_LIMIT_KEY_PER_SECOND",
+        "LYNX_RATE_LIMIT_KEY_BURST",
+        "LYNX_RATE_LIMIT_TENANT_PER_MINUTE",
+    ] {
         if let Ok(v) = std::env::var(k) {
             env.push((k.to_string(), v));
         }

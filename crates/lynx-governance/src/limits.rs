@@ -132,15 +132,20 @@ impl Limiter {
     }
 
     /// Admits one call of `who`, or refuses it with `RATE_LIMITED` and when to retry. A refusal is
-    /// answered after `REFUSAL_PACE` — no longer than it tells the caller to wait anyway — so a client
-    /// that retries at once paces itself instead of spinning: without it, 64 connections of one key
-    /// kept both cores busy refusing and another tenant's p99 went from 7 ms to 93 ms (e2e flood test).
+    /// answered after half to all of `REFUSAL_PACE` — no longer than it tells the caller to wait anyway —
+    /// so a client that retries at once paces itself instead of spinning: without it, 64 connections of
+    /// one key kept both cores busy refusing and another tenant's p99 went from 7 ms to 93 ms; with a
+    /// fixed pace, 2–5x its idle p99 (the refused connections came back together); jittered, 1.1–1.5x
+    /// (the flood test, `tests/flood`).
     pub async fn admit(&self, services: &Services, who: &Authenticated) -> Result<(), Refusal> {
         let verdict = self.check(services, who).await;
         if let Err(r) = &verdict
             && r.code == ErrorCode::RateLimited
         {
-            tokio::time::sleep(REFUSAL_PACE.min(Duration::from_secs(r.retry_after_secs.unwrap_or(1)))).await;
+            // Between half and all of the pace, at random: a flood's connections, all refused at once,
+            // would otherwise come back at once, a burst every pace that other tenants' calls queue behind.
+            let pace = REFUSAL_PACE.min(Duration::from_secs(r.retry_after_secs.unwrap_or(1)));
+            tokio::time::sleep(pace.mul_f64(0.5 + rand::random::<f64>() / 2.0)).await;
         }
         verdict
     }

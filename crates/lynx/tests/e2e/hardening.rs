@@ -407,26 +407,6 @@ async fn health_says_down_when_postgres_turns_read_only_and_recovers() {
 }
 
 
-/// A raw `tools/call` on `/mcp` for floods and limits: the tool result, or `None` when the request
-/// itself failed (a connection refused under load).
-async fn quick_call(http: &reqwest::Client, base: &str, key: &str, tool: &str) -> Option<Value> {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {}}});
-    let resp = http
-        .post(format!("{base}/mcp"))
-        .bearer_auth(key)
-        .header("Accept", "application/json, text/event-stream")
-        .json(&body)
-        .send()
-        .await
-        .ok()?;
-    let v: Value = resp.json().await.ok()?;
-    Some(v["result"].clone())
-}
-
-fn limited(result: &Value) -> bool {
-    result["structuredContent"]["error"]["code"] == "RATE_LIMITED"
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_hold_per_key_on_every_surface_and_per_tenant_across_instances() {
     let mut sandbox = Sandbox::new(Engine::Sqlite);
@@ -506,77 +486,6 @@ async fn rate_limits_hold_per_key_on_every_surface_and_per_tenant_across_instanc
     assert_eq!(admitted, 30, "two instances together admit exactly the tenant's quota");
     let r = quick_call(&http, &one.base, &b, "tenant.domain.profile.read").await.unwrap();
     assert!(!limited(&r), "another tenant has its own quota: {r}");
-}
-
-fn p99(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() as f64 * 0.99).ceil() as usize).clamp(1, v.len()) - 1]
-}
-
-/// One key floods at 64 connections for 5 s: it is limited, and another tenant's calls meanwhile keep a
-/// p99 within 3× their idle p99 (both measured here, printed).
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_flooding_key_is_limited_and_other_tenants_keep_their_latency() {
-    let sandbox = Sandbox::new(Engine::Sqlite);
-    let (flooder, _) = sandbox.create_key("tenant-123", "agent-001");
-    let (quiet, _) = sandbox.create_key("tenant-456", "agent-456");
-    let server = sandbox.serve();
-    let http = server.http();
-    let tool = "tenant.domain.profile.read";
-    let measure = |n: usize| {
-        let (http, base, key) = (http.clone(), server.base.clone(), quiet.clone());
-        async move {
-            let mut times = Vec::new();
-            for _ in 0..n {
-                let t = std::time::Instant::now();
-                let r = quick_call(&http, &base, &key, tool).await.unwrap();
-                assert_ne!(r["isError"], true, "{r}");
-                times.push(t.elapsed().as_secs_f64() * 1000.0);
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-            times
-        }
-    };
-    let _warm = measure(20).await;
-    let idle = p99(measure(300).await);
-
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut flood = Vec::new();
-    for _ in 0..64 {
-        let (http, base, key, stop) = (server.http(), server.base.clone(), flooder.clone(), stop.clone());
-        flood.push(tokio::spawn(async move {
-            let (mut ok, mut refused) = (0u64, 0u64);
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                match quick_call(&http, &base, &key, tool).await {
-                    Some(r) if limited(&r) => refused += 1,
-                    Some(_) => ok += 1,
-                    None => {}
-                }
-            }
-            (ok, refused)
-        }));
-    }
-    let flood_started = std::time::Instant::now();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let during = p99(measure(300).await);
-    if flood_started.elapsed() < std::time::Duration::from_secs(5) {
-        tokio::time::sleep(std::time::Duration::from_secs(5) - flood_started.elapsed()).await;
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (mut ok, mut refused) = (0, 0);
-    for f in flood {
-        let (o, r) = f.await.unwrap();
-        ok += o;
-        refused += r;
-    }
-    let flood_secs = flood_started.elapsed().as_secs_f64();
-    eprintln!("flood: {flood_secs:.1} s, {ok} admitted, {refused} refused; other tenant p99 idle {idle:.1} ms, during the flood {during:.1} ms ({:.2}x)", during / idle);
-    // The default bucket: 100 calls/s with bursts of 200 (`limits::DEFAULT_RATES`).
-    assert!(refused > 0, "the flooding key is limited");
-    assert!((ok as f64) <= (100.0 * flood_secs + 200.0) * 1.1, "at most the key's rate is admitted: {ok} in {flood_secs:.1} s");
-    // Loosened only at the floor: the debug binary's idle p99 here is 7–10 ms, and below 10 ms a single
-    // scheduling hiccup would decide the ratio.
-    assert!(during <= 3.0 * idle.max(10.0), "the other tenant's p99 {during:.1} ms is more than 3x its idle p99 {idle:.1} ms");
 }
 
 /// Reads until the server closes the connection; how long that took (`None`: still open at `limit`).

@@ -343,3 +343,24 @@ pub async fn approved_payment(server: &Server, agent: &Client, approver: &str, a
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// A raw `tools/call` on `/mcp` for floods and limits: the tool result, or `None` when the request
+/// itself failed (a connection refused under load).
+pub async fn quick_call(http: &reqwest::Client, base: &str, key: &str, tool: &str) -> Option<Value> {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {}}});
+    let resp = http
+        .post(format!("{base}/mcp"))
+        .bearer_auth(key)
+        .header("Accept", "application/json, text/event-stream")
+        .json(&body)
+        .send()
+        .await
+        .ok()?;
+    let v: Value = resp.json().await.ok()?;
+    Some(v["result"].clone())
+}
+
+/// Whether a tool result is a `RATE_LIMITED` refusal.
+pub fn limited(result: &Value) -> bool {
+    result["structuredContent"]["error"]["code"] == "RATE_LIMITED"
+}
