@@ -138,3 +138,106 @@ pub async fn lifecycle(m: &Mcp, approver: &str, base: &str) -> Result<(), String
     }
     m.call("vpm.cell.payment.execute", json!({"draft_id": id})).await.map(|_| ())
 }
+
+/// Latencies of an open-loop run, in microseconds, measured from each request's scheduled send time.
+#[derive(Default)]
+pub struct OpenLoop {
+    pub offered: u64,
+    pub ok: u64,
+    pub errors: u64,
+    /// From the first scheduled send to the last answer.
+    pub elapsed: Duration,
+    /// The sending window (`offered` requests were scheduled evenly over it).
+    pub window: Duration,
+    pub latencies_us: Vec<u64>,
+}
+
+impl OpenLoop {
+    pub fn merge(mut self, other: OpenLoop) -> OpenLoop {
+        self.offered += other.offered;
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        self.window += other.window;
+        self.latencies_us.extend(other.latencies_us);
+        self
+    }
+    /// Answers per second over the time it took to get them (a server that falls behind answers after
+    /// the window closes, which lowers this below the offered rate).
+    pub fn achieved_per_second(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(self.window.as_secs_f64())
+    }
+    pub fn offered_per_second(&self) -> f64 {
+        self.offered as f64 / self.window.as_secs_f64()
+    }
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let mut v = self.latencies_us.clone();
+        v.sort_unstable();
+        let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+        v[i] as f64 / 1000.0
+    }
+    pub fn max_ms(&self) -> f64 {
+        self.latencies_us.iter().copied().max().map_or(f64::NAN, |us| us as f64 / 1000.0)
+    }
+}
+
+/// More requests in flight than this and the run counts the rest as errors instead of piling on.
+const MAX_IN_FLIGHT: u64 = 20_000;
+
+/// Open loop, as wrk2 and oha do it: `rate` operations per second for `duration`, each sent at its
+/// scheduled time whether or not earlier ones have been answered, and its latency measured from that
+/// scheduled time — so a stall counts against every request that should have been sent during it
+/// (coordinated omission corrected), not only the one that was waiting.
+pub async fn drive_at_rate<F, Fut>(rate: f64, duration: Duration, op: F) -> OpenLoop
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    let total = (rate * duration.as_secs_f64()).round() as u64;
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(bool, u64, Instant)>();
+    let in_flight = Arc::new(AtomicU64::new(0));
+    let start = Instant::now() + Duration::from_millis(5);
+    let mut skipped = 0;
+    let mut sent = 0u64;
+    while sent < total {
+        // The timer's resolution is a millisecond: send everything due by now, then wait for the next.
+        let now = Instant::now();
+        while sent < total && start + interval.mul_f64(sent as f64) <= now {
+            let scheduled = start + interval.mul_f64(sent as f64);
+            sent += 1;
+            if in_flight.load(Ordering::Relaxed) >= MAX_IN_FLIGHT {
+                skipped += 1;
+                continue;
+            }
+            in_flight.fetch_add(1, Ordering::Relaxed);
+            let (fut, tx, in_flight) = (op(), tx.clone(), in_flight.clone());
+            tokio::spawn(async move {
+                let ok = fut.await.is_ok();
+                let done = Instant::now();
+                in_flight.fetch_sub(1, Ordering::Relaxed);
+                let _ = tx.send((ok, done.duration_since(scheduled).as_micros() as u64, done));
+            });
+        }
+        if sent < total {
+            tokio::time::sleep_until((start + interval.mul_f64(sent as f64)).into()).await;
+        }
+    }
+    drop(tx);
+    let mut out = OpenLoop { offered: total, errors: skipped, window: duration, ..Default::default() };
+    let mut last = start;
+    while let Some((ok, latency, done)) = rx.recv().await {
+        last = last.max(done);
+        if ok {
+            out.ok += 1;
+            out.latencies_us.push(latency);
+        } else {
+            out.errors += 1;
+        }
+    }
+    out.elapsed = last.saturating_duration_since(start);
+    out
+}

@@ -13,7 +13,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::load::{Mcp, Outcome, drive};
+use crate::load::{Mcp, OpenLoop, Outcome, drive, drive_at_rate};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,6 +29,11 @@ pub struct Args {
     /// Write the result table (Markdown) to this file as well.
     #[arg(long)]
     markdown: Option<PathBuf>,
+    /// Open loop instead: offer these many calls per second (a lifecycle counts as its four calls),
+    /// sent on a schedule whatever the answers, latency from the scheduled send time; baseline and Lynx
+    /// alternate in slices at the same rate, and the table shows Lynx's added p99.
+    #[arg(long, value_delimiter = ',')]
+    rate: Vec<u32>,
 }
 
 pub struct Proc {
@@ -199,6 +204,9 @@ fn table(rows: &[Row], extra: &[String]) -> String {
 const SLICES: u32 = 5;
 
 pub async fn run(args: Args) -> Result<(), String> {
+    if !args.rate.is_empty() {
+        return open_loop(args).await;
+    }
     let duration = Duration::from_secs(args.seconds);
     let slice = duration / SLICES;
     let baseline = start({
@@ -274,6 +282,126 @@ pub async fn run(args: Args) -> Result<(), String> {
         args.seconds
     ));
     let text = table(&rows, &notes);
+    println!("{text}");
+    if let Some(path) = args.markdown {
+        std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// One open-loop result: Lynx at a rate, and the baseline at the same call rate in alternating slices.
+struct RateRow {
+    engine: String,
+    scenario: &'static str,
+    rate: u32,
+    lynx: OpenLoop,
+    bare: OpenLoop,
+}
+
+fn rate_table(rows: &[RateRow], notes: &[String]) -> String {
+    let mut out = String::from(
+        "| Engine | Scenario | Calls/s offered | Achieved % | p50 ms | p99 ms | p99.9 ms | max ms | Errors | Baseline p99 ms | Added p99 ms |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {:.1} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {:.2} | {:.2} |\n",
+            r.engine,
+            r.scenario,
+            r.rate,
+            100.0 * r.lynx.achieved_per_second() / r.lynx.offered_per_second(),
+            r.lynx.percentile_ms(0.50),
+            r.lynx.percentile_ms(0.99),
+            r.lynx.percentile_ms(0.999),
+            r.lynx.max_ms(),
+            r.lynx.errors,
+            r.bare.percentile_ms(0.99),
+            r.lynx.percentile_ms(0.99) - r.bare.percentile_ms(0.99),
+        ));
+    }
+    for line in notes {
+        out.push_str(&format!("\n{line}"));
+    }
+    out
+}
+
+/// `--rate`: each scenario at each offered rate, open loop, alternating with the baseline.
+async fn open_loop(args: Args) -> Result<(), String> {
+    let slice = Duration::from_secs(args.seconds) / SLICES;
+    let baseline = start({
+        let mut c = Command::new(sibling("lynx-bench")?);
+        c.args(["baseline"]);
+        c
+    })?;
+    let echo = Mcp::new(&baseline.base, None);
+    let (mut rows, mut notes) = (Vec::new(), Vec::new());
+    let engines: Vec<Option<&str>> = std::iter::once(None).chain(args.postgres.as_deref().map(Some)).collect();
+    for engine in engines {
+        let lynx = environment(engine).await?;
+        let agent = lynx.key("tenant-123", "agent-001")?;
+        let approver = lynx.key("tenant-123", "approver-001")?;
+        let server = start(lynx.command(&["serve"]))?;
+        let m = Mcp::new(&server.base, Some(&agent));
+        for &rate in &args.rate {
+            for scenario in ["domain read (tenant.domain.profile.read)", "draft creation", "full lifecycle (rate ÷ 4 lifecycles/s)"] {
+                let (mut bare, mut measured) = (OpenLoop::default(), OpenLoop::default());
+                for _ in 0..SLICES {
+                    bare = bare.merge(
+                        drive_at_rate(f64::from(rate), slice, || {
+                            let e = echo.clone();
+                            async move { e.call("echo", json!({})).await.map(|_| ()) }
+                        })
+                        .await,
+                    );
+                    let (m, approver, base) = (m.clone(), approver.clone(), server.base.clone());
+                    measured = measured.merge(match scenario {
+                        s if s.starts_with("domain") => {
+                            drive_at_rate(f64::from(rate), slice, || {
+                                let m = m.clone();
+                                async move { m.call("tenant.domain.profile.read", json!({})).await.map(|_| ()) }
+                            })
+                            .await
+                        }
+                        "draft creation" => {
+                            drive_at_rate(f64::from(rate), slice, || {
+                                let m = m.clone();
+                                async move {
+                                    m.call("vpm.cluster.payment.draft.create", json!({"vendor_id": "V-001", "amount": "10.00", "due_date": "2026-12-31"}))
+                                        .await
+                                        .map(|_| ())
+                                }
+                            })
+                            .await
+                        }
+                        _ => {
+                            drive_at_rate(f64::from(rate) / 4.0, slice, || {
+                                let (m, approver, base) = (m.clone(), approver.clone(), base.clone());
+                                async move { crate::load::lifecycle(&m, &approver, &base).await }
+                            })
+                            .await
+                        }
+                    });
+                }
+                eprintln!(
+                    "{} {scenario} at {rate}/s: p99 {:.2} ms (baseline {:.2} ms), {} errors",
+                    lynx.label,
+                    measured.percentile_ms(0.99),
+                    bare.percentile_ms(0.99),
+                    measured.errors
+                );
+                rows.push(RateRow { engine: lynx.label.clone(), scenario, rate, lynx: measured, bare });
+            }
+        }
+        drop(server);
+        let verify = lynx.command(&["audit", "verify"]).output().map_err(|e| e.to_string())?;
+        notes.push(format!("{}: `lynx audit verify` after the run: {}", lynx.label, if verify.status.success() { "passed" } else { "FAILED" }));
+    }
+    notes.push(format!(
+        "Open loop: requests sent on schedule whatever the answers, latency from the scheduled send time; {} s per scenario and rate, in {SLICES} slices alternating with the baseline at the same call rate; {} cores, load generator on the same machine.",
+        args.seconds,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+    ));
+    let text = rate_table(&rows, &notes);
     println!("{text}");
     if let Some(path) = args.markdown {
         std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
