@@ -150,6 +150,8 @@ pub struct OpenLoop {
     /// The sending window (`offered` requests were scheduled evenly over it).
     pub window: Duration,
     pub latencies_us: Vec<u64>,
+    /// The first error's text, to say what the errors were.
+    pub first_error: Option<String>,
 }
 
 impl OpenLoop {
@@ -160,6 +162,7 @@ impl OpenLoop {
         self.elapsed += other.elapsed;
         self.window += other.window;
         self.latencies_us.extend(other.latencies_us);
+        self.first_error = self.first_error.or(other.first_error);
         self
     }
     /// Answers per second over the time it took to get them (a server that falls behind answers after
@@ -198,7 +201,7 @@ where
 {
     let total = (rate * duration.as_secs_f64()).round() as u64;
     let interval = Duration::from_secs_f64(1.0 / rate);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(bool, u64, Instant)>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Result<(), String>, u64, Instant)>();
     let in_flight = Arc::new(AtomicU64::new(0));
     let start = Instant::now() + Duration::from_millis(5);
     let mut skipped = 0;
@@ -216,10 +219,10 @@ where
             in_flight.fetch_add(1, Ordering::Relaxed);
             let (fut, tx, in_flight) = (op(), tx.clone(), in_flight.clone());
             tokio::spawn(async move {
-                let ok = fut.await.is_ok();
+                let result = fut.await;
                 let done = Instant::now();
                 in_flight.fetch_sub(1, Ordering::Relaxed);
-                let _ = tx.send((ok, done.duration_since(scheduled).as_micros() as u64, done));
+                let _ = tx.send((result, done.duration_since(scheduled).as_micros() as u64, done));
             });
         }
         if sent < total {
@@ -228,14 +231,21 @@ where
     }
     drop(tx);
     let mut out = OpenLoop { offered: total, errors: skipped, window: duration, ..Default::default() };
+    if skipped > 0 {
+        out.first_error = Some(format!("{skipped} requests not sent: {MAX_IN_FLIGHT} were in flight"));
+    }
     let mut last = start;
-    while let Some((ok, latency, done)) = rx.recv().await {
+    while let Some((result, latency, done)) = rx.recv().await {
         last = last.max(done);
-        if ok {
-            out.ok += 1;
-            out.latencies_us.push(latency);
-        } else {
-            out.errors += 1;
+        match result {
+            Ok(()) => {
+                out.ok += 1;
+                out.latencies_us.push(latency);
+            }
+            Err(e) => {
+                out.errors += 1;
+                out.first_error.get_or_insert(e);
+            }
         }
     }
     out.elapsed = last.saturating_duration_since(start);

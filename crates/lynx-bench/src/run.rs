@@ -383,11 +383,12 @@ async fn open_loop(args: Args) -> Result<(), String> {
                     });
                 }
                 eprintln!(
-                    "{} {scenario} at {rate}/s: p99 {:.2} ms (baseline {:.2} ms), {} errors",
+                    "{} {scenario} at {rate}/s: p99 {:.2} ms (baseline {:.2} ms), {} errors{}",
                     lynx.label,
                     measured.percentile_ms(0.99),
                     bare.percentile_ms(0.99),
-                    measured.errors
+                    measured.errors,
+                    measured.first_error.as_deref().map(|e| format!(", the first: {}", e.chars().take(300).collect::<String>())).unwrap_or_default()
                 );
                 rows.push(RateRow { engine: lynx.label.clone(), scenario, rate, lynx: measured, bare });
             }
