@@ -141,6 +141,7 @@ pub async fn environment(postgres: Option<&str>) -> Result<Lynx, String> {
         "LYNX_RATE_LIMIT_KEY_PER_SECOND",
         "LYNX_RATE_LIMIT_KEY_BURST",
         "LYNX_RATE_LIMIT_TENANT_PER_MINUTE",
+        "LYNX_LOG",
     ] {
         if let Ok(v) = std::env::var(k) {
             env.push((k.to_string(), v));

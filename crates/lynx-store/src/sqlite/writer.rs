@@ -156,6 +156,9 @@ fn run_job(conn: &Connection, job: Job, delivers: &mut Vec<Deliver>) -> bool {
 /// Work that arrives while the batch runs joins it before the commit (up to `MAX_BATCH`): under load
 /// one fsync then serves everything that queued meanwhile; alone, a write commits at once.
 fn run_batch(conn: &Connection, mut batch: Batch, rx: &mut mpsc::Receiver<Work>) {
+    let started = std::time::Instant::now();
+    let mut committing = started;
+    let rows = batch.events.len();
     let mut delivers: Vec<Deliver> = Vec::with_capacity(batch.jobs.len());
     let mut audited = Vec::new();
     let mut taken = 0;
@@ -163,7 +166,9 @@ fn run_batch(conn: &Connection, mut batch: Batch, rx: &mut mpsc::Receiver<Work>)
         conn.execute_batch("BEGIN IMMEDIATE").map_err(rs_map)?;
         // Alone in its transaction, an operation needs no savepoint: the transaction is its own.
         if batch.jobs.len() == 1 && batch.events.is_empty() && rx.is_empty() {
+            taken = 1;
             let keep = batch.jobs.pop().is_some_and(|job| run_job(conn, job, &mut delivers));
+            committing = std::time::Instant::now();
             return conn.execute_batch(if keep { "COMMIT" } else { "ROLLBACK" }).map_err(rs_map);
         }
         loop {
@@ -183,8 +188,19 @@ fn run_batch(conn: &Connection, mut batch: Batch, rx: &mut mpsc::Receiver<Work>)
                 break;
             }
         }
+        committing = std::time::Instant::now();
         conn.execute_batch("COMMIT").map_err(rs_map)
     })();
+    // `LYNX_LOG=lynx_store::sqlite::writer=debug`: every batch's size and where its time went (the
+    // commit is the fsync, and any automatic WAL checkpoint SQLite runs at commit).
+    tracing::debug!(
+        operations = taken,
+        first_rows = rows,
+        run_us = committing.duration_since(started).as_micros() as u64,
+        commit_us = committing.elapsed().as_micros() as u64,
+        ok = outcome.is_ok(),
+        "sqlite batch"
+    );
     if outcome.is_err() && !conn.is_autocommit() {
         // Whatever failed (a full disk, a lost lock), nothing of this batch may stay half-applied.
         let _ = conn.execute_batch("ROLLBACK");
