@@ -33,14 +33,19 @@ impl Outcome {
         self
     }
     pub fn percentile_ms(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return f64::NAN;
-        }
-        let mut v = self.latencies_us.clone();
-        v.sort_unstable();
-        let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-        v[i] as f64 / 1000.0
+        percentile_ms(&self.latencies_us, p)
     }
+}
+
+/// The `p` quantile (0–1) of latencies in microseconds, in milliseconds; NaN when there are none.
+fn percentile_ms(latencies_us: &[u64], p: f64) -> f64 {
+    if latencies_us.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = latencies_us.to_vec();
+    v.sort_unstable();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i] as f64 / 1000.0
 }
 
 /// An MCP client over plain HTTP: stateless `tools/call` requests, JSON answers.
@@ -174,13 +179,7 @@ impl OpenLoop {
         self.offered as f64 / self.window.as_secs_f64()
     }
     pub fn percentile_ms(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return f64::NAN;
-        }
-        let mut v = self.latencies_us.clone();
-        v.sort_unstable();
-        let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-        v[i] as f64 / 1000.0
+        percentile_ms(&self.latencies_us, p)
     }
     pub fn max_ms(&self) -> f64 {
         self.latencies_us.iter().copied().max().map_or(f64::NAN, |us| us as f64 / 1000.0)

@@ -150,6 +150,28 @@ pub async fn environment(postgres: Option<&str>) -> Result<Lynx, String> {
     Ok(Lynx { env, _dir: dir, label, _db: db })
 }
 
+/// The baseline server: this binary's `baseline` subcommand.
+fn start_baseline() -> Result<Proc, String> {
+    let mut c = Command::new(sibling("lynx-bench")?);
+    c.args(["baseline"]);
+    start(c)
+}
+
+/// `lynx audit verify` on the run's database, as a line for the table's notes.
+fn verified(lynx: &Lynx) -> Result<String, String> {
+    let verify = lynx.command(&["audit", "verify"]).output().map_err(|e| e.to_string())?;
+    Ok(format!("{}: `lynx audit verify` after the run: {}", lynx.label, if verify.status.success() { "passed" } else { "FAILED" }))
+}
+
+/// Prints the result table, and writes it to `--markdown` when given.
+fn publish(text: &str, markdown: Option<&std::path::Path>) -> Result<(), String> {
+    println!("{text}");
+    if let Some(path) = markdown {
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Time from spawning `lynx serve` on an empty database to the first healthy `/healthz`.
 async fn startup_ms(lynx: &Lynx) -> Result<f64, String> {
     let started = Instant::now();
@@ -210,11 +232,7 @@ pub async fn run(args: Args) -> Result<(), String> {
     }
     let duration = Duration::from_secs(args.seconds);
     let slice = duration / SLICES;
-    let baseline = start({
-        let mut c = Command::new(sibling("lynx-bench")?);
-        c.args(["baseline"]);
-        c
-    })?;
+    let baseline = start_baseline()?;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
 
@@ -270,24 +288,52 @@ pub async fn run(args: Args) -> Result<(), String> {
             rows.push(Row { engine: lynx.label.clone(), scenario: "full lifecycle (create → submit → approve → execute)", concurrency: c, rss_mb: server.peak_rss_mb(), outcome: lifecycle, ratio: None });
         }
         drop(server);
-        let verify = lynx.command(&["audit", "verify"]).output().map_err(|e| e.to_string())?;
-        notes.push(format!(
-            "{}: `lynx audit verify` after the run: {}",
-            lynx.label,
-            if verify.status.success() { "passed" } else { "FAILED" }
-        ));
+        notes.push(verified(&lynx)?);
     }
     notes.push(format!(
         "Machine: {} cores; {} s per scenario and level; one load-generator process on the same machine.",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         args.seconds
     ));
-    let text = table(&rows, &notes);
-    println!("{text}");
-    if let Some(path) = args.markdown {
-        std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+    publish(&table(&rows, &notes), args.markdown.as_deref())
+}
+
+/// What the open loop offers at a rate.
+#[derive(Debug, Clone, Copy)]
+enum Scenario {
+    Read,
+    Draft,
+    Lifecycle,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 3] = [Scenario::Read, Scenario::Draft, Scenario::Lifecycle];
+
+    fn label(self) -> &'static str {
+        match self {
+            Scenario::Read => "domain read (tenant.domain.profile.read)",
+            Scenario::Draft => "draft creation",
+            Scenario::Lifecycle => "full lifecycle (rate ÷ 4 lifecycles/s)",
+        }
     }
-    Ok(())
+
+    /// Operations per second at `rate` calls per second: a lifecycle is four calls.
+    fn per_second(self, rate: u32) -> f64 {
+        match self {
+            Scenario::Lifecycle => f64::from(rate) / 4.0,
+            _ => f64::from(rate),
+        }
+    }
+
+    async fn once(self, m: &Mcp, approver: &str, base: &str) -> Result<(), String> {
+        match self {
+            Scenario::Read => m.call("tenant.domain.profile.read", json!({})).await.map(|_| ()),
+            Scenario::Draft => {
+                m.call("vpm.cluster.payment.draft.create", json!({"vendor_id": "V-001", "amount": "10.00", "due_date": "2026-12-31"})).await.map(|_| ())
+            }
+            Scenario::Lifecycle => crate::load::lifecycle(m, approver, base).await,
+        }
+    }
 }
 
 /// One open-loop result: Lynx at a rate, and the baseline at the same call rate in alternating slices.
@@ -329,11 +375,7 @@ fn rate_table(rows: &[RateRow], notes: &[String]) -> String {
 /// `--rate`: each scenario at each offered rate, open loop, alternating with the baseline.
 async fn open_loop(args: Args) -> Result<(), String> {
     let slice = Duration::from_secs(args.seconds) / SLICES;
-    let baseline = start({
-        let mut c = Command::new(sibling("lynx-bench")?);
-        c.args(["baseline"]);
-        c
-    })?;
+    let baseline = start_baseline()?;
     let echo = Mcp::new(&baseline.base, None);
     let (mut rows, mut notes) = (Vec::new(), Vec::new());
     let engines: Vec<Option<&str>> = std::iter::once(None).chain(args.postgres.as_deref().map(Some)).collect();
@@ -344,7 +386,7 @@ async fn open_loop(args: Args) -> Result<(), String> {
         let server = start(lynx.command(&["serve"]))?;
         let m = Mcp::new(&server.base, Some(&agent));
         for &rate in &args.rate {
-            for scenario in ["domain read (tenant.domain.profile.read)", "draft creation", "full lifecycle (rate ÷ 4 lifecycles/s)"] {
+            for scenario in Scenario::ALL {
                 let (mut bare, mut measured) = (OpenLoop::default(), OpenLoop::default());
                 for _ in 0..SLICES {
                     bare = bare.merge(
@@ -354,59 +396,33 @@ async fn open_loop(args: Args) -> Result<(), String> {
                         })
                         .await,
                     );
-                    let (m, approver, base) = (m.clone(), approver.clone(), server.base.clone());
-                    measured = measured.merge(match scenario {
-                        s if s.starts_with("domain") => {
-                            drive_at_rate(f64::from(rate), slice, || {
-                                let m = m.clone();
-                                async move { m.call("tenant.domain.profile.read", json!({})).await.map(|_| ()) }
-                            })
-                            .await
-                        }
-                        "draft creation" => {
-                            drive_at_rate(f64::from(rate), slice, || {
-                                let m = m.clone();
-                                async move {
-                                    m.call("vpm.cluster.payment.draft.create", json!({"vendor_id": "V-001", "amount": "10.00", "due_date": "2026-12-31"}))
-                                        .await
-                                        .map(|_| ())
-                                }
-                            })
-                            .await
-                        }
-                        _ => {
-                            drive_at_rate(f64::from(rate) / 4.0, slice, || {
-                                let (m, approver, base) = (m.clone(), approver.clone(), base.clone());
-                                async move { crate::load::lifecycle(&m, &approver, &base).await }
-                            })
-                            .await
-                        }
-                    });
+                    measured = measured.merge(
+                        drive_at_rate(scenario.per_second(rate), slice, || {
+                            let (m, approver, base) = (m.clone(), approver.clone(), server.base.clone());
+                            async move { scenario.once(&m, &approver, &base).await }
+                        })
+                        .await,
+                    );
                 }
                 eprintln!(
-                    "{} {scenario} at {rate}/s: p99 {:.2} ms (baseline {:.2} ms), {} errors{}",
+                    "{} {} at {rate}/s: p99 {:.2} ms (baseline {:.2} ms), {} errors{}",
                     lynx.label,
+                    scenario.label(),
                     measured.percentile_ms(0.99),
                     bare.percentile_ms(0.99),
                     measured.errors,
                     measured.first_error.as_deref().map(|e| format!(", the first: {}", e.chars().take(300).collect::<String>())).unwrap_or_default()
                 );
-                rows.push(RateRow { engine: lynx.label.clone(), scenario, rate, lynx: measured, bare });
+                rows.push(RateRow { engine: lynx.label.clone(), scenario: scenario.label(), rate, lynx: measured, bare });
             }
         }
         drop(server);
-        let verify = lynx.command(&["audit", "verify"]).output().map_err(|e| e.to_string())?;
-        notes.push(format!("{}: `lynx audit verify` after the run: {}", lynx.label, if verify.status.success() { "passed" } else { "FAILED" }));
+        notes.push(verified(&lynx)?);
     }
     notes.push(format!(
         "Open loop: requests sent on schedule whatever the answers, latency from the scheduled send time; {} s per scenario and rate, in {SLICES} slices alternating with the baseline at the same call rate; {} cores, load generator on the same machine.",
         args.seconds,
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
     ));
-    let text = rate_table(&rows, &notes);
-    println!("{text}");
-    if let Some(path) = args.markdown {
-        std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    Ok(())
+    publish(&rate_table(&rows, &notes), args.markdown.as_deref())
 }
