@@ -178,7 +178,8 @@ pub struct ErrorBody {
     pub code: ErrorCode,
     /// What blocked the call; starts with the runbook's phrase where it has one.
     pub message: String,
-    /// The audited run; `null` when the caller could not be identified (then nothing was audited).
+    /// The audited run; `null` when the caller could not be identified (then nothing was audited) or the
+    /// call was rate-limited (refusals are audited together, one row per key and round).
     pub run_id: Option<RunId>,
     /// What to do next.
     pub hint: String,
