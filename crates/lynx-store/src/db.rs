@@ -11,14 +11,13 @@ use lynx_model::{TenantId, audit::NewAuditEvent, store::StoreResult};
 
 use crate::{
     row::{Cell, Row},
-    sql::{Dialect, Query},
+    sql::Query,
 };
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Where statements run: a pool or a transaction.
 pub(crate) trait Db: Send {
-    fn dialect(&self) -> Dialect;
     /// Runs a statement; the number of rows it changed.
     fn execute<'a>(&'a mut self, query: &'a Query<'a>) -> BoxFuture<'a, StoreResult<u64>>;
     /// Runs a query; its rows.

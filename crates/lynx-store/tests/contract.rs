@@ -25,6 +25,8 @@ use uuid::Uuid;
 struct Engine {
     name: &'static str,
     store: Arc<dyn Store>,
+    /// Where it is, so that a test can open more instances on the same database.
+    url: lynx_store::DatabaseUrl,
     _dir: Option<tempfile::TempDir>,
     /// PostgreSQL: the database, dropped after the store (fields drop in order).
     _db: Option<lynx_store::scratch::ScratchDatabase>,
@@ -35,12 +37,13 @@ async fn engines() -> Vec<Engine> {
     let url = lynx_store::DatabaseUrl::parse(&format!("sqlite://{}", dir.path().join("contract.db").display())).unwrap();
     let sqlite = lynx_store::connect(&url, 4, None).await.unwrap();
     sqlite.migrate().await.unwrap();
-    let mut all = vec![Engine { name: "sqlite", store: sqlite, _dir: Some(dir), _db: None }];
+    let mut all = vec![Engine { name: "sqlite", store: sqlite, url, _dir: Some(dir), _db: None }];
     if let Some(admin) = lynx_store::scratch::test_server("the storage contract") {
         let db = lynx_store::scratch::ScratchDatabase::create(&admin, "lynx_contract").await.expect("LYNX_TEST_POSTGRES_URL reachable");
-        let pg = lynx_store::connect(&lynx_store::DatabaseUrl::parse(db.url()).unwrap(), 16, None).await.unwrap();
+        let url = lynx_store::DatabaseUrl::parse(db.url()).unwrap();
+        let pg = lynx_store::connect(&url, 16, None).await.unwrap();
         pg.migrate().await.unwrap();
-        all.push(Engine { name: "postgres", store: pg, _dir: None, _db: Some(db) });
+        all.push(Engine { name: "postgres", store: pg, url, _dir: None, _db: Some(db) });
     }
     all
 }
@@ -159,6 +162,56 @@ async fn concurrent_audit_appends_form_one_unbroken_chain_per_tenant() {
             }
         }
         assert_eq!(e.store.audit_tenants().await.unwrap(), vec![a.clone(), b.clone()]);
+    }
+}
+
+/// Several instances on one database append to the same tenants at once: every row lands once, and
+/// each tenant's chain stays one unbroken line (on PostgreSQL each instance links after the heads it
+/// last saw and the unique (tenant_id, seq) index turns a lost race into a re-read and a retry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn several_instances_appending_at_once_keep_one_chain_per_tenant() {
+    for e in engines().await {
+        let (a, b) = (tenant("tenant-a"), tenant("tenant-b"));
+        // The first instance starts a chain the others have never seen.
+        e.store.append_audit(vec![event(&a, 0)]).await.unwrap();
+        let mut instances = vec![e.store.clone()];
+        for _ in 0..2 {
+            instances.push(lynx_store::connect(&e.url, 8, None).await.unwrap());
+        }
+        let mut tasks = Vec::new();
+        for (n, store) in instances.iter().enumerate() {
+            for w in 0..4 {
+                let (store, a, b) = (store.clone(), a.clone(), b.clone());
+                tasks.push(tokio::spawn(async move {
+                    for i in 0..20 {
+                        let k = 1 + n * 1000 + w * 100 + i;
+                        let batch = match i % 4 {
+                            0 => vec![event(&a, k), event(&b, k), event(&a, k + 50)],
+                            1 => vec![event(&b, k)],
+                            _ => vec![event(&a, k)],
+                        };
+                        store.append_audit(batch).await.unwrap();
+                    }
+                }));
+            }
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // 12 writers × 20 batches: a gets 2 rows in every fourth batch and 1 in each of the two others.
+        for (t, expected) in [(&a, 1 + 12 * (5 * 2 + 10)), (&b, 12 * 10)] {
+            let rows = e.store.audit_chain_page(t, 0, 1000).await.unwrap();
+            assert_eq!(rows.len(), expected, "{}: every append landed once", e.name);
+            let mut prev = GENESIS_HASH.to_string();
+            for (i, row) in rows.iter().enumerate() {
+                assert_eq!(row.seq, i as i64 + 1, "{}: contiguous sequence", e.name);
+                assert_eq!(row.prev_hash, prev, "{}: linked", e.name);
+                assert_eq!(chain_hash(&row.event, row.seq, &row.prev_hash), row.hash, "{}: stored text hashes back", e.name);
+                prev = row.hash.clone();
+            }
+            let ids: std::collections::HashSet<_> = rows.iter().map(|r| r.event.event_id).collect();
+            assert_eq!(ids.len(), rows.len(), "{}: no event appended twice", e.name);
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! Merkle tree over it (`lynx_audit_checkpoints`) and the verifications that passed. Rows are never
 //! updated or deleted here.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use lynx_model::{
     RunId, TenantId,
@@ -18,7 +18,7 @@ use crate::{
     error::corrupt,
     ops::webhooks,
     row::Row,
-    sql::{Dialect, Query},
+    sql::Query,
 };
 
 /// `input_data` and `output_data` read as their stored text (PostgreSQL keeps them as `json`, whose
@@ -29,49 +29,63 @@ const COLUMNS: &str = "event_id, run_id, tenant_id, tool_id, event_type, status,
 /// Rows per INSERT: a few statements per batch instead of one per row.
 const ROWS_PER_INSERT: usize = 16;
 
-/// Appends at the head of each tenant's chain, inside the caller's transaction. The chain must not
-/// fork, so no other writer may append to a tenant between our read of its head and our insert after
-/// it: on SQLite the writer's `BEGIN IMMEDIATE` already holds the database's write lock; on PostgreSQL
-/// each tenant's advisory lock is taken here, in one order, so two batches cannot deadlock. The unique
-/// `(tenant_id, seq)` index stands behind both.
+/// One event placed in its tenant's chain: its `seq`, the hash of the row before it and its own hash.
+pub(crate) struct Linked<'a> {
+    pub(crate) event: &'a NewAuditEvent,
+    pub(crate) seq: i64,
+    pub(crate) prev_hash: String,
+    pub(crate) hash: String,
+}
+
+/// Each tenant's chain head: the last row's `seq` and hash (`(0, GENESIS_HASH)` before the first).
+pub(crate) type Heads = HashMap<TenantId, (i64, String)>;
+
+/// A tenant's head as the table has it now.
+pub(crate) async fn head(db: &mut dyn Db, tenant: &TenantId) -> StoreResult<(i64, String)> {
+    let q = Query::new("SELECT seq, hash FROM lynx_audit_events WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1").bind(tenant);
+    Ok(db::fetch_one_as(db, q, |mut r| Ok((r.int("seq")?, r.text("hash")?))).await?.unwrap_or((0, GENESIS_HASH.to_string())))
+}
+
+/// Places events after the heads (which must hold every tenant the events name) and moves the heads
+/// past them. The one place a row's `seq`, `prev_hash` and `hash` are decided, for both engines.
+pub(crate) fn link<'a>(events: &'a [NewAuditEvent], heads: &mut Heads) -> StoreResult<Vec<Linked<'a>>> {
+    events
+        .iter()
+        .map(|event| {
+            let head = heads.get_mut(&event.tenant_id).ok_or_else(|| corrupt(format!("no chain head for tenant {}", event.tenant_id)))?;
+            let seq = head.0 + 1;
+            let hash = chain_hash(event, seq, &head.1);
+            let prev_hash = std::mem::replace(&mut head.1, hash.clone());
+            head.0 = seq;
+            Ok(Linked { event, seq, prev_hash, hash })
+        })
+        .collect()
+}
+
+/// Appends at the head of each tenant's chain, inside the caller's transaction, which must already
+/// hold the right to append (SQLite: the writer's `BEGIN IMMEDIATE` holds the database's write lock).
+/// PostgreSQL appends its own way (`postgres/audit.rs`); the unique `(tenant_id, seq)` index stands
+/// behind both.
 pub(crate) async fn append(db: &mut dyn Db, events: &[NewAuditEvent]) -> StoreResult<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    if db.dialect() == Dialect::Postgres {
-        let tenants: BTreeSet<&str> = events.iter().map(|e| e.tenant_id.as_str()).collect();
-        for t in tenants {
-            db::execute(db, Query::new("SELECT pg_advisory_xact_lock(hashtextextended('lynx_audit:' || $1, 0))").bind(t)).await?;
-        }
-    }
-    let mut heads: HashMap<&TenantId, (i64, String)> = HashMap::new();
-    let mut rows = Vec::with_capacity(events.len());
+    let mut heads = Heads::new();
     for e in events {
         if !heads.contains_key(&e.tenant_id) {
-            let q = Query::new("SELECT seq, hash FROM lynx_audit_events WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1").bind(&e.tenant_id);
-            let head = db::fetch_one_as(db, q, |mut r| Ok((r.int("seq")?, r.text("hash")?))).await?;
-            heads.insert(&e.tenant_id, head.unwrap_or((0, GENESIS_HASH.to_string())));
+            heads.insert(e.tenant_id.clone(), head(db, &e.tenant_id).await?);
         }
-        let head = heads.get_mut(&e.tenant_id).expect("head was just loaded");
-        let seq = head.0 + 1;
-        let hash = chain_hash(e, seq, &head.1);
-        rows.push((e, seq, std::mem::replace(&mut head.1, hash.clone()), hash));
-        head.0 = seq;
     }
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
+    for chunk in link(events, &mut heads)?.chunks(ROWS_PER_INSERT) {
         let mut q = Query::new(
             "INSERT INTO lynx_audit_events (event_id, run_id, tenant_id, tool_id, event_type, status, actor_id, input_data, \
              output_data, error_message, created_at, duration_ms, instance_id, seq, prev_hash, hash) VALUES ",
         );
-        for (i, (e, seq, prev, hash)) in chunk.iter().enumerate() {
+        for (i, Linked { event: e, seq, prev_hash, hash }) in chunk.iter().enumerate() {
             q.push(if i == 0 { "(" } else { ", (" });
             q.push_bind(e.event_id).push(", ").push_bind(e.run_id.0).push(", ").push_bind(&e.tenant_id).push(", ");
             q.push_bind(e.tool_id.as_str()).push(", ").push_bind(e.event_type.as_str()).push(", ").push_bind(e.status.as_str()).push(", ");
             q.push_bind(e.actor_id.as_str()).push(", ");
-            // JSON text, stored as given (PostgreSQL: `json`, which keeps the text exactly).
-            q.push_bind(e.input_data.as_deref()).push("/*pg ::json*/, ").push_bind(e.output_data.as_deref()).push("/*pg ::json*/, ");
+            q.push_bind(e.input_data.as_deref()).push(", ").push_bind(e.output_data.as_deref()).push(", ");
             q.push_bind(e.error_message.as_deref()).push(", ").push_bind(e.created_at).push(", ").push_bind(e.duration_ms).push(", ");
-            q.push_bind(e.instance_id.as_deref()).push(", ").push_bind(*seq).push(", ").push_bind(prev.as_str()).push(", ");
+            q.push_bind(e.instance_id.as_deref()).push(", ").push_bind(*seq).push(", ").push_bind(prev_hash.as_str()).push(", ");
             q.push_bind(hash.as_str()).push(")");
         }
         db.execute(&q).await?;

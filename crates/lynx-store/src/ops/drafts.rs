@@ -252,8 +252,9 @@ pub(crate) async fn decide(
         .bind(approver),
         Decision::Approved => Query::new("UPDATE lynx_drafts SET updated_at = $1 WHERE tenant_id = $2 AND draft_id = $3").bind(at),
     };
-    db.execute(&update.bind(tenant).bind(id)).await?;
-    let decided = lock(db, tenant, id).await?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
+    let mut update = update.bind(tenant).bind(id);
+    update.push(&format!(" RETURNING {COLUMNS}"));
+    let decided = db::fetch_one_as(db, update, draft).await?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
     let event = match decision {
         Decision::Rejected => WebhookEventType::DraftRejected,
         Decision::Approved => WebhookEventType::DraftApproved,

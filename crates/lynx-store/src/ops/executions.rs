@@ -163,11 +163,15 @@ pub(crate) async fn complete(
         Effect::Submit(s) => Some(s),
         _ => None,
     };
+    // The status is a guard, not a way in: PostgreSQL's generic plan, seeing `status = $7` as no less
+    // selective than the key, walked the tenant's (tenant_id, status) index — every draft of that
+    // status, and every dead index entry the status moves leave behind — to find this one row.
+    // `status || ''` keeps that index out of the choice, so the primary key finds it.
     let moved = Query::new(
         "UPDATE lynx_drafts SET status = $1, updated_at = $2, \
          submitted_at = CASE WHEN $3 THEN $2 ELSE submitted_at END, submitted_by = CASE WHEN $3 THEN $4 ELSE submitted_by END, \
          decision_due_at = CASE WHEN $3 THEN $8 ELSE decision_due_at END \
-         WHERE tenant_id = $5 AND draft_id = $6 AND status = $7",
+         WHERE tenant_id = $5 AND draft_id = $6 AND status/*pg  || ''*/ = $7",
     )
     .bind(to.as_str())
     .bind(at)
@@ -232,16 +236,16 @@ pub(crate) async fn complete(
             db.execute(&q).await?;
         }
     }
-    let q = Query::new(
+    let q = Query::new(format!(
         "UPDATE lynx_executions SET status = 'SUCCEEDED', completed_at = $1, result_payload = $2, rollback_instructions = $3 \
-         WHERE execution_id = $4 AND status = 'STARTED'",
-    )
+         WHERE execution_id = $4 AND status = 'STARTED' RETURNING {COLUMNS}"
+    ))
     .bind(at)
     .bind(result)
     .bind(rollback)
     .bind(execution_id);
-    db.execute(&q).await?;
-    let done = get_in(db, tenant, execution_id, false).await?.ok_or_else(|| corrupt("execution vanished"))?;
+    // The claim was read `STARTED` under its lock above, so the update finds it.
+    let done = one(db, q).await?.ok_or_else(|| corrupt("execution vanished inside its transaction"))?;
     if submit.is_none() {
         let extra = json!({"execution_id": execution_id, "tool_id": e.tool_id, "result": result});
         webhooks::publish_about(db, tenant, WebhookEventType::ExecutionSucceeded, About::Id(draft), None, extra, at).await?;

@@ -2,6 +2,7 @@
 //! instances on one database. Row locks (`FOR UPDATE`) and a per-tenant advisory lock for audit appends
 //! make the same guarantees hold across instances that `BEGIN IMMEDIATE` gives on SQLite.
 
+mod audit;
 mod nodelay;
 mod values;
 
@@ -23,7 +24,6 @@ use crate::{
     SupabaseProject,
     db::{Db, Engine, Scope, WriteOp},
     error::map,
-    ops,
     store::Storage,
 };
 
@@ -35,6 +35,8 @@ pub type PgStore = Storage<Postgres>;
 pub struct Postgres {
     pool: PgPool,
     supabase: Option<(SupabaseProject, reqwest::Client)>,
+    /// The audit chain heads this instance last saw (a cache: see `audit.rs`).
+    heads: audit::KnownHeads,
 }
 
 impl PgStore {
@@ -68,7 +70,7 @@ impl PgStore {
             }
             None => None,
         };
-        Ok(Storage(Postgres { pool, supabase }))
+        Ok(Storage(Postgres { pool, supabase, heads: audit::KnownHeads::default() }))
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -131,7 +133,7 @@ fn redacted(e: impl std::fmt::Display) -> String {
 #[async_trait::async_trait]
 impl Engine for Postgres {
     const NAME: &'static str = "postgres";
-    // Audit rows are batched in front of it (`AuditWriter` in lynx-governance).
+    // Audit rows are batched in front of it (`AuditWriter` in lynx-governance), one statement a batch.
     const GROUP_COMMITS: bool = false;
 
     fn migrations(&self) -> Vec<i64> {
@@ -157,24 +159,30 @@ impl Engine for Postgres {
             Scope::Transaction => None,
             Scope::Tenant(t) => Some(t),
         };
-        let mut tx = values::InTransaction(self.pool.begin().await.map_err(map)?);
-        if let Some(t) = &tenant {
-            narrow(&mut tx, t).await?;
-        }
+        // `BEGIN` and the narrowing travel as one simple query: one round trip instead of two.
+        let begin = match &tenant {
+            None => self.pool.begin().await,
+            Some(t) => self.pool.begin_with(sqlx::AssertSqlSafe(narrowed_begin(t))).await,
+        };
+        let mut tx = values::InTransaction(begin.map_err(map)?);
         let result = op(&mut tx).await?;
         tx.0.commit().await.map_err(map)?;
         Ok(result)
     }
 
     async fn append_audit(&self, events: Vec<NewAuditEvent>) -> StoreResult<()> {
-        self.write(Scope::Transaction, Box::new(move |db| Box::pin(async move { ops::audit::append(db, &events).await }))).await
+        audit::append(&self.pool, &self.heads, events).await
     }
 }
 
-/// Narrows a transaction to one tenant's rows: row-level security as a second wall behind the
-/// `tenant_id` every statement names.
-async fn narrow(db: &mut dyn Db, tenant: &TenantId) -> StoreResult<()> {
-    crate::db::fetch_opt(db, crate::sql::Query::new("SELECT set_config('lynx.tenant_id', $1, true)").bind(tenant)).await.map(drop)
+/// A transaction narrowed to one tenant's rows: row-level security as a second wall behind the
+/// `tenant_id` every statement names. The tenant is written into the text (a simple query takes no
+/// parameters); `TenantId` admits only ASCII letters, digits and `-_.@:`, none of which can end the
+/// quoted literal — checked again here, so this text can never be more than these two statements.
+fn narrowed_begin(tenant: &TenantId) -> String {
+    let t = tenant.as_str();
+    assert!(t.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@:".contains(c)), "tenant ids are parsed before they reach the store");
+    format!("BEGIN; SET LOCAL lynx.tenant_id = '{t}'")
 }
 
 

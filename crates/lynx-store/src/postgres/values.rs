@@ -76,9 +76,6 @@ fn cells_of(rows: Vec<PgRow>) -> StoreResult<Vec<Row>> {
 pub(super) struct OnPool<'a>(pub(super) &'a PgPool);
 
 impl Db for OnPool<'_> {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
     fn execute<'a>(&'a mut self, query: &'a Query<'a>) -> BoxFuture<'a, StoreResult<u64>> {
         Box::pin(async move { prepare(query).execute(self.0).await.map(|r| r.rows_affected()).map_err(map) })
     }
@@ -91,9 +88,6 @@ impl Db for OnPool<'_> {
 pub(super) struct InTransaction(pub(super) Transaction<'static, Postgres>);
 
 impl Db for InTransaction {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
     fn execute<'a>(&'a mut self, query: &'a Query<'a>) -> BoxFuture<'a, StoreResult<u64>> {
         Box::pin(async move { prepare(query).execute(&mut *self.0).await.map(|r| r.rows_affected()).map_err(map) })
     }

@@ -68,9 +68,6 @@ fn cells_of(rows: Vec<SqliteRow>) -> StoreResult<Vec<Row>> {
 }
 
 impl Db for Reader<'_> {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
-    }
     fn execute<'a>(&'a mut self, query: &'a Query<'a>) -> BoxFuture<'a, StoreResult<u64>> {
         Box::pin(async move { prepare(query).execute(self.0).await.map(|r| r.rows_affected()).map_err(map) })
     }
@@ -138,9 +135,6 @@ impl Writing<'_> {
 }
 
 impl Db for Writing<'_> {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
-    }
     fn execute<'a>(&'a mut self, query: &'a Query<'a>) -> BoxFuture<'a, StoreResult<u64>> {
         let result = self.run_execute(query);
         Box::pin(std::future::ready(result))
