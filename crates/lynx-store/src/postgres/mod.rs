@@ -1,6 +1,7 @@
 //! The PostgreSQL engine (and Supabase, which is PostgreSQL): for production and for several Lynx
-//! instances on one database. Row locks (`FOR UPDATE`) and a per-tenant advisory lock for audit appends
-//! make the same guarantees hold across instances that `BEGIN IMMEDIATE` gives on SQLite.
+//! instances on one database. Row locks (`FOR UPDATE`), unique indexes, and audit appends that link
+//! after a known head and let the `(tenant_id, seq)` index refuse a lost race (`audit.rs`) make the same
+//! guarantees hold across instances that `BEGIN IMMEDIATE` gives on SQLite.
 
 mod audit;
 mod nodelay;
