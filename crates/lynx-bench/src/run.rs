@@ -34,6 +34,10 @@ pub struct Args {
     /// alternate in slices at the same rate, and the table shows Lynx's added p99.
     #[arg(long, value_delimiter = ',')]
     rate: Vec<u32>,
+    /// Several instances instead: this many `lynx serve` on one PostgreSQL database (`--postgres`), the
+    /// clients spread over them, against one instance in alternating slices; then `lynx audit verify`.
+    #[arg(long)]
+    instances: Option<usize>,
 }
 
 pub struct Proc {
@@ -230,6 +234,9 @@ pub async fn run(args: Args) -> Result<(), String> {
     if !args.rate.is_empty() {
         return open_loop(args).await;
     }
+    if let Some(n) = args.instances {
+        return several_instances(args, n).await;
+    }
     let duration = Duration::from_secs(args.seconds);
     let slice = duration / SLICES;
     let baseline = start_baseline()?;
@@ -314,6 +321,15 @@ impl Scenario {
             Scenario::Read => "domain read (tenant.domain.profile.read)",
             Scenario::Draft => "draft creation",
             Scenario::Lifecycle => "full lifecycle (rate ÷ 4 lifecycles/s)",
+        }
+    }
+
+    /// The scenario's name in closed-loop tables, where a lifecycle is one operation.
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Read => "domain read (tenant.domain.profile.read)",
+            Scenario::Draft => "draft creation",
+            Scenario::Lifecycle => "full lifecycle (create → submit → approve → execute; approved through the next instance)",
         }
     }
 
@@ -425,4 +441,61 @@ async fn open_loop(args: Args) -> Result<(), String> {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
     ));
     publish(&rate_table(&rows, &notes), args.markdown.as_deref())
+}
+
+/// `--instances N`: N instances on one PostgreSQL database against one, each scenario at each client
+/// count, alternating in slices. Client `i` calls instance `i mod N`; in a lifecycle its approval goes to
+/// the next instance, so every draft crosses instances on its way.
+async fn several_instances(args: Args, n: usize) -> Result<(), String> {
+    let admin = args.postgres.as_deref().ok_or("--instances needs a PostgreSQL server: --postgres URL")?;
+    if n < 2 {
+        return Err("--instances takes 2 or more".into());
+    }
+    let lynx = environment(Some(admin)).await?;
+    let agent = lynx.key("tenant-123", "agent-001")?;
+    let approver = lynx.key("tenant-123", "approver-001")?;
+    let servers = (0..n).map(|_| start(lynx.command(&["serve"]))).collect::<Result<Vec<_>, _>>()?;
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    let slice = Duration::from_secs(args.seconds) / SLICES;
+    let mut out = format!(
+        "| Scenario | Clients | 1 instance, ops/s | {n} instances, ops/s | {n} ÷ 1 | 1 instance p99 ms | {n} instances p99 ms | Errors |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for &c in &args.concurrency {
+        for scenario in Scenario::ALL {
+            let (mut one, mut many) = (Outcome::default(), Outcome::default());
+            for _ in 0..SLICES {
+                for (spread, total) in [(1, &mut one), (n, &mut many)] {
+                    let bases = bases.clone();
+                    let (agent, approver) = (agent.clone(), approver.clone());
+                    let measured = drive(
+                        c,
+                        slice,
+                        move |i| (Mcp::new(&bases[i % spread], Some(&agent)), approver.clone(), bases[(i + 1) % spread].clone()),
+                        move |s: Arc<(Mcp, String, String)>| async move { scenario.once(&s.0, &s.1, &s.2).await },
+                    )
+                    .await;
+                    *total = std::mem::take(total).merge(measured);
+                }
+            }
+            eprintln!("{} c={c}: 1 instance {:.0}/s, {n} instances {:.0}/s", scenario.name(), one.per_second(), many.per_second());
+            out.push_str(&format!(
+                "| {} | {c} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} |\n",
+                scenario.name(),
+                one.per_second(),
+                many.per_second(),
+                many.per_second() / one.per_second(),
+                one.percentile_ms(0.99),
+                many.percentile_ms(0.99),
+                one.errors + many.errors,
+            ));
+        }
+    }
+    drop(servers);
+    out.push_str(&format!(
+        "\n{}\nPostgreSQL; {} s per scenario and level in {SLICES} slices alternating one instance with {n}; {} cores, load generator on the same machine.",
+        verified(&lynx)?,
+        args.seconds,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+    ));
+    publish(&out, args.markdown.as_deref())
 }

@@ -1,30 +1,41 @@
-//! Audit appends on PostgreSQL: one statement, one round trip, no lock held across round trips.
+//! Audit appends on PostgreSQL: one statement and one round trip while an instance has a tenant's
+//! chain to itself; a short lock, taken and read under in one round trip, while instances contend.
 //!
 //! The chain must not fork, and with several instances on one database any of them may append to a
-//! tenant at any moment. The unique `(tenant_id, seq)` index is what decides: a batch is linked after
-//! the heads this instance believes in and inserted as one `INSERT … SELECT FROM UNNEST(…)` in its own
-//! implicit transaction. If another instance appended meanwhile, the index refuses the whole statement
-//! (nothing of it is written); the heads are read again and the batch is linked and inserted anew.
+//! tenant at any moment. The unique `(tenant_id, seq)` index is what decides.
 //!
-//! Why a believed head is safe: it is either read from the table or the last row of this instance's
-//! own committed insert, and audit rows are never changed or deleted (the database refuses both). So
-//! row `seq = n` has exactly the hash we hold for it, and a row inserted at `n + 1` with that hash as
-//! `prev_hash` continues the chain correctly — unless `n + 1` exists already, which the index refuses.
-//! The heads held in memory are a cache, not a lock: losing them costs one read.
+//! *Uncontended* (one instance, or instances serving different tenants): a batch is linked after the
+//! heads this instance believes in and inserted as one `INSERT … SELECT FROM UNNEST(…)` in its own
+//! implicit transaction. A believed head is either read from the table or the last row of this
+//! instance's own committed insert, and audit rows are never changed or deleted (the database refuses
+//! both): row `seq = n` has exactly the hash we hold, so a row at `n + 1` with it as `prev_hash`
+//! continues the chain — unless `n + 1` exists already, which the index refuses, writing none of the
+//! batch.
 //!
-//! Before this, an append took a per-tenant advisory lock and read the head inside a transaction —
-//! `BEGIN`, lock, read, insert, `COMMIT`: five round trips per batch with the lock held across four
-//! of them and the commit's flush.
+//! *Contended*: such a refusal means another instance is appending to the same tenant. Guessing again
+//! would lose again as long as it keeps appending, so for a while (`CONTENDED_FOR`) this instance
+//! appends to that tenant under its advisory lock instead: `BEGIN`, the lock and the read of the head
+//! go as one simple query (each statement of it takes its own snapshot, so the head is read after the
+//! lock is granted), then the insert, then `COMMIT` — three round trips, the instances taking turns.
+//! A locked append can still meet an uncontended one from an instance that has not noticed yet; the
+//! index refuses it, and it is retried.
+//!
+//! Before this, every append took the lock and read the head in a transaction of its own: five round
+//! trips per batch, with the lock held across four of them and the commit's flush.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, Utc};
 use lynx_model::{
     TenantId,
-    audit::NewAuditEvent,
+    audit::{GENESIS_HASH, NewAuditEvent},
     store::{StoreError, StoreResult},
 };
-use sqlx::PgPool;
+use sqlx::{PgPool, Row as _};
 use uuid::Uuid;
 
 use crate::{
@@ -35,9 +46,11 @@ use crate::{
 /// The unique index that keeps each tenant's chain from forking.
 const SEQ_INDEX: &str = "lynx_audit_events_tenant_seq_uq";
 
-/// How often a batch is linked again after other writers appended first, before the append fails.
-/// Each retry follows a fresh read of the heads, so it fails only while other writers keep winning
-/// every race for the same tenant (with one writer per instance, practically never).
+/// How long a tenant is appended to under its lock after another instance was seen appending to it.
+const CONTENDED_FOR: Duration = Duration::from_secs(2);
+
+/// How often a batch is tried before the append fails. Every try after a refusal reads the heads
+/// afresh (under the lock), so it fails only if other instances keep winning against a lock holder.
 const ATTEMPTS: u32 = 100;
 
 const INSERT: &str = "INSERT INTO lynx_audit_events (event_id, run_id, tenant_id, tool_id, event_type, status, actor_id, input_data, \
@@ -49,22 +62,48 @@ const INSERT: &str = "INSERT INTO lynx_audit_events (event_id, run_id, tenant_id
     AS u(event_id, run_id, tenant_id, tool_id, event_type, status, actor_id, input_data, output_data, error_message, \
     created_at, duration_ms, instance_id, seq, prev_hash, hash)";
 
-/// The heads this instance last read or wrote, per tenant.
+/// What this instance knows of each tenant's chain: the head it last read or wrote, and until when
+/// another instance is taken to be appending to it too. A cache, not a lock: losing it costs a read.
 #[derive(Default)]
-pub(super) struct KnownHeads(Mutex<HashMap<TenantId, (i64, String)>>);
+pub(super) struct KnownHeads(Mutex<Known>);
+
+#[derive(Default)]
+struct Known {
+    heads: HashMap<TenantId, (i64, String)>,
+    contended_until: HashMap<TenantId, Instant>,
+}
 
 impl KnownHeads {
-    fn take(&self, events: &[NewAuditEvent]) -> Heads {
-        let known = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        events.iter().filter_map(|e| known.get(&e.tenant_id).map(|h| (e.tenant_id.clone(), h.clone()))).collect()
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    /// The heads of the batch's tenants, if every one is known and none is contended.
+    fn uncontended(&self, events: &[NewAuditEvent]) -> Option<Heads> {
+        let known = self.known();
+        let now = Instant::now();
+        events
+            .iter()
+            .map(|e| match known.contended_until.get(&e.tenant_id) {
+                Some(until) if *until > now => None,
+                _ => known.heads.get(&e.tenant_id).map(|h| (e.tenant_id.clone(), h.clone())),
+            })
+            .collect()
     }
     fn keep(&self, heads: Heads) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend(heads);
+        self.known().heads.extend(heads);
+    }
+    fn contended(&self, events: &[NewAuditEvent]) {
+        let mut known = self.known();
+        let until = Instant::now() + CONTENDED_FOR;
+        for e in events {
+            known.heads.remove(&e.tenant_id);
+            known.contended_until.insert(e.tenant_id.clone(), until);
+        }
     }
     fn forget(&self, events: &[NewAuditEvent]) {
-        let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut known = self.known();
         for e in events {
-            known.remove(&e.tenant_id);
+            known.heads.remove(&e.tenant_id);
         }
     }
 }
@@ -73,30 +112,30 @@ pub(super) async fn append(pool: &PgPool, known: &KnownHeads, events: Vec<NewAud
     if events.is_empty() {
         return Ok(());
     }
-    let mut heads = known.take(&events);
+    let mut tenants: Vec<&TenantId> = events.iter().map(|e| &e.tenant_id).collect();
+    tenants.sort();
+    tenants.dedup();
     for attempt in 1..=ATTEMPTS {
-        for e in &events {
-            if !heads.contains_key(&e.tenant_id) {
-                let head = audit::head(&mut super::values::OnPool(pool), &e.tenant_id).await?;
-                heads.insert(e.tenant_id.clone(), head);
-            }
-        }
-        let mut moved = heads.clone();
-        let rows = audit::link(&events, &mut moved)?;
-        match insert(pool, &rows).await {
-            Ok(()) => {
-                known.keep(moved);
+        let tried = match known.uncontended(&events) {
+            Some(heads) => append_after(pool, &events, heads).await,
+            // A tenant this instance has not seen yet is read under the lock too: the first append
+            // after a start is as likely as any to meet another instance's.
+            None => append_locked(pool, &events, &tenants).await,
+        };
+        match tried {
+            Ok(heads) => {
+                known.keep(heads);
                 return Ok(());
             }
             Err(sqlx::Error::Database(e)) if e.constraint() == Some(SEQ_INDEX) => {
-                // Another writer appended first: read the heads again. A pause of random length,
-                // growing with each loss (up to 5 ms), lets a writer that keeps losing the race fall
-                // out of step with the others.
-                known.forget(&events);
-                heads.clear();
-                tracing::debug!(attempt, "audit append raced another writer; linking again");
-                let ceiling = (u64::from(attempt) * 200).min(5_000);
-                tokio::time::sleep(Duration::from_micros(jitter(ceiling))).await;
+                known.contended(&events);
+                tracing::debug!(attempt, "audit append met another instance's; appending under the tenant's lock for a while");
+                if attempt > 1 {
+                    // Still losing even under the lock: let the other writers' uncontended guesses
+                    // run out before the next try.
+                    let ceiling = (u64::from(attempt) * 200).min(5_000);
+                    tokio::time::sleep(Duration::from_micros(jitter(ceiling))).await;
+                }
             }
             Err(e) => {
                 known.forget(&events);
@@ -107,6 +146,50 @@ pub(super) async fn append(pool: &PgPool, known: &KnownHeads, events: Vec<NewAud
     Err(StoreError::Unavailable(format!("audit rows not appended: other instances appended first {ATTEMPTS} times in a row")))
 }
 
+/// Links the batch after `heads` and inserts it in one statement; the heads after it.
+async fn append_after(pool: &PgPool, events: &[NewAuditEvent], mut heads: Heads) -> Result<Heads, sqlx::Error> {
+    let rows = audit::link(events, &mut heads).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+    insert(pool.acquire().await?.as_mut(), &rows).await?;
+    Ok(heads)
+}
+
+/// Takes each tenant's advisory lock (in one order, so two batches cannot deadlock), reads the heads
+/// under it, inserts and commits; the heads after it.
+async fn append_locked(pool: &PgPool, events: &[NewAuditEvent], tenants: &[&TenantId]) -> Result<Heads, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    // A simple query takes no parameters: the tenant ids are written into the text. `TenantId` admits
+    // only ASCII letters, digits and `-_.@:`, none of which can end a quoted literal.
+    let mut sql = String::from("BEGIN;");
+    for t in tenants {
+        sql.push_str(&format!(" SELECT pg_advisory_xact_lock(hashtextextended('lynx_audit:{}', 0));", super::literal(t)));
+    }
+    for t in tenants {
+        let t = super::literal(t);
+        sql.push_str(&format!(" SELECT '{t}' AS tenant_id, seq, hash FROM lynx_audit_events WHERE tenant_id = '{t}' ORDER BY seq DESC LIMIT 1;"));
+    }
+    let result = async {
+        let mut heads: Heads = tenants.iter().map(|t| ((*t).clone(), (0, GENESIS_HASH.to_string()))).collect();
+        for row in sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_all(conn.as_mut()).await? {
+            if let Ok(tenant) = row.try_get::<String, _>("tenant_id") {
+                let head = (row.try_get::<i64, _>("seq")?, row.try_get::<String, _>("hash")?);
+                if let Some(slot) = heads.iter_mut().find(|(t, _)| t.as_str() == tenant) {
+                    *slot.1 = head;
+                }
+            }
+        }
+        let rows = audit::link(events, &mut heads).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        insert(conn.as_mut(), &rows).await?;
+        sqlx::raw_sql("COMMIT").execute(conn.as_mut()).await?;
+        Ok(heads)
+    }
+    .await;
+    if result.is_err() && sqlx::raw_sql("ROLLBACK").execute(conn.as_mut()).await.is_err() {
+        // Not known to be out of the transaction: the pool must not lend it again.
+        conn.close_on_drop();
+    }
+    result
+}
+
 /// A random number of microseconds below `ceiling` (the random bits of a v4 UUID: no other source needed).
 fn jitter(ceiling: u64) -> u64 {
     (Uuid::new_v4().as_u128() as u64) % ceiling.max(1)
@@ -114,7 +197,7 @@ fn jitter(ceiling: u64) -> u64 {
 
 /// All rows in one statement: one prepared statement whatever the batch's size, and atomic — a
 /// refused row writes none.
-async fn insert(pool: &PgPool, rows: &[Linked<'_>]) -> Result<(), sqlx::Error> {
+async fn insert(conn: &mut sqlx::PgConnection, rows: &[Linked<'_>]) -> Result<(), sqlx::Error> {
     let texts = |f: fn(&Linked<'_>) -> String| rows.iter().map(f).collect::<Vec<_>>();
     let optional = |f: fn(&Linked<'_>) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
     let event_ids: Vec<Uuid> = rows.iter().map(|r| r.event.event_id).collect();
@@ -139,7 +222,7 @@ async fn insert(pool: &PgPool, rows: &[Linked<'_>]) -> Result<(), sqlx::Error> {
         .bind(seqs)
         .bind(texts(|r| r.prev_hash.clone()))
         .bind(texts(|r| r.hash.clone()))
-        .execute(pool)
+        .execute(conn)
         .await
         .map(drop)
 }

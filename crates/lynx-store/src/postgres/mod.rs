@@ -177,13 +177,19 @@ impl Engine for Postgres {
 }
 
 /// A transaction narrowed to one tenant's rows: row-level security as a second wall behind the
-/// `tenant_id` every statement names. The tenant is written into the text (a simple query takes no
-/// parameters); `TenantId` admits only ASCII letters, digits and `-_.@:`, none of which can end the
-/// quoted literal — checked again here, so this text can never be more than these two statements.
+/// `tenant_id` every statement names. The `BEGIN` and the narrowing travel as one simple query, which
+/// takes no parameters, so the tenant is written into the text (`literal`).
 fn narrowed_begin(tenant: &TenantId) -> String {
+    format!("BEGIN; SET LOCAL lynx.tenant_id = '{}'", literal(tenant))
+}
+
+/// A tenant id as the inside of a quoted SQL literal. `TenantId` admits only ASCII letters, digits and
+/// `-_.@:`, none of which can end the literal; checked again here, so the text around it can never
+/// become anything but what it says.
+fn literal(tenant: &TenantId) -> &str {
     let t = tenant.as_str();
     assert!(t.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@:".contains(c)), "tenant ids are parsed before they reach the store");
-    format!("BEGIN; SET LOCAL lynx.tenant_id = '{t}'")
+    t
 }
 
 
