@@ -67,7 +67,8 @@ pub(crate) async fn execute(db: &mut dyn Db, query: Query<'_>) -> StoreResult<u6
 /// its batch whatever is asked; the distinction is PostgreSQL's).
 #[derive(Debug, Clone)]
 pub(crate) enum Scope {
-    /// Each statement commits on its own (a single insert or update).
+    /// Each statement commits on its own: for a write whose one change is a single insert or update
+    /// (reads before or after it, each with a snapshot of its own, need no transaction).
     Statement,
     /// One transaction.
     Transaction,

@@ -226,7 +226,9 @@ impl<E: Engine> Store for Storage<E> {
     }
     async fn claim_execution(&self, execution: &ExecutionRecord) -> StoreResult<Claim> {
         let e = execution.clone();
-        self.0.write(Scope::Tenant(e.tenant_id.clone()), op(move |db| Box::pin(async move { executions::claim(db, &e).await }))).await
+        // One insert is the claim's only change, and the unique indexes decide it: the reads around it
+        // need no transaction (each would take its own snapshot in one anyway).
+        self.0.write(Scope::Statement, op(move |db| Box::pin(async move { executions::claim(db, &e).await }))).await
     }
     async fn complete_execution(
         &self,
