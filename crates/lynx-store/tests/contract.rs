@@ -133,6 +133,22 @@ fn pay() -> Effect {
     })
 }
 
+/// The tenant's chain holds `expected` rows, each event once, numbered 1, 2, 3…, each linked to the one
+/// before and hashing back from its stored text.
+async fn assert_one_chain(e: &Engine, t: &TenantId, expected: usize) {
+    let rows = e.store.audit_chain_page(t, 0, 1000).await.unwrap();
+    assert_eq!(rows.len(), expected, "{}: every append landed once", e.name);
+    let mut prev = GENESIS_HASH.to_string();
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row.seq, i as i64 + 1, "{}: contiguous sequence", e.name);
+        assert_eq!(row.prev_hash, prev, "{}: linked", e.name);
+        assert_eq!(chain_hash(&row.event, row.seq, &row.prev_hash), row.hash, "{}: stored text hashes back", e.name);
+        prev = row.hash.clone();
+    }
+    let ids: std::collections::HashSet<_> = rows.iter().map(|r| r.event.event_id).collect();
+    assert_eq!(ids.len(), rows.len(), "{}: no event appended twice", e.name);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_audit_appends_form_one_unbroken_chain_per_tenant() {
     for e in engines().await {
@@ -151,15 +167,7 @@ async fn concurrent_audit_appends_form_one_unbroken_chain_per_tenant() {
             t.await.unwrap();
         }
         for (t, expected) in [(&a, 120), (&b, 40)] {
-            let rows = e.store.audit_chain_page(t, 0, 1000).await.unwrap();
-            assert_eq!(rows.len(), expected, "{}: every append landed", e.name);
-            let mut prev = GENESIS_HASH.to_string();
-            for (i, row) in rows.iter().enumerate() {
-                assert_eq!(row.seq, i as i64 + 1, "{}: contiguous sequence", e.name);
-                assert_eq!(row.prev_hash, prev, "{}: linked", e.name);
-                assert_eq!(chain_hash(&row.event, row.seq, &row.prev_hash), row.hash, "{}: stored text hashes back", e.name);
-                prev = row.hash.clone();
-            }
+            assert_one_chain(&e, t, expected).await;
         }
         assert_eq!(e.store.audit_tenants().await.unwrap(), vec![a.clone(), b.clone()]);
     }
@@ -200,17 +208,7 @@ async fn several_instances_appending_at_once_keep_one_chain_per_tenant() {
         }
         // 12 writers × 20 batches: a gets 2 rows in every fourth batch and 1 in each of the two others.
         for (t, expected) in [(&a, 1 + 12 * (5 * 2 + 10)), (&b, 12 * 10)] {
-            let rows = e.store.audit_chain_page(t, 0, 1000).await.unwrap();
-            assert_eq!(rows.len(), expected, "{}: every append landed once", e.name);
-            let mut prev = GENESIS_HASH.to_string();
-            for (i, row) in rows.iter().enumerate() {
-                assert_eq!(row.seq, i as i64 + 1, "{}: contiguous sequence", e.name);
-                assert_eq!(row.prev_hash, prev, "{}: linked", e.name);
-                assert_eq!(chain_hash(&row.event, row.seq, &row.prev_hash), row.hash, "{}: stored text hashes back", e.name);
-                prev = row.hash.clone();
-            }
-            let ids: std::collections::HashSet<_> = rows.iter().map(|r| r.event.event_id).collect();
-            assert_eq!(ids.len(), rows.len(), "{}: no event appended twice", e.name);
+            assert_one_chain(&e, t, expected).await;
         }
     }
 }
