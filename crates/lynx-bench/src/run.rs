@@ -161,6 +161,11 @@ fn start_baseline() -> Result<Proc, String> {
     start(c)
 }
 
+/// This machine's cores, for the tables' notes.
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+}
+
 /// `lynx audit verify` on the run's database, as a line for the table's notes.
 fn verified(lynx: &Lynx) -> Result<String, String> {
     let verify = lynx.command(&["audit", "verify"]).output().map_err(|e| e.to_string())?;
@@ -299,7 +304,7 @@ pub async fn run(args: Args) -> Result<(), String> {
     }
     notes.push(format!(
         "Machine: {} cores; {} s per scenario and level; one load-generator process on the same machine.",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        cores(),
         args.seconds
     ));
     publish(&table(&rows, &notes), args.markdown.as_deref())
@@ -316,11 +321,11 @@ enum Scenario {
 impl Scenario {
     const ALL: [Scenario; 3] = [Scenario::Read, Scenario::Draft, Scenario::Lifecycle];
 
+    /// The scenario's name in open-loop tables, where a lifecycle counts as its four calls.
     fn label(self) -> &'static str {
         match self {
-            Scenario::Read => "domain read (tenant.domain.profile.read)",
-            Scenario::Draft => "draft creation",
             Scenario::Lifecycle => "full lifecycle (rate ÷ 4 lifecycles/s)",
+            other => other.name(),
         }
     }
 
@@ -438,7 +443,7 @@ async fn open_loop(args: Args) -> Result<(), String> {
     notes.push(format!(
         "Open loop: requests sent on schedule whatever the answers, latency from the scheduled send time; {} s per scenario and rate, in {SLICES} slices alternating with the baseline at the same call rate; {} cores, load generator on the same machine.",
         args.seconds,
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        cores(),
     ));
     publish(&rate_table(&rows, &notes), args.markdown.as_deref())
 }
@@ -495,7 +500,7 @@ async fn several_instances(args: Args, n: usize) -> Result<(), String> {
         "\n{}\nPostgreSQL; {} s per scenario and level in {SLICES} slices alternating one instance with {n}; {} cores, load generator on the same machine.",
         verified(&lynx)?,
         args.seconds,
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        cores(),
     ));
     publish(&out, args.markdown.as_deref())
 }

@@ -41,7 +41,7 @@ pub(crate) struct Linked<'a> {
 pub(crate) type Heads = HashMap<TenantId, (i64, String)>;
 
 /// A tenant's head as the table has it now.
-pub(crate) async fn head(db: &mut dyn Db, tenant: &TenantId) -> StoreResult<(i64, String)> {
+async fn head(db: &mut dyn Db, tenant: &TenantId) -> StoreResult<(i64, String)> {
     let q = Query::new("SELECT seq, hash FROM lynx_audit_events WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1").bind(tenant);
     Ok(db::fetch_one_as(db, q, |mut r| Ok((r.int("seq")?, r.text("hash")?))).await?.unwrap_or((0, GENESIS_HASH.to_string())))
 }

@@ -127,7 +127,7 @@ pub(super) async fn append(pool: &PgPool, known: &KnownHeads, events: Vec<NewAud
                 known.keep(heads);
                 return Ok(());
             }
-            Err(sqlx::Error::Database(e)) if e.constraint() == Some(SEQ_INDEX) => {
+            Err(Missed::Raced) => {
                 known.contended(&events);
                 tracing::debug!(attempt, "audit append met another instance's; appending under the tenant's lock for a while");
                 if attempt > 1 {
@@ -137,25 +137,47 @@ pub(super) async fn append(pool: &PgPool, known: &KnownHeads, events: Vec<NewAud
                     tokio::time::sleep(Duration::from_micros(jitter(ceiling))).await;
                 }
             }
-            Err(e) => {
+            Err(Missed::Failed(e)) => {
                 known.forget(&events);
-                return Err(map(e));
+                return Err(e);
             }
         }
     }
     Err(StoreError::Unavailable(format!("audit rows not appended: other instances appended first {ATTEMPTS} times in a row")))
 }
 
+/// Why one try appended nothing.
+enum Missed {
+    /// Another writer appended to one of the batch's tenants first (the unique index refused the batch).
+    Raced,
+    Failed(StoreError),
+}
+
+impl From<sqlx::Error> for Missed {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(d) if d.constraint() == Some(SEQ_INDEX) => Missed::Raced,
+            _ => Missed::Failed(map(e)),
+        }
+    }
+}
+
+impl From<StoreError> for Missed {
+    fn from(e: StoreError) -> Self {
+        Missed::Failed(e)
+    }
+}
+
 /// Links the batch after `heads` and inserts it in one statement; the heads after it.
-async fn append_after(pool: &PgPool, events: &[NewAuditEvent], mut heads: Heads) -> Result<Heads, sqlx::Error> {
-    let rows = audit::link(events, &mut heads).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+async fn append_after(pool: &PgPool, events: &[NewAuditEvent], mut heads: Heads) -> Result<Heads, Missed> {
+    let rows = audit::link(events, &mut heads)?;
     insert(pool.acquire().await?.as_mut(), &rows).await?;
     Ok(heads)
 }
 
 /// Takes each tenant's advisory lock (in one order, so two batches cannot deadlock), reads the heads
 /// under it, inserts and commits; the heads after it.
-async fn append_locked(pool: &PgPool, events: &[NewAuditEvent], tenants: &[&TenantId]) -> Result<Heads, sqlx::Error> {
+async fn append_locked(pool: &PgPool, events: &[NewAuditEvent], tenants: &[&TenantId]) -> Result<Heads, Missed> {
     let mut conn = pool.acquire().await?;
     // A simple query takes no parameters: the tenant ids are written into the text. `TenantId` admits
     // only ASCII letters, digits and `-_.@:`, none of which can end a quoted literal.
@@ -177,7 +199,7 @@ async fn append_locked(pool: &PgPool, events: &[NewAuditEvent], tenants: &[&Tena
                 }
             }
         }
-        let rows = audit::link(events, &mut heads).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        let rows = audit::link(events, &mut heads)?;
         insert(conn.as_mut(), &rows).await?;
         sqlx::raw_sql("COMMIT").execute(conn.as_mut()).await?;
         Ok(heads)
