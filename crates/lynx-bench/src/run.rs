@@ -38,6 +38,9 @@ pub struct Args {
     /// clients spread over them, against one instance in alternating slices; then `lynx audit verify`.
     #[arg(long)]
     instances: Option<usize>,
+    /// The scenarios `--rate` and `--instances` run (all three unless given).
+    #[arg(long, value_delimiter = ',', default_value = "read,draft,lifecycle")]
+    scenarios: Vec<Scenario>,
 }
 
 pub struct Proc {
@@ -310,8 +313,8 @@ pub async fn run(args: Args) -> Result<(), String> {
     publish(&table(&rows, &notes), args.markdown.as_deref())
 }
 
-/// What the open loop offers at a rate.
-#[derive(Debug, Clone, Copy)]
+/// What the open loop offers at a rate, and several instances serve.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Scenario {
     Read,
     Draft,
@@ -319,8 +322,6 @@ enum Scenario {
 }
 
 impl Scenario {
-    const ALL: [Scenario; 3] = [Scenario::Read, Scenario::Draft, Scenario::Lifecycle];
-
     /// The scenario's name in open-loop tables, where a lifecycle counts as its four calls.
     fn label(self) -> &'static str {
         match self {
@@ -407,7 +408,7 @@ async fn open_loop(args: Args) -> Result<(), String> {
         let server = start(lynx.command(&["serve"]))?;
         let m = Mcp::new(&server.base, Some(&agent));
         for &rate in &args.rate {
-            for scenario in Scenario::ALL {
+            for &scenario in &args.scenarios {
                 let (mut bare, mut measured) = (OpenLoop::default(), OpenLoop::default());
                 for _ in 0..SLICES {
                     bare = bare.merge(
@@ -466,7 +467,7 @@ async fn several_instances(args: Args, n: usize) -> Result<(), String> {
         "| Scenario | Clients | 1 instance, ops/s | {n} instances, ops/s | {n} ÷ 1 | 1 instance p99 ms | {n} instances p99 ms | Errors |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
     );
     for &c in &args.concurrency {
-        for scenario in Scenario::ALL {
+        for &scenario in &args.scenarios {
             let (mut one, mut many) = (Outcome::default(), Outcome::default());
             for _ in 0..SLICES {
                 for (spread, total) in [(1, &mut one), (n, &mut many)] {

@@ -1,8 +1,10 @@
-//! The SQLite engine: one file, WAL journal, full fsync on commit (an audited call must survive a
-//! crash), writers serialised by `BEGIN IMMEDIATE` so the audit chain never forks. Reads run on sqlx's
+//! The SQLite engine: one file, WAL journal, the log synced at every commit (`synchronous = FULL`: an
+//! audited call must survive a crash), writers serialised by `BEGIN IMMEDIATE` so the audit chain never forks. Reads run on sqlx's
 //! pool; every write runs on the writer thread (`writer.rs`), group-committed, as a protocol of `ops/`
-//! over the writer's connection. `values.rs` is how SQLite stores each kind of value.
+//! over the writer's connection; WAL checkpoints run beside it (`checkpointer.rs`). `values.rs` is how
+//! SQLite stores each kind of value.
 
+mod checkpointer;
 mod values;
 mod writer;
 
@@ -40,6 +42,8 @@ pub struct Sqlite {
     pool: SqlitePool,
     /// Every write goes through here: one connection, group-committed batches (see `writer.rs`).
     writer: writer::Writer,
+    /// Copies the WAL into the database file beside the writer (see `checkpointer.rs`).
+    _checkpointer: checkpointer::Checkpointer,
     /// The file standing in for `:memory:`, removed on drop.
     scratch: Option<std::path::PathBuf>,
 }
@@ -63,7 +67,9 @@ impl SqliteStore {
         // The writer's connection first: it creates the file and turns on WAL, which takes an exclusive
         // lock. The pool's connections, opened after, find WAL on already (two of them converting a
         // new file at once could fail with "database is locked").
-        let writer = writer::Writer::start(writer::open(&path)?)?;
+        let restart = std::sync::Arc::new(checkpointer::Restart::default());
+        let writer = writer::Writer::start(writer::open(&path)?, restart.clone())?;
+        let checkpointer = checkpointer::start(writer::open(&path)?, restart)?;
         let options = PRAGMAS.iter().fold(
             SqliteConnectOptions::from_str(&format!("sqlite:{path}")).map_err(map)?.create_if_missing(true).busy_timeout(BUSY_TIMEOUT),
             |options, (name, value)| options.pragma(*name, *value),
@@ -78,7 +84,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(map)?;
-        Ok(Storage(Sqlite { pool, writer, scratch }))
+        Ok(Storage(Sqlite { pool, writer, _checkpointer: checkpointer, scratch }))
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -167,6 +173,28 @@ mod tests {
         let sync: i64 = writer.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
         let mode: String = writer.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!((mode.as_str(), sync), ("wal", 2), "writer");
+    }
+
+    /// Checkpoints run beside the writer, and under a steady stream of commits the log still starts
+    /// over (else it would grow by every frame written, without end).
+    #[tokio::test]
+    async fn the_log_starts_over_under_steady_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal.db").display().to_string();
+        let store = SqliteStore::open(&path).await.unwrap();
+        let writer = &store.0.writer;
+        writer.write(|c| c.execute_batch("CREATE TABLE t (x BLOB)").map_err(crate::error::map_rusqlite)).await.unwrap();
+        // Each commit writes a 64 KB value: at least 16 frames.
+        let (started, mut commits) = (std::time::Instant::now(), 0i64);
+        while commits < 3000 || started.elapsed() < std::time::Duration::from_millis(1500) {
+            writer.write(|c| c.execute("INSERT INTO t (x) VALUES (zeroblob(65536))", []).map(|_| ()).map_err(crate::error::map_rusqlite)).await.unwrap();
+            commits += 1;
+        }
+        let conn = writer::open(&path).unwrap();
+        let autocheckpoint: i64 = conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)).unwrap();
+        assert_eq!(autocheckpoint, 0, "no checkpoint inside a commit");
+        let frames: i64 = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1)).unwrap();
+        assert!(frames < commits * 16 / 2, "{frames} frames in the log after {commits} commits of 16 frames or more");
     }
 
     /// No table's constraints make SQLite build a temporary b-tree per row written (as `CHECK (x IN (...))`

@@ -13,6 +13,8 @@
 //! `ops/` run on it through `values::Writing`. Reads stay on sqlx's pool (`mod.rs`); both libraries
 //! link the same SQLite.
 
+use std::sync::Arc;
+
 use lynx_model::{
     audit::NewAuditEvent,
     store::{StoreError, StoreResult},
@@ -20,7 +22,7 @@ use lynx_model::{
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{BUSY_TIMEOUT, PRAGMAS, append_audit_rows};
+use super::{BUSY_TIMEOUT, PRAGMAS, append_audit_rows, checkpointer::Restart};
 use crate::error::map_rusqlite as rs_map;
 
 /// Sends an operation's result once the batch's commit is known.
@@ -40,6 +42,10 @@ enum Work {
 /// The most operations one transaction takes.
 const MAX_BATCH: usize = 256;
 
+/// Batches the writer runs back to back, its queue never empty, before it copies the checkpointer's
+/// last frames anyway (else, at saturation, the log would never start over and would grow).
+const CATCH_UP_AT_LATEST: usize = 64;
+
 #[derive(Clone)]
 pub(super) struct Writer {
     queue: mpsc::Sender<Work>,
@@ -53,23 +59,35 @@ pub(super) fn open(path: &str) -> StoreResult<Connection> {
     for (name, value) in PRAGMAS {
         conn.execute_batch(&format!("PRAGMA {name} = {value}")).map_err(rs_map)?;
     }
+    // Checkpoints run on a thread of their own (`checkpointer.rs`), never inside a commit.
+    conn.execute_batch("PRAGMA wal_autocheckpoint = 0").map_err(rs_map)?;
     // Every statement Lynx writes with, and the audit insert for each number of rows, stay prepared.
     conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
 }
 
 impl Writer {
-    /// Starts the writer thread, which owns `conn` until every `Writer` handle is dropped.
-    pub(super) fn start(conn: Connection) -> StoreResult<Self> {
+    /// Starts the writer thread, which owns `conn` until every `Writer` handle is dropped. When the
+    /// checkpointer asks (`Restart`), the writer copies the log's last frames between batches, once its
+    /// queue is empty, so that the log starts over: no call waits for that copy unless it arrives during it.
+    pub(super) fn start(conn: Connection, restart: Arc<Restart>) -> StoreResult<Self> {
         let (queue, mut rx) = mpsc::channel::<Work>(4096);
         std::thread::Builder::new()
             .name("lynx-sqlite-writer".into())
             .spawn(move || {
+                let mut busy_batches = 0;
                 while let Some(first) = rx.blocking_recv() {
                     let mut batch = Batch::default();
                     batch.add(first);
                     batch.take_queued(&mut rx, MAX_BATCH);
                     run_batch(&conn, batch, &mut rx);
+                    if restart.is_set() {
+                        busy_batches += 1;
+                        if rx.is_empty() || busy_batches >= CATCH_UP_AT_LATEST {
+                            restart.catch_up(&conn);
+                            busy_batches = 0;
+                        }
+                    }
                 }
             })
             .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite writer thread: {e}")))?;
@@ -192,7 +210,7 @@ fn run_batch(conn: &Connection, mut batch: Batch, rx: &mut mpsc::Receiver<Work>)
         conn.execute_batch("COMMIT").map_err(rs_map)
     })();
     // `LYNX_LOG=lynx_store::sqlite::writer=debug`: every batch's size and where its time went (the
-    // commit is the fsync, and any automatic WAL checkpoint SQLite runs at commit).
+    // commit is the log's sync; checkpoints run beside it, `checkpointer.rs`).
     tracing::debug!(
         operations = taken,
         first_rows = rows,
