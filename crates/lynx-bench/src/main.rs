@@ -3,6 +3,7 @@
 //! the last measured table.
 
 mod baseline;
+mod disk;
 mod load;
 mod run;
 mod scale;
@@ -35,6 +36,8 @@ enum Command {
     Seed(seed::Args),
     /// Time operator operations against a seeded database.
     Scale(scale::Args),
+    /// The disk's own latency for a synced write at a fixed rate: the floor under a SQLite commit.
+    Disk(disk::Args),
     /// Drive one tool, or the full lifecycle, on a running server (for profiling).
     Load {
         #[arg(long)]
@@ -74,6 +77,7 @@ fn main() {
             Command::Run(args) => run::run(args).await,
             Command::Seed(args) => seed::seed(args).await,
             Command::Scale(args) => scale::scale(args).await,
+            Command::Disk(args) => disk::disk(args),
             Command::Load { base, key, approver_key, tool, args, concurrency, seconds } => {
                 let m = load::Mcp::new(&base, key.as_deref());
                 let duration = std::time::Duration::from_secs(seconds);

@@ -89,7 +89,8 @@ pub(crate) trait Engine: Send + Sync + 'static {
     fn migrations(&self) -> Vec<i64>;
     /// Applies the engine's pending migrations.
     async fn run_migrations(&self) -> StoreResult<()>;
-    /// Anything besides the database itself that a ping must reach (a Supabase project's REST endpoint).
+    /// Anything besides a statement's answer that a ping must check (a Supabase project's REST
+    /// endpoint; the room left on SQLite's disk).
     async fn ping_services(&self) -> StoreResult<()> {
         Ok(())
     }

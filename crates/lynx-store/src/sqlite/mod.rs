@@ -29,6 +29,11 @@ use crate::{
 const PRAGMAS: [(&str, &str); 5] =
     [("journal_mode", "WAL"), ("synchronous", "FULL"), ("foreign_keys", "ON"), ("temp_store", "MEMORY"), ("cache_size", "-16000")];
 
+/// Below this much room on the database's filesystem, storage counts as down. SQLite can still rewrite
+/// pages inside a log it has already grown, so a small write (the health probe's) may succeed on a full
+/// disk while every call, whose new rows need the log to grow, fails.
+const MIN_FREE_BYTES: u64 = 1 << 20;
+
 /// How long a connection waits for another process (the CLI) holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -46,6 +51,8 @@ pub struct Sqlite {
     _checkpointer: checkpointer::Checkpointer,
     /// The file standing in for `:memory:`, removed on drop.
     scratch: Option<std::path::PathBuf>,
+    /// The directory holding the database file, whose free space the ping checks.
+    dir: std::path::PathBuf,
 }
 
 impl Drop for Sqlite {
@@ -84,7 +91,8 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(map)?;
-        Ok(Storage(Sqlite { pool, writer, _checkpointer: checkpointer, scratch }))
+        let dir = std::path::Path::new(&path).parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf();
+        Ok(Storage(Sqlite { pool, writer, _checkpointer: checkpointer, scratch, dir }))
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -107,6 +115,16 @@ impl Engine for Sqlite {
 
     fn reader(&self) -> Box<dyn Db + '_> {
         Box::new(values::Reader(&self.pool))
+    }
+
+    async fn ping_services(&self) -> StoreResult<()> {
+        let room = rustix::fs::statvfs(&self.dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot tell the room left on the database's disk ({}): {e}", self.dir.display())))?;
+        let free = room.f_bavail.saturating_mul(room.f_frsize);
+        if free < MIN_FREE_BYTES {
+            return Err(StoreError::Unavailable(format!("the database's disk is full: {free} bytes free in {}", self.dir.display())));
+        }
+        Ok(())
     }
 
     /// Every write is one operation of the writer's next batch, whatever its scope: the batch is a
