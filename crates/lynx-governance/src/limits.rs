@@ -33,6 +33,7 @@ use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, clock::Clock};
 use lynx_model::{
     ErrorCode, Principal, Refusal, TenantId, UserId,
+    store::StoreError,
     money::Currency,
     payload::DraftPayload,
     records::{Effect, SpendCap, SpendSubject, SpendTotals},
@@ -198,7 +199,18 @@ impl Limiter {
         // A batch: a fiftieth of the minute's quota, so a busy tenant costs a write every ~1.2 s of its
         // quota, and an instance strands at most that much when the minute ends.
         let want = (rates.tenant_per_minute / 50).clamp(1, 200);
-        let granted = services.store.lease_calls(who.tenant_id(), minute, want, rates.tenant_per_minute).await?;
+        let granted = match services.store.lease_calls(who.tenant_id(), minute, want, rates.tenant_per_minute).await {
+            Ok(granted) => granted,
+            // Storage that cannot be written cannot count calls either. The quota protects the store, and
+            // no tool call gets past its own audit rows while the store refuses writes, so the request
+            // goes on to fail there — or, for an operator's read such as `/api/status`, to say storage
+            // is down instead of being refused for a lease it could not take.
+            Err(StoreError::Unavailable(reason)) => {
+                tracing::warn!(tenant = %who.tenant_id(), %reason, "tenant call quota not leased: storage unavailable; the request goes on to the gates that write");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let w = windows.entry(who.tenant_id().clone()).or_insert(Window { minute, left: 0, spent: false });
         if w.minute == minute {
