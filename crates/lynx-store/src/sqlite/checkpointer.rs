@@ -50,13 +50,7 @@ impl Restart {
     /// batches (usually a few frames: the bulk was copied by the checkpointer), so that the writer's
     /// next transaction starts the log over. Cleared whatever the outcome: the next round looks again.
     pub(super) fn catch_up(&self, conn: &Connection) {
-        let started = std::time::Instant::now();
-        match checkpoint(conn) {
-            Ok(Copied { log, copied }) => {
-                tracing::debug!(frames = log, copied, took_us = started.elapsed().as_micros() as u64, "wal caught up by the writer");
-            }
-            Err(e) => tracing::warn!(error = %e, "the writer's WAL checkpoint failed; the checkpointer tries again"),
-        }
+        checkpoint(conn, "writer");
         self.set(false);
     }
 }
@@ -73,7 +67,7 @@ pub(super) fn start(conn: Connection, restart: Arc<Restart>) -> StoreResult<Chec
         .name("lynx-sqlite-checkpointer".into())
         .spawn(move || {
             while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
-                if round(&conn) {
+                if checkpoint(&conn, "checkpointer").is_some_and(|log| log >= RESTART_AT) {
                     restart.set(true);
                 }
             }
@@ -82,30 +76,19 @@ pub(super) fn start(conn: Connection, restart: Arc<Restart>) -> StoreResult<Chec
     Ok(Checkpointer { _stop: stop })
 }
 
-/// One round: copies the log into the database file. Whether the log is long enough to start over.
-fn round(conn: &Connection) -> bool {
+/// A PASSIVE checkpoint: copies what no reader still needs, waits for nobody (another process
+/// checkpointing at the moment makes it copy nothing). The frames in the log, or `None` if it failed.
+/// `LYNX_LOG=lynx_store::sqlite::checkpointer=debug` logs each one's size and time.
+fn checkpoint(conn: &Connection, by: &str) -> Option<i64> {
     let started = std::time::Instant::now();
-    match checkpoint(conn) {
-        Ok(Copied { log, copied }) => {
-            // `LYNX_LOG=lynx_store::sqlite::checkpointer=debug`: each round's size and time.
-            tracing::debug!(frames = log, copied, took_us = started.elapsed().as_micros() as u64, "wal checkpoint");
-            log >= RESTART_AT
+    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))) {
+        Ok((log, copied)) => {
+            tracing::debug!(by, frames = log, copied, took_us = started.elapsed().as_micros() as u64, "wal checkpoint");
+            Some(log)
         }
         Err(e) => {
-            tracing::warn!(error = %e, "WAL checkpoint failed; the next round tries again");
-            false
+            tracing::warn!(by, error = %e, "WAL checkpoint failed; the next round tries again");
+            None
         }
     }
-}
-
-/// Frames in the log, and how many of them are now in the database file.
-struct Copied {
-    log: i64,
-    copied: i64,
-}
-
-/// A PASSIVE checkpoint: copies what no reader still needs, waits for nobody (another process
-/// checkpointing at the moment makes it copy nothing).
-fn checkpoint(conn: &Connection) -> rusqlite::Result<Copied> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok(Copied { log: r.get(1)?, copied: r.get(2)? }))
 }

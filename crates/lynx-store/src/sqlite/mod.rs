@@ -1,8 +1,8 @@
 //! The SQLite engine: one file, WAL journal, the log synced at every commit (`synchronous = FULL`: an
-//! audited call must survive a crash), writers serialised by `BEGIN IMMEDIATE` so the audit chain never forks. Reads run on sqlx's
-//! pool; every write runs on the writer thread (`writer.rs`), group-committed, as a protocol of `ops/`
-//! over the writer's connection; WAL checkpoints run beside it (`checkpointer.rs`). `values.rs` is how
-//! SQLite stores each kind of value.
+//! audited call must survive a crash), writers serialised by `BEGIN IMMEDIATE` so the audit chain never
+//! forks. Reads run on sqlx's pool; every write runs on the writer thread (`writer.rs`),
+//! group-committed, as a protocol of `ops/` over the writer's connection; WAL checkpoints run beside it
+//! (`checkpointer.rs`). `values.rs` is how SQLite stores each kind of value.
 
 mod checkpointer;
 mod values;
@@ -122,7 +122,10 @@ impl Engine for Sqlite {
             .map_err(|e| StoreError::Unavailable(format!("cannot tell the room left on the database's disk ({}): {e}", self.dir.display())))?;
         let free = room.f_bavail.saturating_mul(room.f_frsize);
         if free < MIN_FREE_BYTES {
-            return Err(StoreError::Unavailable(format!("the database's disk is full: {free} bytes free in {}", self.dir.display())));
+            return Err(StoreError::Unavailable(format!(
+                "the database's disk is full: {free} bytes free in {}; free space there and Lynx recovers without a restart",
+                self.dir.display()
+            )));
         }
         Ok(())
     }
