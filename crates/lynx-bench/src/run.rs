@@ -41,6 +41,25 @@ pub struct Args {
     /// The scenarios `--rate` and `--instances` run (all three unless given).
     #[arg(long, value_delimiter = ',', default_value = "read,draft,lifecycle")]
     scenarios: Vec<Scenario>,
+    /// The engines to measure: SQLite, and PostgreSQL when `--postgres` is given, unless narrowed here.
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
+    engines: Vec<EngineName>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
+enum EngineName {
+    Sqlite,
+    Postgres,
+}
+
+impl Args {
+    /// The engines this run measures, as `environment` takes them: `None` is SQLite, `Some(url)` a
+    /// PostgreSQL server.
+    fn engines(&self) -> Vec<Option<&str>> {
+        let sqlite = self.engines.contains(&EngineName::Sqlite).then_some(None);
+        let postgres = self.postgres.as_deref().filter(|_| self.engines.contains(&EngineName::Postgres)).map(Some);
+        sqlite.into_iter().chain(postgres).collect()
+    }
 }
 
 pub struct Proc {
@@ -251,8 +270,7 @@ pub async fn run(args: Args) -> Result<(), String> {
     let mut rows = Vec::new();
     let mut notes = Vec::new();
 
-    let engines: Vec<Option<&str>> = std::iter::once(None).chain(args.postgres.as_deref().map(Some)).collect();
-    for engine in engines {
+    for engine in args.engines() {
         let lynx = environment(engine).await?;
         let started = startup_ms(&lynx).await?;
         notes.push(format!("{}: start to healthy /healthz on an empty database: {started:.0} ms", lynx.label));
@@ -400,8 +418,7 @@ async fn open_loop(args: Args) -> Result<(), String> {
     let baseline = start_baseline()?;
     let echo = Mcp::new(&baseline.base, None);
     let (mut rows, mut notes) = (Vec::new(), Vec::new());
-    let engines: Vec<Option<&str>> = std::iter::once(None).chain(args.postgres.as_deref().map(Some)).collect();
-    for engine in engines {
+    for engine in args.engines() {
         let lynx = environment(engine).await?;
         let agent = lynx.key("tenant-123", "agent-001")?;
         let approver = lynx.key("tenant-123", "approver-001")?;

@@ -34,7 +34,7 @@ pub fn tenants(n: usize) -> Vec<TenantId> {
 pub async fn seed(args: Args) -> Result<(), String> {
     let url = std::env::var("LYNX_DATABASE_URL").map_err(|_| "set LYNX_DATABASE_URL to the database to seed".to_string())?;
     let url = lynx_store::DatabaseUrl::parse(&url)?;
-    let store = lynx_store::connect(&url, 8, None).await.map_err(|e| e.to_string())?;
+    let store = lynx_store::connect(&url, lynx_store::Pool::on_demand(8), None).await.map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
     let tenants = tenants(args.tenants);
     let started = Instant::now();

@@ -206,6 +206,7 @@ enum Route {
 struct Pending {
     events: Vec<NewAuditEvent>,
     done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+    queued: std::time::Instant,
 }
 
 /// The most rows one transaction takes (a bound on how long one commit holds the write lock).
@@ -231,13 +232,18 @@ impl AuditWriter {
                         Err(_) => break,
                     }
                 }
+                let calls = batch.len();
+                let waited = batch[0].queued.elapsed();
                 let mut events = Vec::with_capacity(rows);
-                let mut waiting = Vec::with_capacity(batch.len());
+                let mut waiting = Vec::with_capacity(calls);
                 for p in batch {
                     events.extend(p.events);
                     waiting.push(p.done);
                 }
+                let appending = std::time::Instant::now();
                 let result = store.append_audit(events).await;
+                // What an operator needs to tell a slow store from a long queue in front of it.
+                tracing::debug!(calls, rows, waited_us = waited.as_micros() as u64, took_us = appending.elapsed().as_micros() as u64, "audit batch");
                 for done in waiting {
                     let _ = done.send(result.clone());
                 }
@@ -254,7 +260,7 @@ impl AuditWriter {
         };
         let (done, wait) = tokio::sync::oneshot::channel();
         queue
-            .send(Pending { events, done })
+            .send(Pending { events, done, queued: std::time::Instant::now() })
             .await
             .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?;
         wait.await.map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?

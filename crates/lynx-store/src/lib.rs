@@ -87,12 +87,34 @@ pub struct SupabaseProject {
     pub key: secrecy::SecretString,
 }
 
-/// Opens the store a URL names, with at most `pool_size` connections (PostgreSQL). Migrations are not
-/// applied here; call `Store::migrate`.
-pub async fn connect(url: &DatabaseUrl, pool_size: u32, supabase: Option<SupabaseProject>) -> Result<Arc<dyn Store>, StoreError> {
+/// The connections a PostgreSQL store may hold (SQLite has its own: one writer, a few readers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool {
+    /// At most this many (`LYNX_DB_POOL_SIZE` for a server).
+    pub size: u32,
+    /// Opened at start and kept open, replaced in the background when one closes: a server's. Making a
+    /// connection (TCP, TLS, authentication, a new backend process) costs milliseconds of both cores,
+    /// and a pool that grew only under load made the first burst of calls wait for it — 100 ms and
+    /// more at 1,000 calls/s. A command opens one and more only as it needs them.
+    pub warm: bool,
+}
+
+impl Pool {
+    /// A server's pool: every connection open from the start.
+    pub fn warm(size: u32) -> Self {
+        Self { size, warm: true }
+    }
+    /// A command's pool: connections made as they are needed.
+    pub fn on_demand(size: u32) -> Self {
+        Self { size, warm: false }
+    }
+}
+
+/// Opens the store a URL names. Migrations are not applied here; call `Store::migrate`.
+pub async fn connect(url: &DatabaseUrl, pool: Pool, supabase: Option<SupabaseProject>) -> Result<Arc<dyn Store>, StoreError> {
     match url {
         DatabaseUrl::Sqlite { path } => Ok(Arc::new(SqliteStore::open(path).await?)),
-        DatabaseUrl::Postgres { url } => Ok(Arc::new(PgStore::open(url, pool_size, supabase).await?)),
+        DatabaseUrl::Postgres { url } => Ok(Arc::new(PgStore::open(url, pool, supabase).await?)),
     }
 }
 

@@ -35,13 +35,13 @@ struct Engine {
 async fn engines() -> Vec<Engine> {
     let dir = tempfile::tempdir().unwrap();
     let url = lynx_store::DatabaseUrl::parse(&format!("sqlite://{}", dir.path().join("contract.db").display())).unwrap();
-    let sqlite = lynx_store::connect(&url, 4, None).await.unwrap();
+    let sqlite = lynx_store::connect(&url, lynx_store::Pool::on_demand(4), None).await.unwrap();
     sqlite.migrate().await.unwrap();
     let mut all = vec![Engine { name: "sqlite", store: sqlite, url, _dir: Some(dir), _db: None }];
     if let Some(admin) = lynx_store::scratch::test_server("the storage contract") {
         let db = lynx_store::scratch::ScratchDatabase::create(&admin, "lynx_contract").await.expect("LYNX_TEST_POSTGRES_URL reachable");
         let url = lynx_store::DatabaseUrl::parse(db.url()).unwrap();
-        let pg = lynx_store::connect(&url, 16, None).await.unwrap();
+        let pg = lynx_store::connect(&url, lynx_store::Pool::on_demand(16), None).await.unwrap();
         pg.migrate().await.unwrap();
         all.push(Engine { name: "postgres", store: pg, url, _dir: None, _db: Some(db) });
     }
@@ -184,7 +184,7 @@ async fn several_instances_appending_at_once_keep_one_chain_per_tenant() {
         e.store.append_audit(vec![event(&a, 0)]).await.unwrap();
         let mut instances = vec![e.store.clone()];
         for _ in 0..2 {
-            instances.push(lynx_store::connect(&e.url, 8, None).await.unwrap());
+            instances.push(lynx_store::connect(&e.url, lynx_store::Pool::on_demand(8), None).await.unwrap());
         }
         let mut tasks = Vec::new();
         for (n, store) in instances.iter().enumerate() {

@@ -49,9 +49,13 @@ pub fn kernel(settings: &Settings) -> Result<Arc<dyn Kernel>, Fatal> {
     }
 }
 
-/// Opens (and migrates) the configured store.
-pub async fn store(settings: &Settings) -> Result<Arc<dyn lynx_model::store::Store>, Fatal> {
-    let store = lynx_store::connect(&settings.database, settings.pool_size, settings.supabase.clone())
+/// Opens (and migrates) the configured store; a server's with its connections open from the start.
+pub async fn store(settings: &Settings, role: Role) -> Result<Arc<dyn lynx_model::store::Store>, Fatal> {
+    let pool = match role {
+        Role::Server => lynx_store::Pool::warm(settings.pool_size),
+        Role::Command => lynx_store::Pool::on_demand(settings.pool_size),
+    };
+    let store = lynx_store::connect(&settings.database, pool, settings.supabase.clone())
         .await
         .map_err(|e| Fatal(format!("cannot open {}: {e}", settings.database.describe())))?;
     store.migrate().await.map_err(|e| Fatal(format!("cannot migrate {}: {e}", settings.database.describe())))?;
@@ -171,11 +175,19 @@ pub fn write_private(path: &std::path::Path, text: &str) -> Result<(), Fatal> {
     file.write_all(format!("{text}\n").as_bytes()).map_err(|e| Fatal(format!("cannot write {}: {e}", path.display())))
 }
 
+/// What the process is: a server (`serve`, stdio `mcp`) answers calls until stopped; a command does one
+/// thing and exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Server,
+    Command,
+}
+
 /// Connects and migrates storage, loads the Kernel, and fixes the runtime facts.
-pub async fn services(settings: &Settings) -> Result<Services, Fatal> {
+pub async fn services(settings: &Settings, role: Role) -> Result<Services, Fatal> {
     let kernel = kernel(settings)?;
     let webhooks = WebhookSecrets::new(webhook_key(settings)?, settings.notifications.secret.clone());
-    let store = store(settings).await?;
+    let store = store(settings, role).await?;
     Ok(Services {
         webhooks: Arc::new(webhooks),
         audit: lynx_governance::audit::AuditWriter::start(store.clone()),

@@ -22,11 +22,14 @@ use sqlx::{
 use secrecy::ExposeSecret;
 
 use crate::{
-    SupabaseProject,
+    Pool, SupabaseProject,
     db::{Db, Engine, Scope, WriteOp},
     error::map,
     store::Storage,
 };
+
+/// A pooled connection idle this long is pinged before it is lent out again.
+const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -41,13 +44,28 @@ pub struct Postgres {
 }
 
 impl PgStore {
-    pub async fn open(url: &str, max_connections: u32, supabase: Option<SupabaseProject>) -> StoreResult<Self> {
+    pub async fn open(url: &str, connections: Pool, supabase: Option<SupabaseProject>) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Unavailable(redacted(e)))?;
         let port = options.get_port();
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .min_connections(1)
+            .max_connections(connections.size)
+            .min_connections(if connections.warm { connections.size } else { 1 })
+            // Every wait for a connection, at trace level (`LYNX_LOG=…,sqlx::pool::acquire=trace`):
+            // how an operator tells a pool that is too small from a slow database.
+            .acquire_time_level(log::LevelFilter::Trace)
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings every connection as it goes back into the pool, and by default again as it
+            // comes out: a round trip before every statement. One that sat idle for a while is still
+            // checked (the server may have gone away meanwhile); one released a moment ago is not.
+            .test_before_acquire(false)
+            .before_acquire(|conn, idle| {
+                Box::pin(async move {
+                    if idle.idle_for >= CHECK_IF_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             // Lynx is the trusted service: it sees every tenant and narrows to one inside
             // single-tenant transactions (see the migration's row-level security).
             .after_connect(move |conn, _| {
@@ -206,7 +224,7 @@ mod tests {
         if options.get_socket().is_some() {
             return;
         }
-        let store = PgStore::open(&url, 4, None).await.unwrap();
+        let store = PgStore::open(&url, Pool::on_demand(4), None).await.unwrap();
         // Take four connections at once, so the pool has opened four.
         let mut held = Vec::new();
         for _ in 0..4 {
@@ -215,5 +233,31 @@ mod tests {
         let sockets = nodelay::connections_to(options.get_port());
         assert!(sockets.len() >= 4, "expected the pool's connections among this process's sockets: {sockets:?}");
         assert!(sockets.iter().all(|on| *on), "a connection without TCP_NODELAY: {sockets:?}");
+    }
+
+    /// A server's pool has every connection open from the start; a command's opens them as needed.
+    #[tokio::test]
+    async fn a_servers_pool_is_open_from_the_start() {
+        let Some(url) = crate::scratch::test_server("a_servers_pool_is_open_from_the_start") else { return };
+        let warm = PgStore::open(&url, Pool::warm(3), None).await.unwrap();
+        assert_eq!((warm.pool().size(), warm.pool().num_idle()), (3, 3));
+        let on_demand = PgStore::open(&url, Pool::on_demand(3), None).await.unwrap();
+        assert_eq!(on_demand.pool().size(), 1);
+    }
+
+    /// Connections are not pinged each time they are lent, but one that sat idle is: a connection the
+    /// server closed meanwhile is replaced, not handed to a caller whose statement would then fail.
+    #[tokio::test]
+    async fn a_connection_the_server_closed_while_idle_is_replaced() {
+        use sqlx::{Connection, Row};
+        let Some(url) = crate::scratch::test_server("a_connection_the_server_closed_while_idle_is_replaced") else { return };
+        let store = PgStore::open(&url, Pool::warm(1), None).await.unwrap();
+        let pid: i32 = sqlx::query("SELECT pg_backend_pid()").fetch_one(store.pool()).await.unwrap().get(0);
+        let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+        let ended: bool = sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).fetch_one(&mut admin).await.unwrap().get(0);
+        assert!(ended);
+        tokio::time::sleep(CHECK_IF_IDLE_FOR + Duration::from_millis(200)).await;
+        let again: i32 = sqlx::query("SELECT pg_backend_pid()").fetch_one(store.pool()).await.unwrap().get(0);
+        assert_ne!(again, pid, "a new connection");
     }
 }

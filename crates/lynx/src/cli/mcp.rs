@@ -46,7 +46,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<ExitCode, Fatal> {
             }
         },
     };
-    let services = startup::services(settings).await?;
+    let services = startup::services(settings, startup::Role::Server).await?;
     // A desktop agent's own Lynx delivers what its calls cause, and expires drafts, like a server.
     let anchor = startup::audit_anchor(settings)?.map(std::sync::Arc::new);
     let stop = tokio_util::sync::CancellationToken::new();

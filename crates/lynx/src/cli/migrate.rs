@@ -9,7 +9,7 @@ use crate::{
 };
 
 pub async fn run(settings: &Settings) -> Result<ExitCode, Fatal> {
-    let store = lynx_store::connect(&settings.database, 2, None)
+    let store = lynx_store::connect(&settings.database, lynx_store::Pool::on_demand(2), None)
         .await
         .map_err(|e| Fatal(format!("cannot open {}: {e}", settings.database.describe())))?;
     let applied = store.migrate().await.map_err(|e| Fatal(format!("migration failed: {e}")))?;

@@ -115,7 +115,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 /// Opens storage (migrated) and the Kernel for a command.
 pub(crate) async fn services(settings: &Settings) -> Result<lynx_governance::Services, Fatal> {
-    startup::services(settings).await
+    startup::services(settings, startup::Role::Command).await
 }
 
 /// Who an operator command acts as in the audit trail.

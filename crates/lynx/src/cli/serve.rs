@@ -13,7 +13,7 @@ use crate::{
 };
 
 pub async fn run(settings: &Settings) -> Result<ExitCode, Fatal> {
-    let services = startup::services(settings).await?;
+    let services = startup::services(settings, startup::Role::Server).await?;
     startup::demo_keys_on_first_run(&services).await?;
     // The server's environment is the configuration of the subscription to every tenant: set it, or
     // remove it when the variable is gone.

@@ -23,7 +23,7 @@ pub struct Args {
 }
 
 pub async fn run(settings: &Settings, args: Args) -> Result<ExitCode, Fatal> {
-    let (report, anchors) = match startup::services(settings).await {
+    let (report, anchors) = match startup::services(settings, startup::Role::Command).await {
         Ok(services) => {
             let pipeline = startup::pipeline(services);
             let report = health::status(pipeline.services(), pipeline.registry(), None).await;

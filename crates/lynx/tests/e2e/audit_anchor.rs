@@ -57,7 +57,7 @@ async fn drop_walls(sandbox: &Sandbox) {
 /// chain walk alone still passes.
 async fn rechain(sandbox: &Sandbox, tenant: &str, from_seq: i64) {
     let url = lynx_store::DatabaseUrl::parse(&sandbox.database_url).unwrap();
-    let store = lynx_store::connect(&url, 2, None).await.unwrap();
+    let store = lynx_store::connect(&url, lynx_store::Pool::on_demand(2), None).await.unwrap();
     let tenant = lynx_model::TenantId::parse(tenant).unwrap();
     let rows = store.audit_chain_page(&tenant, 0, 100_000).await.unwrap();
     let mut prev = lynx_model::audit::GENESIS_HASH.to_string();

@@ -82,6 +82,11 @@ impl Sandbox {
         env.insert("LYNX_DATABASE_URL".into(), database_url.clone());
         env.insert("LYNX_BIND".into(), "127.0.0.1:0".into());
         env.insert("LYNX_MODE".into(), "dev".into());
+        if pg.is_some() {
+            // A server keeps its whole pool open; tests run several servers at once on one PostgreSQL
+            // (100 connections), and none of them needs sixteen.
+            env.insert("LYNX_DB_POOL_SIZE".into(), "4".into());
+        }
         Self { dir, env, database_url, pg }
     }
 
