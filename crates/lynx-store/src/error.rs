@@ -10,7 +10,16 @@ pub(crate) fn map(e: sqlx::Error) -> StoreError {
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::ColumnNotFound(_) => {
             StoreError::Corrupt(e.to_string())
         }
-        _ => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Unavailable(describe(&e)),
+    }
+}
+
+/// An error as an operator reads it. PostgreSQL's own errors leave out the line of PostgreSQL's C
+/// source that raised them, which sqlx appends (`… does not exist at line 948`).
+pub(crate) fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => format!("error returned from database: {}", db.message()),
+        _ => e.to_string(),
     }
 }
 

@@ -163,8 +163,8 @@ impl Postgres {
 }
 
 /// Database errors can quote the connection string; never pass a password on.
-fn redacted(e: impl std::fmt::Display) -> String {
-    let text = e.to_string();
+fn redacted(e: sqlx::Error) -> String {
+    let text = crate::error::describe(&e);
     match (text.find("://"), text.find('@')) {
         (Some(a), Some(b)) if b > a => format!("{}://…{}", &text[..a], &text[b..]),
         _ => text,
@@ -255,6 +255,17 @@ mod tests {
         let sockets = nodelay::connections_to(options.get_port());
         assert!(sockets.len() >= 4, "expected the pool's connections among this process's sockets: {sockets:?}");
         assert!(sockets.iter().all(|on| *on), "a connection without TCP_NODELAY: {sockets:?}");
+    }
+
+    /// PostgreSQL's own error, without the line of PostgreSQL's source that sqlx appends to it.
+    #[tokio::test]
+    async fn a_missing_database_is_named_plainly() {
+        let Some(url) = crate::scratch::test_server("a_missing_database_is_named_plainly") else { return };
+        let missing = crate::scratch::with_database(&url, "lynx_no_such_database");
+        for pool in [Pool::on_demand(2), Pool::warm(2)] {
+            let Err(StoreError::Unavailable(why)) = PgStore::open(&missing, pool, None).await else { panic!("opened a missing database") };
+            assert!(why.ends_with("database \"lynx_no_such_database\" does not exist"), "{why}");
+        }
     }
 
     /// A server's pool has every connection open from the start; a command's opens them as needed.
