@@ -206,6 +206,7 @@ enum Route {
 struct Pending {
     events: Vec<NewAuditEvent>,
     done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+    /// When the call handed its rows over (for the batch log's `waited_us`).
     queued: std::time::Instant,
 }
 
@@ -242,7 +243,8 @@ impl AuditWriter {
                 }
                 let appending = std::time::Instant::now();
                 let result = store.append_audit(events).await;
-                // What an operator needs to tell a slow store from a long queue in front of it.
+                // What an operator needs to tell a slow store (`took_us`) from a queue in front of it
+                // (`waited_us`: how long the batch's oldest rows waited for the batch before).
                 tracing::debug!(calls, rows, waited_us = waited.as_micros() as u64, took_us = appending.elapsed().as_micros() as u64, "audit batch");
                 for done in waiting {
                     let _ = done.send(result.clone());

@@ -77,7 +77,11 @@ impl PgStore {
             });
         let pool = if connections.warm {
             let pool = pool_options.connect_lazy_with(options);
-            open_all(&pool, connections.size).await?;
+            if let Err(e) = open_all(&pool, connections.size).await {
+                // Stop the pool's background attempts to reach its minimum.
+                pool.close().await;
+                return Err(e);
+            }
             pool
         } else {
             pool_options.connect_with(options).await.map_err(|e| StoreError::Unavailable(redacted(e)))?
