@@ -28,6 +28,9 @@ use crate::{
     store::Storage,
 };
 
+/// How long a statement waits for a pooled connection, and a server's start for its whole pool.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A pooled connection idle this long is pinged before it is lent out again.
 const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
@@ -53,7 +56,7 @@ impl PgStore {
             // Every wait for a connection, at trace level (`LYNX_LOG=…,sqlx::pool::acquire=trace`):
             // how an operator tells a pool that is too small from a slow database.
             .acquire_time_level(log::LevelFilter::Trace)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             // sqlx pings every connection as it goes back into the pool, and by default again as it
             // comes out: a round trip before every statement. One that sat idle for a while is still
             // checked (the server may have gone away meanwhile); one released a moment ago is not.
@@ -76,8 +79,8 @@ impl PgStore {
                 })
             });
         let pool = if connections.warm {
-            let pool = pool_options.connect_lazy_with(options);
-            if let Err(e) = open_all(&pool, connections.size).await {
+            let pool = pool_options.connect_lazy_with(options.clone());
+            if let Err(e) = open_all(&pool, connections.size, &options).await {
                 // Stop the pool's background attempts to reach its minimum.
                 pool.close().await;
                 return Err(e);
@@ -119,7 +122,7 @@ impl PgStore {
 /// and, over TLS, up to ~90 ms here (the handshake runs before `nodelay.rs` can set TCP_NODELAY), so
 /// sixteen in a row held a server's start up by 1.5 s. Each is held until all are open, so that they are
 /// `size` different connections; the pool's `min_connections` then keeps them.
-async fn open_all(pool: &PgPool, size: u32) -> StoreResult<()> {
+async fn open_all(pool: &PgPool, size: u32, options: &PgConnectOptions) -> StoreResult<()> {
     let mut opening = tokio::task::JoinSet::new();
     for _ in 0..size {
         let pool = pool.clone();
@@ -128,9 +131,38 @@ async fn open_all(pool: &PgPool, size: u32) -> StoreResult<()> {
     let mut held = Vec::with_capacity(size as usize);
     while let Some(opened) = opening.join_next().await {
         let conn = opened.map_err(|e| StoreError::Unavailable(format!("opening the connection pool: {e}")))?;
-        held.push(conn.map_err(|e| StoreError::Unavailable(redacted(e)))?);
+        match conn {
+            Ok(conn) => held.push(conn),
+            // sqlx retries a connection that fails until the deadline and then says only that it timed
+            // out; one more attempt on its own says why.
+            Err(sqlx::Error::PoolTimedOut) => return Err(why_not_open(size, options).await),
+            Err(e) => return Err(StoreError::Unavailable(redacted(e))),
+        }
     }
     Ok(())
+}
+
+/// Why a pool could not open its connections in time: the server's own answer to one more connection,
+/// or, if that one opens, that the server does not take as many as the pool keeps.
+async fn why_not_open(size: u32, options: &PgConnectOptions) -> StoreError {
+    use sqlx::Connection;
+    match sqlx::PgConnection::connect_with(options).await {
+        // 53300 too_many_connections: the pool took what the server had left.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("53300") => StoreError::Unavailable(format!(
+            "PostgreSQL accepts no more connections (\"{}\") before the {size} a server keeps (LYNX_DB_POOL_SIZE) are open: \
+             lower LYNX_DB_POOL_SIZE, or raise the server's max_connections",
+            e.message()
+        )),
+        Err(e) => StoreError::Unavailable(redacted(e)),
+        Ok(conn) => {
+            let _ = conn.close().await;
+            StoreError::Unavailable(format!(
+                "could not open the {size} connections a server keeps (LYNX_DB_POOL_SIZE) within {} s: check that PostgreSQL \
+                 accepts that many more (its max_connections, less what other instances and clients hold), or lower LYNX_DB_POOL_SIZE",
+                ACQUIRE_TIMEOUT.as_secs()
+            ))
+        }
+    }
 }
 
 /// One statement about a database by name, on the server's admin connection.
@@ -270,6 +302,23 @@ mod tests {
             let Err(StoreError::Unavailable(why)) = PgStore::open(&missing, pool, None).await else { panic!("opened a missing database") };
             assert!(why.ends_with("database \"lynx_no_such_database\" does not exist"), "{why}");
         }
+    }
+
+    /// When a pool could not be opened in time, the error names the cause: the server's own refusal, or
+    /// a server that took one more connection but not the pool's size.
+    #[tokio::test]
+    async fn a_pool_that_cannot_open_says_why() {
+        let Some(url) = crate::scratch::test_server("a_pool_that_cannot_open_says_why") else { return };
+        let options = PgConnectOptions::from_str(&url).unwrap();
+        if options.get_socket().is_some() {
+            return;
+        }
+        // A port nothing listens on: bind one, note it, let it go.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let StoreError::Unavailable(refused) = why_not_open(2, &options.clone().host("127.0.0.1").port(port)).await else { panic!() };
+        assert!(refused.contains("Connection refused"), "{refused}");
+        let StoreError::Unavailable(too_few) = why_not_open(2, &options).await else { panic!() };
+        assert!(too_few.contains("could not open the 2 connections") && too_few.contains("LYNX_DB_POOL_SIZE"), "{too_few}");
     }
 
     /// A server's pool has every connection open from the start; a command's opens them as needed.
