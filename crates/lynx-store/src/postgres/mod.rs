@@ -87,7 +87,11 @@ impl PgStore {
             }
             pool
         } else {
-            pool_options.connect_with(options).await.map_err(|e| StoreError::Unavailable(redacted(e)))?
+            match pool_options.connect_with(options.clone()).await {
+                Ok(pool) => pool,
+                Err(sqlx::Error::PoolTimedOut) => return Err(why_not_open(1, &options).await),
+                Err(e) => return Err(StoreError::Unavailable(redacted(e))),
+            }
         };
         let supabase = match supabase {
             Some(project) => {
@@ -157,8 +161,8 @@ async fn why_not_open(size: u32, options: &PgConnectOptions) -> StoreError {
         Ok(conn) => {
             let _ = conn.close().await;
             StoreError::Unavailable(format!(
-                "could not open the {size} connections a server keeps (LYNX_DB_POOL_SIZE) within {} s: check that PostgreSQL \
-                 accepts that many more (its max_connections, less what other instances and clients hold), or lower LYNX_DB_POOL_SIZE",
+                "could not open {size} connections (LYNX_DB_POOL_SIZE) within {} s, though PostgreSQL accepts a new one: check that \
+                 it accepts that many more (its max_connections, less what other instances and clients hold), or lower LYNX_DB_POOL_SIZE",
                 ACQUIRE_TIMEOUT.as_secs()
             ))
         }
@@ -318,7 +322,7 @@ mod tests {
         let StoreError::Unavailable(refused) = why_not_open(2, &options.clone().host("127.0.0.1").port(port)).await else { panic!() };
         assert!(refused.contains("Connection refused"), "{refused}");
         let StoreError::Unavailable(too_few) = why_not_open(2, &options).await else { panic!() };
-        assert!(too_few.contains("could not open the 2 connections") && too_few.contains("LYNX_DB_POOL_SIZE"), "{too_few}");
+        assert!(too_few.contains("could not open 2 connections") && too_few.contains("LYNX_DB_POOL_SIZE"), "{too_few}");
     }
 
     /// A server's pool has every connection open from the start; a command's opens them as needed.
