@@ -38,6 +38,7 @@ use lynx_model::{
 use sqlx::{PgPool, Row as _};
 use uuid::Uuid;
 
+use super::liveness::Liveness;
 use crate::{
     error::map,
     ops::audit::{self, Heads, Linked},
@@ -108,7 +109,7 @@ impl KnownHeads {
     }
 }
 
-pub(super) async fn append(pool: &PgPool, known: &KnownHeads, events: Vec<NewAuditEvent>) -> StoreResult<()> {
+pub(super) async fn append(pool: &PgPool, known: &KnownHeads, liveness: &Liveness, events: Vec<NewAuditEvent>) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
@@ -137,6 +138,10 @@ pub(super) async fn append(pool: &PgPool, known: &KnownHeads, events: Vec<NewAud
                     tokio::time::sleep(Duration::from_micros(jitter(ceiling))).await;
                 }
             }
+            Err(Missed::Database(e)) => {
+                known.forget(&events);
+                return Err(map(liveness.seen(e)));
+            }
             Err(Missed::Failed(e)) => {
                 known.forget(&events);
                 return Err(e);
@@ -150,6 +155,8 @@ pub(super) async fn append(pool: &PgPool, known: &KnownHeads, events: Vec<NewAud
 enum Missed {
     /// Another writer appended to one of the batch's tenants first (the unique index refused the batch).
     Raced,
+    /// The database failed: kept as sqlx's error until `append` has shown it to `Liveness`.
+    Database(sqlx::Error),
     Failed(StoreError),
 }
 
@@ -157,7 +164,7 @@ impl From<sqlx::Error> for Missed {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::Database(d) if d.constraint() == Some(SEQ_INDEX) => Missed::Raced,
-            _ => Missed::Failed(map(e)),
+            _ => Missed::Database(e),
         }
     }
 }

@@ -4,10 +4,11 @@
 //! guarantees hold across instances that `BEGIN IMMEDIATE` gives on SQLite.
 
 mod audit;
+mod liveness;
 mod nodelay;
 mod values;
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use lynx_model::{
     TenantId,
@@ -31,9 +32,6 @@ use crate::{
 /// How long a statement waits for a pooled connection, and a server's start for its whole pool.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A pooled connection idle this long is pinged before it is lent out again.
-const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
-
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The store on PostgreSQL.
@@ -44,12 +42,16 @@ pub struct Postgres {
     supabase: Option<(SupabaseProject, reqwest::Client)>,
     /// The audit chain heads this instance last saw (a cache: see `audit.rs`).
     heads: audit::KnownHeads,
+    /// Whether connections are lent without a check (see `liveness.rs`).
+    liveness: Arc<liveness::Liveness>,
 }
 
 impl PgStore {
     pub async fn open(url: &str, connections: Pool, supabase: Option<SupabaseProject>) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Unavailable(redacted(e)))?;
         let port = options.get_port();
+        let liveness = Arc::new(liveness::Liveness::default());
+        let checks = liveness.clone();
         let pool_options = PgPoolOptions::new()
             .max_connections(connections.size)
             .min_connections(if connections.warm { connections.size } else { 1 })
@@ -58,12 +60,13 @@ impl PgStore {
             .acquire_time_level(log::LevelFilter::Trace)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             // sqlx pings every connection as it goes back into the pool, and by default again as it
-            // comes out: a round trip before every statement. One that sat idle for a while is still
-            // checked (the server may have gone away meanwhile); one released a moment ago is not.
+            // comes out: a round trip before every statement. The second ping is skipped for a
+            // connection in use a moment ago (`liveness.rs`).
             .test_before_acquire(false)
-            .before_acquire(|conn, idle| {
+            .before_acquire(move |conn, meta| {
+                let check = checks.must_check(meta.idle_for);
                 Box::pin(async move {
-                    if idle.idle_for >= CHECK_IF_IDLE_FOR {
+                    if check {
                         sqlx::Connection::ping(conn).await?;
                     }
                     Ok(true)
@@ -104,7 +107,7 @@ impl PgStore {
             }
             None => None,
         };
-        Ok(Storage(Postgres { pool, supabase, heads: audit::KnownHeads::default() }))
+        Ok(Storage(Postgres { pool, supabase, heads: audit::KnownHeads::default(), liveness }))
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -230,13 +233,13 @@ impl Engine for Postgres {
     }
 
     fn reader(&self) -> Box<dyn Db + '_> {
-        Box::new(values::OnPool(&self.pool))
+        Box::new(values::OnPool(&self.pool, &self.liveness))
     }
 
     async fn write<T: Send + 'static>(&self, scope: Scope, op: WriteOp<T>) -> StoreResult<T> {
         let tenant = match scope {
             // A single statement commits on its own: no BEGIN and COMMIT round trips.
-            Scope::Statement => return op(&mut values::OnPool(&self.pool)).await,
+            Scope::Statement => return op(&mut values::OnPool(&self.pool, &self.liveness)).await,
             Scope::Transaction => None,
             Scope::Tenant(t) => Some(t),
         };
@@ -245,14 +248,14 @@ impl Engine for Postgres {
             None => self.pool.begin().await,
             Some(t) => self.pool.begin_with(sqlx::AssertSqlSafe(narrowed_begin(t))).await,
         };
-        let mut tx = values::InTransaction(begin.map_err(map)?);
+        let mut tx = values::InTransaction(begin.map_err(|e| map(self.liveness.seen(e)))?, &self.liveness);
         let result = op(&mut tx).await?;
-        tx.0.commit().await.map_err(map)?;
+        tx.0.commit().await.map_err(|e| map(self.liveness.seen(e)))?;
         Ok(result)
     }
 
     async fn append_audit(&self, events: Vec<NewAuditEvent>) -> StoreResult<()> {
-        audit::append(&self.pool, &self.heads, events).await
+        audit::append(&self.pool, &self.heads, &self.liveness, events).await
     }
 }
 
@@ -308,6 +311,34 @@ mod tests {
         }
     }
 
+    /// When the server ends every pooled connection at once (a restart, a failover), the one statement
+    /// that finds its connection gone fails, and the statements after it get new connections instead of
+    /// each finding another dead one.
+    #[tokio::test]
+    async fn after_one_lost_connection_the_rest_are_checked_before_use() {
+        use lynx_model::store::Store;
+        use sqlx::Connection;
+        let Some(url) = crate::scratch::test_server("after_one_lost_connection_the_rest_are_checked_before_use") else { return };
+        let db = crate::scratch::ScratchDatabase::create(&url, "lynx_liveness").await.unwrap();
+        let store = PgStore::open(db.url(), Pool::warm(3), None).await.unwrap();
+        store.ping().await.unwrap();
+        let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+        let ended = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+            db.name()
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap()
+        .rows_affected();
+        assert_eq!(ended, 3);
+        // Every connection was in use a moment ago, so none is checked before the first statement.
+        assert!(store.ping().await.is_err(), "the first statement finds its connection gone");
+        for _ in 0..3 {
+            store.ping().await.expect("a new connection, not another dead one");
+        }
+    }
+
     /// When a pool could not be opened in time, the error names the cause: the server's own refusal, or
     /// a server that took one more connection but not the pool's size.
     #[tokio::test]
@@ -346,7 +377,7 @@ mod tests {
         let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
         let ended: bool = sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).fetch_one(&mut admin).await.unwrap().get(0);
         assert!(ended);
-        tokio::time::sleep(CHECK_IF_IDLE_FOR + Duration::from_millis(200)).await;
+        tokio::time::sleep(liveness::CHECK_IF_IDLE_FOR + Duration::from_millis(200)).await;
         let again: i32 = sqlx::query("SELECT pg_backend_pid()").fetch_one(store.pool()).await.unwrap().get(0);
         assert_ne!(again, pid, "a new connection");
     }

@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::{Column, PgPool, Postgres, Row as _, Transaction, TypeInfo, ValueRef as _, postgres::PgRow, types::Json};
 
+use super::liveness::Liveness;
 use crate::{
     db::{BoxFuture, Db},
     error::{corrupt, map},
@@ -73,25 +74,25 @@ fn cells_of(rows: Vec<PgRow>) -> StoreResult<Vec<Row>> {
 }
 
 /// The pool: each statement commits on its own.
-pub(super) struct OnPool<'a>(pub(super) &'a PgPool);
+pub(super) struct OnPool<'a>(pub(super) &'a PgPool, pub(super) &'a Liveness);
 
 impl Db for OnPool<'_> {
     fn execute<'a>(&'a mut self, query: &'a Query<'a>) -> BoxFuture<'a, StoreResult<u64>> {
-        Box::pin(async move { prepare(query).execute(self.0).await.map(|r| r.rows_affected()).map_err(map) })
+        Box::pin(async move { prepare(query).execute(self.0).await.map(|r| r.rows_affected()).map_err(|e| map(self.1.seen(e))) })
     }
     fn fetch<'a>(&'a mut self, query: &'a Query<'a>) -> BoxFuture<'a, StoreResult<Vec<Row>>> {
-        Box::pin(async move { cells_of(prepare(query).fetch_all(self.0).await.map_err(map)?) })
+        Box::pin(async move { cells_of(prepare(query).fetch_all(self.0).await.map_err(|e| map(self.1.seen(e)))?) })
     }
 }
 
 /// One transaction; committed by the engine when the write succeeds, rolled back when it is dropped.
-pub(super) struct InTransaction(pub(super) Transaction<'static, Postgres>);
+pub(super) struct InTransaction<'l>(pub(super) Transaction<'static, Postgres>, pub(super) &'l Liveness);
 
-impl Db for InTransaction {
+impl Db for InTransaction<'_> {
     fn execute<'a>(&'a mut self, query: &'a Query<'a>) -> BoxFuture<'a, StoreResult<u64>> {
-        Box::pin(async move { prepare(query).execute(&mut *self.0).await.map(|r| r.rows_affected()).map_err(map) })
+        Box::pin(async move { prepare(query).execute(&mut *self.0).await.map(|r| r.rows_affected()).map_err(|e| map(self.1.seen(e))) })
     }
     fn fetch<'a>(&'a mut self, query: &'a Query<'a>) -> BoxFuture<'a, StoreResult<Vec<Row>>> {
-        Box::pin(async move { cells_of(prepare(query).fetch_all(&mut *self.0).await.map_err(map)?) })
+        Box::pin(async move { cells_of(prepare(query).fetch_all(&mut *self.0).await.map_err(|e| map(self.1.seen(e)))?) })
     }
 }
