@@ -280,15 +280,17 @@ fn literal(tenant: &TenantId) -> &str {
 mod tests {
     use super::*;
 
+    /// The test server, for tests that need it reached over TCP (CI's LYNX_TEST_POSTGRES_URL is).
+    fn tcp_test_server(test: &str) -> Option<(String, PgConnectOptions)> {
+        let url = crate::scratch::test_server(test)?;
+        let options = PgConnectOptions::from_str(&url).unwrap();
+        options.get_socket().is_none().then_some((url, options))
+    }
+
     /// Every pooled connection to the server sends small writes at once (see `nodelay.rs`).
     #[tokio::test]
     async fn database_connections_have_tcp_nodelay() {
-        // Needs a server reached over TCP: CI's LYNX_TEST_POSTGRES_URL is one.
-        let Some(url) = crate::scratch::test_server("database_connections_have_tcp_nodelay") else { return };
-        let options = PgConnectOptions::from_str(&url).unwrap();
-        if options.get_socket().is_some() {
-            return;
-        }
+        let Some((url, options)) = tcp_test_server("database_connections_have_tcp_nodelay") else { return };
         let store = PgStore::open(&url, Pool::on_demand(4), None).await.unwrap();
         // Take four connections at once, so the pool has opened four.
         let mut held = Vec::new();
@@ -343,11 +345,7 @@ mod tests {
     /// a server that took one more connection but not the pool's size.
     #[tokio::test]
     async fn a_pool_that_cannot_open_says_why() {
-        let Some(url) = crate::scratch::test_server("a_pool_that_cannot_open_says_why") else { return };
-        let options = PgConnectOptions::from_str(&url).unwrap();
-        if options.get_socket().is_some() {
-            return;
-        }
+        let Some((_, options)) = tcp_test_server("a_pool_that_cannot_open_says_why") else { return };
         // A port nothing listens on: bind one, note it, let it go.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let StoreError::Unavailable(refused) = why_not_open(2, &options.clone().host("127.0.0.1").port(port)).await else { panic!() };
