@@ -39,10 +39,7 @@ use sqlx::{PgPool, Row as _};
 use uuid::Uuid;
 
 use super::liveness::Liveness;
-use crate::{
-    error::map,
-    ops::audit::{self, Heads, Linked},
-};
+use crate::ops::audit::{self, Heads, Linked};
 
 /// The unique index that keeps each tenant's chain from forking.
 const SEQ_INDEX: &str = "lynx_audit_events_tenant_seq_uq";
@@ -140,7 +137,7 @@ pub(super) async fn append(pool: &PgPool, known: &KnownHeads, liveness: &Livenes
             }
             Err(Missed::Database(e)) => {
                 known.forget(&events);
-                return Err(map(liveness.seen(e)));
+                return Err(liveness.failed(e));
             }
             Err(Missed::Failed(e)) => {
                 known.forget(&events);

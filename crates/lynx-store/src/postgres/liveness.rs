@@ -12,6 +12,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use lynx_model::store::StoreError;
+
 /// A connection idle at least this long is pinged before it is lent (HikariCP's "alive bypass window"
 /// is the same idea).
 pub(super) const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
@@ -41,13 +43,14 @@ impl Liveness {
         idle_for >= CHECK_IF_IDLE_FOR || self.now_ms() < self.check_all_until_ms.load(Ordering::Relaxed)
     }
 
-    /// Notes an error from the database; passes it on unchanged.
-    pub(super) fn seen(&self, e: sqlx::Error) -> sqlx::Error {
+    /// An error from a pooled connection, as the store reports it; a lost connection is noted first.
+    /// Every statement on the pool reports its errors through here.
+    pub(super) fn failed(&self, e: sqlx::Error) -> StoreError {
         if connection_lost(&e) {
             let until = self.now_ms() + CHECK_ALL_FOR.as_millis() as u64;
             self.check_all_until_ms.fetch_max(until, Ordering::Relaxed);
         }
-        e
+        crate::error::map(e)
     }
 }
 
@@ -70,9 +73,9 @@ mod tests {
         let liveness = Liveness::default();
         assert!(!liveness.must_check(Duration::from_millis(5)), "a connection in use a moment ago is lent as it is");
         assert!(liveness.must_check(CHECK_IF_IDLE_FOR));
-        let _ = liveness.seen(sqlx::Error::RowNotFound);
+        let _ = liveness.failed(sqlx::Error::RowNotFound);
         assert!(!liveness.must_check(Duration::from_millis(5)), "a failed statement is not a lost connection");
-        let _ = liveness.seen(sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)));
+        let _ = liveness.failed(sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)));
         assert!(liveness.must_check(Duration::from_millis(5)), "after a lost connection every one is checked");
     }
 }

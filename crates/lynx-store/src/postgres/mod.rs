@@ -248,9 +248,9 @@ impl Engine for Postgres {
             None => self.pool.begin().await,
             Some(t) => self.pool.begin_with(sqlx::AssertSqlSafe(narrowed_begin(t))).await,
         };
-        let mut tx = values::InTransaction(begin.map_err(|e| map(self.liveness.seen(e)))?, &self.liveness);
+        let mut tx = values::InTransaction(begin.map_err(|e| self.liveness.failed(e))?, &self.liveness);
         let result = op(&mut tx).await?;
-        tx.0.commit().await.map_err(|e| map(self.liveness.seen(e)))?;
+        tx.0.commit().await.map_err(|e| self.liveness.failed(e))?;
         Ok(result)
     }
 

@@ -78,10 +78,10 @@ pub(super) struct OnPool<'a>(pub(super) &'a PgPool, pub(super) &'a Liveness);
 
 impl Db for OnPool<'_> {
     fn execute<'a>(&'a mut self, query: &'a Query<'a>) -> BoxFuture<'a, StoreResult<u64>> {
-        Box::pin(async move { prepare(query).execute(self.0).await.map(|r| r.rows_affected()).map_err(|e| map(self.1.seen(e))) })
+        Box::pin(async move { prepare(query).execute(self.0).await.map(|r| r.rows_affected()).map_err(|e| self.1.failed(e)) })
     }
     fn fetch<'a>(&'a mut self, query: &'a Query<'a>) -> BoxFuture<'a, StoreResult<Vec<Row>>> {
-        Box::pin(async move { cells_of(prepare(query).fetch_all(self.0).await.map_err(|e| map(self.1.seen(e)))?) })
+        Box::pin(async move { cells_of(prepare(query).fetch_all(self.0).await.map_err(|e| self.1.failed(e))?) })
     }
 }
 
@@ -90,9 +90,9 @@ pub(super) struct InTransaction<'l>(pub(super) Transaction<'static, Postgres>, p
 
 impl Db for InTransaction<'_> {
     fn execute<'a>(&'a mut self, query: &'a Query<'a>) -> BoxFuture<'a, StoreResult<u64>> {
-        Box::pin(async move { prepare(query).execute(&mut *self.0).await.map(|r| r.rows_affected()).map_err(|e| map(self.1.seen(e))) })
+        Box::pin(async move { prepare(query).execute(&mut *self.0).await.map(|r| r.rows_affected()).map_err(|e| self.1.failed(e)) })
     }
     fn fetch<'a>(&'a mut self, query: &'a Query<'a>) -> BoxFuture<'a, StoreResult<Vec<Row>>> {
-        Box::pin(async move { cells_of(prepare(query).fetch_all(&mut *self.0).await.map_err(|e| map(self.1.seen(e)))?) })
+        Box::pin(async move { cells_of(prepare(query).fetch_all(&mut *self.0).await.map_err(|e| self.1.failed(e))?) })
     }
 }
