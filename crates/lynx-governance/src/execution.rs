@@ -92,6 +92,16 @@ pub(crate) async fn check(services: &Services, caller: &Principal, tool: &ToolSp
             "A cancelled draft cannot be used; create a new draft.",
         ));
     }
+    // 7's status first, to know whether 5 and 6 need the executions read at all.
+    let needed = if tool.draft_type.is_none() { DraftStatus::Draft } else { DraftStatus::Approved };
+    if draft.status == needed {
+        // A draft in the status the tool needs has no success of this tool that counts: the success
+        // moved it on (to SUBMITTED, PUBLISHED or EXECUTED), and a return to DRAFT marks the submit
+        // rolled back. What it may have is a claim in flight, or one that wins meanwhile — and the
+        // claim's unique index refuses both at the claim (`Claim::Taken`, the same refusals as below).
+        // So the call that is about to succeed skips this read: one round trip fewer on every cell call.
+        return Ok(draft);
+    }
     // 5 and 6. Exactly once: no success for this tool, draft not already published or executed, no claim in flight.
     let live = services.store.live_executions(tenant, draft_id).await?;
     let same_tool = live.iter().find(|e| e.status == RunStatus::Succeeded && e.tool_id == tool.id);
@@ -108,31 +118,27 @@ pub(crate) async fn check(services: &Services, caller: &Principal, tool: &ToolSp
         return Err(in_progress(e));
     }
     // 7. The status the tool needs: DRAFT to submit, APPROVED to publish or execute.
-    let needed = if tool.draft_type.is_none() { DraftStatus::Draft } else { DraftStatus::Approved };
-    if draft.status != needed {
-        return Err(match needed {
-            DraftStatus::Approved => Refusal::new(
-                ErrorCode::DraftNotApproved,
-                format!(
-                    "Draft is not approved (status: {}): draft {draft_id} must be APPROVED before {}{}",
-                    draft.status.lower(),
-                    tool.id,
-                    missing_approvals(services, &draft).await
-                ),
-                match draft.status {
-                    DraftStatus::Draft => "Submit the draft with docs.cell.draft.submit_for_approval, then have an approver approve it.",
-                    DraftStatus::Submitted => "Wait for an approver to approve it (dashboard, `lynx drafts approve` or POST /api/drafts/{id}/approve).",
-                    _ => "A rejected draft cannot be executed; create a new draft.",
-                },
+    Err(match needed {
+        DraftStatus::Approved => Refusal::new(
+            ErrorCode::DraftNotApproved,
+            format!(
+                "Draft is not approved (status: {}): draft {draft_id} must be APPROVED before {}{}",
+                draft.status.lower(),
+                tool.id,
+                missing_approvals(services, &draft).await
             ),
-            _ => Refusal::new(
-                ErrorCode::InvalidTransition,
-                format!("Draft cannot be submitted (status: {}): only a DRAFT can be submitted for approval (draft_id: {draft_id})", draft.status.lower()),
-                "Nothing to do if it is already submitted or approved; a rejected draft needs a new draft.",
-            ),
-        });
-    }
-    Ok(draft)
+            match draft.status {
+                DraftStatus::Draft => "Submit the draft with docs.cell.draft.submit_for_approval, then have an approver approve it.",
+                DraftStatus::Submitted => "Wait for an approver to approve it (dashboard, `lynx drafts approve` or POST /api/drafts/{id}/approve).",
+                _ => "A rejected draft cannot be executed; create a new draft.",
+            },
+        ),
+        _ => Refusal::new(
+            ErrorCode::InvalidTransition,
+            format!("Draft cannot be submitted (status: {}): only a DRAFT can be submitted for approval (draft_id: {draft_id})", draft.status.lower()),
+            "Nothing to do if it is already submitted or approved; a rejected draft needs a new draft.",
+        ),
+    })
 }
 
 /// What a submitted draft still lacks, for a "not yet" refusal: `; it has 1 of 2 approvals, due by …`.

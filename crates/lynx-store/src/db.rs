@@ -76,8 +76,19 @@ pub(crate) enum Scope {
     Tenant(TenantId),
 }
 
+/// What a write decided about the changes it made: the engine commits them, or undoes them all.
+#[derive(Debug)]
+pub(crate) enum Changes<T> {
+    Keep(T),
+    /// Nothing may stay: the write found a reason to apply nothing (a claim an operator closed, a draft
+    /// that moved meanwhile) after it had begun to change things, and reports it as `T`. Undoing is
+    /// the engine's rollback, so such a write needs no compensating statements, and only it pays for
+    /// the round trip.
+    Undo(T),
+}
+
 /// A write: runs on the transaction it is given.
-pub(crate) type WriteOp<T> = Box<dyn for<'c> FnOnce(&'c mut dyn Db) -> BoxFuture<'c, StoreResult<T>> + Send>;
+pub(crate) type WriteOp<T> = Box<dyn for<'c> FnOnce(&'c mut dyn Db) -> BoxFuture<'c, StoreResult<Changes<T>>> + Send>;
 
 #[async_trait::async_trait]
 pub(crate) trait Engine: Send + Sync + 'static {

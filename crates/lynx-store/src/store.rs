@@ -24,7 +24,7 @@ use lynx_model::{
 use serde_json::Value;
 
 use crate::{
-    db::{Db, Engine, Scope, WriteOp},
+    db::{Changes, Db, Engine, Scope, WriteOp},
     ops::{audit, drafts, executions, keys, limits, reads, settlements, webhooks},
     sql::Query,
 };
@@ -32,10 +32,19 @@ use crate::{
 /// A store on one engine (`SqliteStore`, `PgStore`).
 pub struct Storage<E>(pub(crate) E);
 
-/// Boxes a write for the engine: the closure gets the transaction and returns its protocol's future.
-fn op<T, F>(f: F) -> WriteOp<T>
+/// Boxes a write for the engine: the closure gets the transaction and returns its protocol's future;
+/// what it changed is committed when it succeeds.
+fn op<T: Send + 'static, F>(f: F) -> WriteOp<T>
 where
     F: for<'c> FnOnce(&'c mut dyn Db) -> crate::db::BoxFuture<'c, StoreResult<T>> + Send + 'static,
+{
+    Box::new(move |db| Box::pin(async move { f(db).await.map(Changes::Keep) }))
+}
+
+/// Boxes a write whose protocol says itself whether its changes stay (`Changes`).
+fn undoable<T, F>(f: F) -> WriteOp<T>
+where
+    F: for<'c> FnOnce(&'c mut dyn Db) -> crate::db::BoxFuture<'c, StoreResult<Changes<T>>> + Send + 'static,
 {
     Box::new(f)
 }
@@ -178,7 +187,7 @@ impl<E: Engine> Store for Storage<E> {
             None => self.0.write(Scope::Statement, op(move |db| Box::pin(async move { drafts::insert(db, &draft).await }))).await,
             Some(cap) => {
                 let scope = Scope::Tenant(draft.tenant_id.clone());
-                self.0.write(scope, op(move |db| Box::pin(async move { drafts::insert_within(db, &draft, &cap).await }))).await
+                self.0.write(scope, undoable(move |db| Box::pin(async move { drafts::insert_within(db, &draft, &cap).await }))).await
             }
         }
     }
@@ -241,7 +250,7 @@ impl<E: Engine> Store for Storage<E> {
     ) -> StoreResult<Completion> {
         let (e, effect, result, rollback, cap) = (execution.clone(), effect.clone(), result.clone(), rollback_instructions.clone(), cap.cloned());
         let scope = Scope::Tenant(e.tenant_id.clone());
-        self.0.write(scope, op(move |db| Box::pin(async move { executions::complete(db, &e, &effect, &result, &rollback, cap.as_ref(), at).await }))).await
+        self.0.write(scope, undoable(move |db| Box::pin(async move { executions::complete(db, &e, &effect, &result, &rollback, cap.as_ref(), at).await }))).await
     }
     async fn fail_execution(&self, tenant: &TenantId, execution_id: ExecutionId, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
         let (tenant, error) = (tenant.clone(), error.to_string());

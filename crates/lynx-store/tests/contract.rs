@@ -271,9 +271,26 @@ async fn a_cleared_claim_commits_nothing_and_a_moved_draft_commits_nothing() {
         e.store.insert_draft(&d2, None).await.unwrap();
         let c2 = claim(&d2, None);
         assert_eq!(e.store.claim_execution(&c2).await.unwrap(), Claim::Claimed);
-        let done = e.store.complete_execution(&c2, &pay(), &json!({}), &json!({}), None, Utc::now()).await.unwrap();
+        // The whole day's limit, counted against a draft that then turns out to have moved.
+        let cap = lynx_model::records::SpendCap {
+            subject: lynx_model::records::SpendSubject::Agent(lynx_model::UserId::parse("agent-001").unwrap()),
+            currency: lynx_model::money::Currency::parse("USD").unwrap(),
+            day: Utc::now().date_naive(),
+            amount: rust_decimal::Decimal::new(1000, 2),
+            cap: rust_decimal::Decimal::new(1000, 2),
+        };
+        let done = e.store.complete_execution(&c2, &pay(), &json!({}), &json!({}), Some(&cap), Utc::now()).await.unwrap();
         assert_eq!(done, Completion::DraftMoved(DraftStatus::Submitted), "{}", e.name);
         assert!(e.store.payments_in_status(&t, PaymentStatus::PendingSettlement, None).await.unwrap().is_empty());
+        // Undone whole: the claim closed first is open again, and the limit counted nothing.
+        let still = e.store.execution(Some(&t), c2.execution_id).await.unwrap().unwrap();
+        assert_eq!((still.status, still.completed_at), (RunStatus::Started, None), "{}: the claim's close was undone", e.name);
+        let d3 = draft(&t, DraftStatus::Approved, None);
+        e.store.insert_draft(&d3, None).await.unwrap();
+        let c3 = claim(&d3, None);
+        assert_eq!(e.store.claim_execution(&c3).await.unwrap(), Claim::Claimed);
+        let done = e.store.complete_execution(&c3, &pay(), &json!({}), &json!({}), Some(&cap), Utc::now()).await.unwrap();
+        assert!(matches!(done, Completion::Succeeded(_)), "{}: the undone spend left the day's limit whole: {done:?}", e.name);
     }
 }
 

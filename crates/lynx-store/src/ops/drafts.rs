@@ -14,7 +14,7 @@ use lynx_model::{
 use serde_json::Value;
 
 use crate::{
-    db::{self, Db},
+    db::{self, Changes, Db},
     error::corrupt,
     ops::{limits, webhooks::{self, About}},
     row::Row,
@@ -119,21 +119,20 @@ pub(crate) async fn insert(db: &mut dyn Db, d: &DraftRecord) -> StoreResult<Draf
 }
 
 /// `insert`, within the creator's daily spend limit: the amount is counted first (under the counter's
-/// row lock) and given back if the insert turns out to be a replay of a concurrent call.
-pub(crate) async fn insert_within(db: &mut dyn Db, d: &DraftRecord, cap: &SpendCap) -> StoreResult<DraftInsert> {
+/// row lock), and undone with the write if the insert turns out to be a replay of a concurrent call.
+pub(crate) async fn insert_within(db: &mut dyn Db, d: &DraftRecord, cap: &SpendCap) -> StoreResult<Changes<DraftInsert>> {
     if let Some(request_id) = d.request_id.as_deref()
         && let Some(existing) = by_request(db, &d.tenant_id, request_id).await?
     {
-        return Ok(DraftInsert::Existing(Box::new(existing)));
+        return Ok(Changes::Keep(DraftInsert::Existing(Box::new(existing))));
     }
     if let Err(totals) = limits::spend(db, &d.tenant_id, cap).await? {
-        return Ok(DraftInsert::OverLimit(totals));
+        return Ok(Changes::Keep(DraftInsert::OverLimit(totals)));
     }
-    let inserted = insert(db, d).await?;
-    if !matches!(inserted, DraftInsert::Inserted) {
-        limits::give_back(db, &d.tenant_id, cap).await?;
-    }
-    Ok(inserted)
+    Ok(match insert(db, d).await? {
+        DraftInsert::Inserted => Changes::Keep(DraftInsert::Inserted),
+        replay => Changes::Undo(replay),
+    })
 }
 
 pub(crate) async fn get(db: &mut dyn Db, tenant: Option<&TenantId>, id: DraftId) -> StoreResult<Option<DraftRecord>> {

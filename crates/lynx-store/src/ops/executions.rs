@@ -1,8 +1,9 @@
 //! `lynx_executions` with the effects they commit: `lynx_payments`, `settlement_intents` and
 //! `lynx_workflows`. The claim insert meets the exactly-once partial unique index (on PostgreSQL a
-//! concurrent insert waits for the other transaction, then does nothing); completion checks the claim
-//! is still `STARTED`, applies the effect, moves the draft and marks `SUCCEEDED` in one transaction, so
-//! a `FAILED` or stuck `STARTED` row always means nothing was applied.
+//! concurrent insert waits for the other transaction, then does nothing); completion marks the claim
+//! `SUCCEEDED` if it is still `STARTED`, moves the draft and applies the effect in one transaction,
+//! undone whole when any step finds it must not, so a `FAILED` or stuck `STARTED` row always means
+//! nothing was applied.
 
 use chrono::{DateTime, Utc};
 use lynx_model::{
@@ -16,7 +17,7 @@ use lynx_model::{
 use serde_json::{Value, json};
 
 use crate::{
-    db::{self, Db},
+    db::{self, Changes, Db},
     error::corrupt,
     ops::{
         drafts::return_to_draft,
@@ -129,8 +130,12 @@ pub(crate) async fn claim(db: &mut dyn Db, e: &ExecutionRecord) -> StoreResult<C
     Ok(Claim::Taken(Box::new(holder)))
 }
 
-/// Applies the effect, moves the draft and marks the claim `SUCCEEDED` — all or nothing: a claim an
-/// operator already closed, or a draft that moved meanwhile, applies nothing.
+/// Marks the claim `SUCCEEDED`, moves the draft and applies the effect — all or nothing: a claim an
+/// operator already closed, a draft that moved meanwhile, or a daily limit reached, applies nothing.
+///
+/// The claim is closed first: its update locks the row and finds it still `STARTED` (or not) in one
+/// round trip, where a locking read and a later update took two. When a later step finds a reason to
+/// apply nothing, the write is undone (`Changes::Undo`), the claim's update with it.
 pub(crate) async fn complete(
     db: &mut dyn Db,
     e: &ExecutionRecord,
@@ -139,24 +144,29 @@ pub(crate) async fn complete(
     rollback: &Value,
     cap: Option<&SpendCap>,
     at: DateTime<Utc>,
-) -> StoreResult<Completion> {
+) -> StoreResult<Changes<Completion>> {
     let (tenant, draft, execution_id) = (&e.tenant_id, e.draft_id, e.execution_id);
-    let current = db::text(
-        db,
-        Query::new("SELECT status FROM lynx_executions WHERE execution_id = $1 AND tenant_id = $2/*pg  FOR UPDATE*/").bind(execution_id).bind(tenant),
-    )
-    .await?;
-    match current.as_deref() {
-        Some("STARTED") => {}
-        Some(other) => return Ok(Completion::ClaimLost(RunStatus::parse(other).unwrap_or(RunStatus::Failed))),
-        None => return Err(corrupt("completing an execution that was never claimed")),
-    }
+    let closed = Query::new(format!(
+        "UPDATE lynx_executions SET status = 'SUCCEEDED', completed_at = $1, result_payload = $2, rollback_instructions = $3 \
+         WHERE execution_id = $4 AND tenant_id = $5 AND status = 'STARTED' RETURNING {COLUMNS}"
+    ))
+    .bind(at)
+    .bind(result)
+    .bind(rollback)
+    .bind(execution_id)
+    .bind(tenant);
+    let Some(done) = one(db, closed).await? else {
+        let now = db::text(db, Query::new("SELECT status FROM lynx_executions WHERE execution_id = $1 AND tenant_id = $2").bind(execution_id).bind(tenant))
+            .await?
+            .ok_or_else(|| corrupt("completing an execution that was never claimed"))?;
+        return Ok(Changes::Undo(Completion::ClaimLost(RunStatus::parse(&now).unwrap_or(RunStatus::Failed))));
+    };
     // The tenant's daily limit, counted under its counter's row lock in this transaction: concurrent
     // executions on any instance wait for each other here, and none passes the limit.
     if let Some(cap) = cap
         && let Err(totals) = limits::spend(db, tenant, cap).await?
     {
-        return Ok(Completion::OverLimit(totals));
+        return Ok(Changes::Undo(Completion::OverLimit(totals)));
     }
     let (from, to) = effect_transition(effect);
     let submit = match effect {
@@ -185,10 +195,9 @@ pub(crate) async fn complete(
         let now = db::text(db, Query::new("SELECT status FROM lynx_drafts WHERE tenant_id = $1 AND draft_id = $2").bind(tenant).bind(draft))
             .await?
             .ok_or_else(|| corrupt("the execution's draft vanished"))?;
-        if let Some(cap) = cap {
-            limits::give_back(db, tenant, cap).await?;
-        }
-        return Ok(Completion::DraftMoved(DraftStatus::parse(&now).ok_or_else(|| corrupt(format!("unknown draft status {now:?}")))?));
+        return Ok(Changes::Undo(Completion::DraftMoved(
+            DraftStatus::parse(&now).ok_or_else(|| corrupt(format!("unknown draft status {now:?}")))?,
+        )));
     }
     match effect {
         Effect::Submit(s) => {
@@ -236,21 +245,11 @@ pub(crate) async fn complete(
             db.execute(&q).await?;
         }
     }
-    let q = Query::new(format!(
-        "UPDATE lynx_executions SET status = 'SUCCEEDED', completed_at = $1, result_payload = $2, rollback_instructions = $3 \
-         WHERE execution_id = $4 AND status = 'STARTED' RETURNING {COLUMNS}"
-    ))
-    .bind(at)
-    .bind(result)
-    .bind(rollback)
-    .bind(execution_id);
-    // The claim was read `STARTED` under its lock above, so the update finds it.
-    let done = one(db, q).await?.ok_or_else(|| corrupt("execution vanished inside its transaction"))?;
     if submit.is_none() {
         let extra = json!({"execution_id": execution_id, "tool_id": e.tool_id, "result": result});
         webhooks::publish_about(db, tenant, WebhookEventType::ExecutionSucceeded, About::Id(draft), None, extra, at).await?;
     }
-    Ok(Completion::Succeeded(Box::new(done)))
+    Ok(Changes::Keep(Completion::Succeeded(Box::new(done))))
 }
 
 pub(crate) async fn fail(db: &mut dyn Db, tenant: &TenantId, id: ExecutionId, error: &str, at: DateTime<Utc>) -> StoreResult<()> {

@@ -103,19 +103,3 @@ pub(crate) async fn spend(db: &mut dyn Db, tenant: &TenantId, cap: &SpendCap) ->
     .await?;
     Ok(Err(SpendTotals { spent: Decimal::new(spent, 2), cap: cap.cap }))
 }
-
-/// Takes back what `spend` counted, in the same transaction (the write it was for did not happen).
-pub(crate) async fn give_back(db: &mut dyn Db, tenant: &TenantId, cap: &SpendCap) -> StoreResult<()> {
-    db.execute(
-        &Query::new(
-            "UPDATE lynx_spend_totals SET total_hundredths = total_hundredths - $5 WHERE tenant_id = $1 AND subject = $2 AND day = $3 AND currency = $4",
-        )
-        .bind(tenant)
-        .bind(subject(&cap.subject).as_str())
-        .bind(cap.day.to_string().as_str())
-        .bind(cap.currency.as_str())
-        .bind(hundredths(cap.amount)?),
-    )
-    .await
-    .map(drop)
-}

@@ -24,8 +24,8 @@ use secrecy::ExposeSecret;
 
 use crate::{
     Pool, SupabaseProject,
-    db::{Db, Engine, Scope, WriteOp},
-    error::map,
+    db::{Changes, Db, Engine, Scope, WriteOp},
+    error::{corrupt, map},
     store::Storage,
 };
 
@@ -239,7 +239,13 @@ impl Engine for Postgres {
     async fn write<T: Send + 'static>(&self, scope: Scope, op: WriteOp<T>) -> StoreResult<T> {
         let tenant = match scope {
             // A single statement commits on its own: no BEGIN and COMMIT round trips.
-            Scope::Statement => return op(&mut values::OnPool(&self.pool, &self.liveness)).await,
+            Scope::Statement => {
+                return match op(&mut values::OnPool(&self.pool, &self.liveness)).await? {
+                    Changes::Keep(t) => Ok(t),
+                    // Each statement has committed on its own: there is no transaction to undo.
+                    Changes::Undo(_) => Err(corrupt("a single-statement write asked to undo its changes")),
+                };
+            }
             Scope::Transaction => None,
             Scope::Tenant(t) => Some(t),
         };
@@ -249,9 +255,16 @@ impl Engine for Postgres {
             Some(t) => self.pool.begin_with(sqlx::AssertSqlSafe(narrowed_begin(t))).await,
         };
         let mut tx = values::InTransaction(begin.map_err(|e| self.liveness.failed(e))?, &self.liveness);
-        let result = op(&mut tx).await?;
-        tx.0.commit().await.map_err(|e| self.liveness.failed(e))?;
-        Ok(result)
+        match op(&mut tx).await? {
+            Changes::Keep(result) => {
+                tx.0.commit().await.map_err(|e| self.liveness.failed(e))?;
+                Ok(result)
+            }
+            Changes::Undo(result) => {
+                tx.0.rollback().await.map_err(|e| self.liveness.failed(e))?;
+                Ok(result)
+            }
+        }
     }
 
     async fn append_audit(&self, events: Vec<NewAuditEvent>) -> StoreResult<()> {

@@ -204,11 +204,11 @@ mod tests {
         let path = dir.path().join("wal.db").display().to_string();
         let store = SqliteStore::open(&path).await.unwrap();
         let writer = &store.0.writer;
-        writer.write(|c| c.execute_batch("CREATE TABLE t (x BLOB)").map_err(crate::error::map_rusqlite)).await.unwrap();
+        writer.write(|c| c.execute_batch("CREATE TABLE t (x BLOB)").map(crate::db::Changes::Keep).map_err(crate::error::map_rusqlite)).await.unwrap();
         // Each commit writes a 64 KB value: at least 16 frames.
         let (started, mut commits) = (std::time::Instant::now(), 0i64);
         while commits < 3000 || started.elapsed() < std::time::Duration::from_millis(1500) {
-            writer.write(|c| c.execute("INSERT INTO t (x) VALUES (zeroblob(65536))", []).map(|_| ()).map_err(crate::error::map_rusqlite)).await.unwrap();
+            writer.write(|c| c.execute("INSERT INTO t (x) VALUES (zeroblob(65536))", []).map(|_| crate::db::Changes::Keep(())).map_err(crate::error::map_rusqlite)).await.unwrap();
             commits += 1;
         }
         let conn = writer::open(&path).unwrap();

@@ -23,7 +23,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{BUSY_TIMEOUT, PRAGMAS, append_audit_rows, checkpointer::Restart};
-use crate::error::map_rusqlite as rs_map;
+use crate::{db::Changes, error::map_rusqlite as rs_map};
 
 /// Sends an operation's result once the batch's commit is known.
 type Deliver = Box<dyn FnOnce(StoreResult<()>) + Send>;
@@ -94,16 +94,20 @@ impl Writer {
         Ok(Self { queue })
     }
 
-    /// Runs `op` in the next batch and returns its result once the batch is committed.
+    /// Runs `op` in the next batch and returns its result once the batch is committed. Its changes
+    /// stay only if it succeeds and says to keep them.
     pub(super) async fn write<T, F>(&self, op: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<Changes<T>> + Send + 'static,
     {
         let (done, wait) = oneshot::channel::<StoreResult<T>>();
         let job: Job = Box::new(move |conn| {
-            let result = op(conn);
-            let keep = result.is_ok();
+            let (keep, result) = match op(conn) {
+                Ok(Changes::Keep(t)) => (true, Ok(t)),
+                Ok(Changes::Undo(t)) => (false, Ok(t)),
+                Err(e) => (false, Err(e)),
+            };
             let deliver: Deliver = Box::new(move |committed| {
                 let _ = done.send(committed.and(result));
             });
