@@ -425,6 +425,49 @@ async fn an_overdue_draft_expires_once_with_its_event_in_the_outbox() {
     }
 }
 
+/// A decision and a completion learn whether anyone listens from their own statement: a tenant with no
+/// subscription gets no event; one with its own, or one for every tenant, gets each event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transitions_publish_to_the_subscriptions_that_cover_the_tenant_and_to_no_one_else() {
+    for e in engines().await {
+        let (quiet, loud) = (tenant("tenant-quiet"), tenant("tenant-loud"));
+        let all = DeliveryFilter { limit: 50, ..Default::default() };
+        let decide_and_pay = |t: TenantId| {
+            let store = e.store.clone();
+            async move {
+                let d = draft(&t, DraftStatus::Submitted, None);
+                store.insert_draft(&d, None).await.unwrap();
+                let decided = store.decide(&t, d.draft_id, "approver-1", Decision::Approved, None, 1, Utc::now()).await.unwrap();
+                assert!(matches!(decided, DecisionOutcome::Recorded { .. }), "{decided:?}");
+                let c = claim(&d, None);
+                assert_eq!(store.claim_execution(&c).await.unwrap(), Claim::Claimed);
+                let done = store.complete_execution(&c, &pay(), &json!({}), &json!({}), None, Utc::now()).await.unwrap();
+                assert!(matches!(done, Completion::Succeeded(_)), "{done:?}");
+            }
+        };
+        decide_and_pay(quiet.clone()).await;
+        assert!(e.store.deliveries(None, &all).await.unwrap().is_empty(), "{}: no subscription, no event", e.name);
+
+        e.store.insert_webhook(&webhook("wh_loud", Some(&loud), vec![])).await.unwrap();
+        decide_and_pay(loud.clone()).await;
+        decide_and_pay(quiet.clone()).await;
+        let mut seen: Vec<(String, WebhookEventType)> =
+            e.store.deliveries(None, &all).await.unwrap().into_iter().map(|d| (d.webhook_id, d.event_type)).collect();
+        seen.sort_by_key(|(w, t)| (w.clone(), t.as_str()));
+        let expected = vec![("wh_loud".to_string(), WebhookEventType::DraftApproved), ("wh_loud".to_string(), WebhookEventType::ExecutionSucceeded)];
+        assert_eq!(seen, expected, "{}: the loud tenant's events only", e.name);
+
+        // A subscription for every tenant covers the quiet one too.
+        e.store.set_env_webhook(Some("http://127.0.0.1:9/env"), WebhookFormat::Slack, Utc::now()).await.unwrap();
+        decide_and_pay(quiet.clone()).await;
+        let to_env = e.store.deliveries(Some(&quiet), &all).await.unwrap();
+        let mut types: Vec<&str> = to_env.iter().map(|d| d.event_type.as_str()).collect();
+        types.sort();
+        assert_eq!(types, vec!["draft.approved", "execution.succeeded"], "{}", e.name);
+        assert!(to_env.iter().all(|d| d.webhook_id == ENV_WEBHOOK_ID));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_due_delivery_is_claimed_by_one_instance_and_attempts_move_it() {
     for e in engines().await {

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::{
     db::{self, Changes, Db},
     error::corrupt,
-    ops::{limits, webhooks::{self, About}},
+    ops::{limits, webhooks::{self, About, Audience}},
     row::Row,
     sql::Query,
 };
@@ -252,14 +252,16 @@ pub(crate) async fn decide(
         Decision::Approved => Query::new("UPDATE lynx_drafts SET updated_at = $1 WHERE tenant_id = $2 AND draft_id = $3").bind(at),
     };
     let mut update = update.bind(tenant).bind(id);
-    update.push(&format!(" RETURNING {COLUMNS}"));
-    let decided = db::fetch_one_as(db, update, draft).await?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
+    update.push(&format!(" RETURNING {COLUMNS}, {}", webhooks::audience_column("lynx_drafts")));
+    let mut row = db::fetch_opt(db, update).await?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
+    let audience = webhooks::audience(&mut row)?;
+    let decided = draft(row)?;
     let event = match decision {
         Decision::Rejected => WebhookEventType::DraftRejected,
         Decision::Approved => WebhookEventType::DraftApproved,
     };
     let extra = serde_json::json!({"decided_by": approver});
-    webhooks::publish_about(db, tenant, event, About::Draft(&decided), Some((approvals as u32, required)), extra, at).await?;
+    webhooks::publish_about(db, tenant, audience, event, About::Draft(&decided), Some((approvals as u32, required)), extra, at).await?;
     Ok(DecisionOutcome::Recorded { draft: Box::new(decided), approvals: approvals as u32 })
 }
 
@@ -288,7 +290,7 @@ pub(crate) async fn transition(db: &mut dyn Db, tenant: &TenantId, id: DraftId, 
     let moved = lock(db, tenant, id).await?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
     if transition == Transition::Cancel {
         let extra = serde_json::json!({"cancelled_by": by});
-        webhooks::publish_about(db, tenant, WebhookEventType::DraftCancelled, About::Draft(&moved), None, extra, at).await?;
+        webhooks::publish_about(db, tenant, Audience::Unknown, WebhookEventType::DraftCancelled, About::Draft(&moved), None, extra, at).await?;
     }
     Ok(TransitionOutcome::Done(Box::new(moved)))
 }
@@ -359,7 +361,7 @@ pub(crate) async fn expire(db: &mut dyn Db, now: DateTime<Utc>) -> StoreResult<V
             continue;
         }
         let done = lock(db, &tenant, id).await?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
-        webhooks::publish_about(db, &tenant, WebhookEventType::DraftExpired, About::Draft(&done), None, Value::Null, now).await?;
+        webhooks::publish_about(db, &tenant, Audience::Unknown, WebhookEventType::DraftExpired, About::Draft(&done), None, Value::Null, now).await?;
         expired.push(done);
     }
     Ok(expired)

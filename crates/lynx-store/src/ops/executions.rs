@@ -22,7 +22,7 @@ use crate::{
     ops::{
         drafts::return_to_draft,
         limits,
-        webhooks::{self, About},
+        webhooks::{self, About, Audience},
     },
     row::Row,
     sql::Query,
@@ -148,19 +148,22 @@ pub(crate) async fn complete(
     let (tenant, draft, execution_id) = (&e.tenant_id, e.draft_id, e.execution_id);
     let closed = Query::new(format!(
         "UPDATE lynx_executions SET status = 'SUCCEEDED', completed_at = $1, result_payload = $2, rollback_instructions = $3 \
-         WHERE execution_id = $4 AND tenant_id = $5 AND status = 'STARTED' RETURNING {COLUMNS}"
+         WHERE execution_id = $4 AND tenant_id = $5 AND status = 'STARTED' RETURNING {COLUMNS}, {}",
+        webhooks::audience_column("lynx_executions")
     ))
     .bind(at)
     .bind(result)
     .bind(rollback)
     .bind(execution_id)
     .bind(tenant);
-    let Some(done) = one(db, closed).await? else {
+    let Some(mut row) = db::fetch_opt(db, closed).await? else {
         let now = db::text(db, Query::new("SELECT status FROM lynx_executions WHERE execution_id = $1 AND tenant_id = $2").bind(execution_id).bind(tenant))
             .await?
             .ok_or_else(|| corrupt("completing an execution that was never claimed"))?;
         return Ok(Changes::Undo(Completion::ClaimLost(RunStatus::parse(&now).unwrap_or(RunStatus::Failed))));
     };
+    let audience = webhooks::audience(&mut row)?;
+    let done = execution(row)?;
     // The tenant's daily limit, counted under its counter's row lock in this transaction: concurrent
     // executions on any instance wait for each other here, and none passes the limit.
     if let Some(cap) = cap
@@ -202,7 +205,7 @@ pub(crate) async fn complete(
     match effect {
         Effect::Submit(s) => {
             let approvals = Some((0, s.approvals_required));
-            webhooks::publish_about(db, tenant, WebhookEventType::DraftSubmitted, About::Id(draft), approvals, Value::Null, at).await?;
+            webhooks::publish_about(db, tenant, audience, WebhookEventType::DraftSubmitted, About::Id(draft), approvals, Value::Null, at).await?;
         }
         Effect::Publish(w) => {
             let q = Query::new(
@@ -247,7 +250,7 @@ pub(crate) async fn complete(
     }
     if submit.is_none() {
         let extra = json!({"execution_id": execution_id, "tool_id": e.tool_id, "result": result});
-        webhooks::publish_about(db, tenant, WebhookEventType::ExecutionSucceeded, About::Id(draft), None, extra, at).await?;
+        webhooks::publish_about(db, tenant, audience, WebhookEventType::ExecutionSucceeded, About::Id(draft), None, extra, at).await?;
     }
     Ok(Changes::Keep(Completion::Succeeded(Box::new(done))))
 }
@@ -271,7 +274,7 @@ pub(crate) async fn fail(db: &mut dyn Db, tenant: &TenantId, id: ExecutionId, er
 /// `execution.failed`, in the transaction that failed the execution.
 async fn publish_failed(db: &mut dyn Db, failed: &ExecutionRecord, error: &str, at: DateTime<Utc>) -> StoreResult<()> {
     let extra = json!({"execution_id": failed.execution_id, "tool_id": failed.tool_id, "error": error});
-    webhooks::publish_about(db, &failed.tenant_id, WebhookEventType::ExecutionFailed, About::Id(failed.draft_id), None, extra, at).await
+    webhooks::publish_about(db, &failed.tenant_id, Audience::Unknown, WebhookEventType::ExecutionFailed, About::Id(failed.draft_id), None, extra, at).await
 }
 
 pub(crate) async fn get(db: &mut dyn Db, tenant: Option<&TenantId>, id: ExecutionId) -> StoreResult<Option<ExecutionRecord>> {

@@ -47,6 +47,30 @@ async fn subscribers(db: &mut dyn Db, tenant: &TenantId, event_type: WebhookEven
     Ok(all.into_iter().filter(|w| w.wants(event_type)).map(|w| w.webhook_id).collect())
 }
 
+/// Whether anyone may be listening to a tenant's events, as a transition knows it when it publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Audience {
+    /// Not known: publishing looks the subscriptions up.
+    Unknown,
+    /// No live subscription covers the tenant: publishing reads and writes nothing.
+    Nobody,
+}
+
+/// A `RETURNING` column for a statement that changes one of a tenant's rows in `table`: how many live
+/// subscriptions cover that tenant (`audience` reads it). A transition learns whether anyone listens
+/// from a statement it runs anyway, instead of from a look-up of its own: one round trip fewer per
+/// transition while a tenant has no subscription, which is the usual case.
+pub(crate) fn audience_column(table: &str) -> String {
+    format!(
+        "(SELECT COUNT(*) FROM lynx_webhooks w WHERE w.removed_at IS NULL AND (w.tenant_id IS NULL OR w.tenant_id = {table}.tenant_id)) AS audience"
+    )
+}
+
+/// What `audience_column` says, taken out of the row.
+pub(crate) fn audience(row: &mut Row) -> StoreResult<Audience> {
+    Ok(if row.int("audience")? == 0 { Audience::Nobody } else { Audience::Unknown })
+}
+
 /// The draft an event is about: at hand, or to be read (only when someone subscribed).
 pub(crate) enum About<'a> {
     Draft(&'a DraftRecord),
@@ -56,15 +80,20 @@ pub(crate) enum About<'a> {
 /// Writes an event about a draft — `draft_data` of the draft as it now is, its approvals, and `extra`
 /// fields — with a pending delivery per subscriber, in the caller's transaction. Without subscribers
 /// nothing is read or written.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn publish_about(
     db: &mut dyn Db,
     tenant: &TenantId,
+    audience: Audience,
     event_type: WebhookEventType,
     about: About<'_>,
     approvals: Option<(u32, u32)>,
     extra: Value,
     at: DateTime<Utc>,
 ) -> StoreResult<()> {
+    if audience == Audience::Nobody {
+        return Ok(());
+    }
     let subscribers = subscribers(db, tenant, event_type).await?;
     if subscribers.is_empty() {
         return Ok(());
