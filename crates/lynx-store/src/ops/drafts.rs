@@ -230,11 +230,11 @@ pub(crate) async fn decide(
     if db.execute(&q).await? == 0 {
         return Ok(DecisionOutcome::AlreadyDecided);
     }
-    let approvals = db::count(
-        db,
-        Query::new("SELECT COUNT(*) FROM lynx_draft_approvals WHERE tenant_id = $1 AND draft_id = $2 AND decision = 'APPROVED'").bind(tenant).bind(id),
-    )
-    .await?;
+    // The approvals are counted by the update that acts on them, not by a statement of their own: every
+    // earlier decision on this draft committed before its lock above was granted, so the update's
+    // snapshot (taken after) sees them all, and this transaction's own.
+    let approved = "(SELECT COUNT(*) FROM lynx_draft_approvals a \
+                    WHERE a.tenant_id = lynx_drafts.tenant_id AND a.draft_id = lynx_drafts.draft_id AND a.decision = 'APPROVED')";
     let update = match decision {
         Decision::Rejected => Query::new(
             "UPDATE lynx_drafts SET status = 'REJECTED', rejected_at = $1, rejected_by = $2, rejection_reason = $3, updated_at = $1 \
@@ -243,17 +243,21 @@ pub(crate) async fn decide(
         .bind(at)
         .bind(approver)
         .bind(note),
-        Decision::Approved if approvals >= i64::from(required) => Query::new(
-            "UPDATE lynx_drafts SET status = 'APPROVED', approved_at = $1, approved_by = $2, updated_at = $1 \
-             WHERE tenant_id = $3 AND draft_id = $4",
-        )
+        // The `required`-th approval approves.
+        Decision::Approved => Query::new(format!(
+            "UPDATE lynx_drafts SET status = CASE WHEN {approved} >= $3 THEN 'APPROVED' ELSE status END, \
+             approved_at = CASE WHEN {approved} >= $3 THEN $1 ELSE approved_at END, \
+             approved_by = CASE WHEN {approved} >= $3 THEN $2 ELSE approved_by END, updated_at = $1 \
+             WHERE tenant_id = $4 AND draft_id = $5"
+        ))
         .bind(at)
-        .bind(approver),
-        Decision::Approved => Query::new("UPDATE lynx_drafts SET updated_at = $1 WHERE tenant_id = $2 AND draft_id = $3").bind(at),
+        .bind(approver)
+        .bind(i64::from(required)),
     };
     let mut update = update.bind(tenant).bind(id);
-    update.push(&format!(" RETURNING {COLUMNS}, {}", webhooks::audience_column("lynx_drafts")));
+    update.push(&format!(" RETURNING {COLUMNS}, {approved} AS approvals, {}", webhooks::audience_column("lynx_drafts")));
     let mut row = db::fetch_opt(db, update).await?.ok_or_else(|| corrupt("draft vanished inside its transaction"))?;
+    let approvals = u32::try_from(row.int("approvals")?).map_err(corrupt)?;
     let audience = webhooks::audience(&mut row)?;
     let decided = draft(row)?;
     let event = match decision {
@@ -261,8 +265,8 @@ pub(crate) async fn decide(
         Decision::Approved => WebhookEventType::DraftApproved,
     };
     let extra = serde_json::json!({"decided_by": approver});
-    webhooks::publish_about(db, tenant, audience, event, About::Draft(&decided), Some((approvals as u32, required)), extra, at).await?;
-    Ok(DecisionOutcome::Recorded { draft: Box::new(decided), approvals: approvals as u32 })
+    webhooks::publish_about(db, tenant, audience, event, About::Draft(&decided), Some((approvals, required)), extra, at).await?;
+    Ok(DecisionOutcome::Recorded { draft: Box::new(decided), approvals })
 }
 
 /// Cancel, or return to `DRAFT` (reset, unsubmit), from a status the transition allows.
