@@ -66,9 +66,10 @@ fn in_progress(e: &ExecutionRecord) -> Refusal {
 pub(crate) async fn check(services: &Services, caller: &Principal, tool: &ToolSpec, draft_id: DraftId) -> Result<DraftRecord, Refusal> {
     let tenant = &caller.tenant_id;
     // 2. The draft exists in the caller's tenant (another tenant's draft looks exactly like a missing one).
-    let draft = services
+    // The same read counts the draft's executions by this tool that count, for 5 and 6.
+    let (draft, claims) = services
         .store
-        .draft(Some(tenant), draft_id)
+        .draft_for_tool(tenant, draft_id, tool.id)
         .await
         ?
         .ok_or_else(|| draft_not_found(draft_id, tenant))?;
@@ -92,14 +93,11 @@ pub(crate) async fn check(services: &Services, caller: &Principal, tool: &ToolSp
             "A cancelled draft cannot be used; create a new draft.",
         ));
     }
-    // 7's status first, to know whether 5 and 6 need the executions read at all.
+    // With no execution of this tool that counts, 5 and 6 can refuse only a draft that is done, and 7
+    // every status but the one the tool needs: a call about to pass them needs no further read. (A claim
+    // that wins after this read meets the claim's unique index, as it always did.)
     let needed = if tool.draft_type.is_none() { DraftStatus::Draft } else { DraftStatus::Approved };
-    if draft.status == needed {
-        // A draft in the status the tool needs has no success of this tool that counts: the success
-        // moved it on (to SUBMITTED, PUBLISHED or EXECUTED), and a return to DRAFT marks the submit
-        // rolled back. What it may have is a claim in flight, or one that wins meanwhile — and the
-        // claim's unique index refuses both at the claim (`Claim::Taken`, the same refusals as below).
-        // So the call that is about to succeed skips this read: one round trip fewer on every cell call.
+    if claims == 0 && draft.status == needed {
         return Ok(draft);
     }
     // 5 and 6. Exactly once: no success for this tool, draft not already published or executed, no claim in flight.

@@ -198,6 +198,9 @@ impl<E: Engine> Store for Storage<E> {
     async fn draft(&self, tenant: Option<&TenantId>, draft_id: DraftId) -> StoreResult<Option<DraftRecord>> {
         drafts::get(&mut *self.0.reader(), tenant, draft_id).await
     }
+    async fn draft_for_tool(&self, tenant: &TenantId, draft_id: DraftId, tool_id: &str) -> StoreResult<Option<(DraftRecord, u32)>> {
+        drafts::for_tool(&mut *self.0.reader(), tenant, draft_id, tool_id).await
+    }
     async fn draft_by_request(&self, tenant: &TenantId, request_id: &str) -> StoreResult<Option<DraftRecord>> {
         drafts::by_request(&mut *self.0.reader(), tenant, request_id).await
     }

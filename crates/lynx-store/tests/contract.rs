@@ -258,8 +258,14 @@ async fn a_cleared_claim_commits_nothing_and_a_moved_draft_commits_nothing() {
         assert_eq!(e.store.claim_execution(&c).await.unwrap(), Claim::Claimed);
         let seen = e.store.claim_execution(&claim(&d, Some("req-1"))).await.unwrap();
         assert!(matches!(seen, Claim::RequestSeen(ref s) if s.execution_id == c.execution_id), "{}: request_id replay", e.name);
+        // The execution checks' first read counts the tool's claims that count, and no other tool's.
+        let (read, claims) = e.store.draft_for_tool(&t, d.draft_id, &c.tool_id).await.unwrap().unwrap();
+        assert_eq!((read.draft_id, claims), (d.draft_id, 1), "{}: the claim counts", e.name);
+        assert_eq!(e.store.draft_for_tool(&t, d.draft_id, "workflow.cell.draft.publish").await.unwrap().unwrap().1, 0, "{}", e.name);
+        assert_eq!(e.store.draft_for_tool(&tenant("tenant-b"), d.draft_id, &c.tool_id).await.unwrap(), None, "{}: other tenants see nothing", e.name);
         let cleared = e.store.clear_stuck(Utc::now() + TimeDelta::seconds(1), Utc::now()).await.unwrap();
         assert_eq!(cleared.len(), 1);
+        assert_eq!(e.store.draft_for_tool(&t, d.draft_id, &c.tool_id).await.unwrap().unwrap().1, 0, "{}: a FAILED claim does not count", e.name);
         assert_eq!(cleared[0].error_message.as_deref(), Some("Manual intervention: execution stuck"));
         let done = e.store.complete_execution(&c, &pay(), &json!({}), &json!({}), None, Utc::now()).await.unwrap();
         assert_eq!(done, Completion::ClaimLost(RunStatus::Failed), "{}", e.name);

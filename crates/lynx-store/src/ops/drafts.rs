@@ -142,6 +142,21 @@ pub(crate) async fn get(db: &mut dyn Db, tenant: Option<&TenantId>, id: DraftId)
     db::fetch_one_as(db, q, draft).await
 }
 
+/// The tenant's draft, and how many of its executions by `tool` count (the exactly-once index's rows).
+pub(crate) async fn for_tool(db: &mut dyn Db, tenant: &TenantId, id: DraftId, tool: &str) -> StoreResult<Option<(DraftRecord, u32)>> {
+    let q = Query::new(format!(
+        "SELECT {COLUMNS}, (SELECT COUNT(*) FROM lynx_executions e WHERE e.tenant_id = lynx_drafts.tenant_id \
+         AND e.draft_id = lynx_drafts.draft_id AND e.tool_id = $3 AND e.status IN ('STARTED', 'SUCCEEDED') \
+         AND e.rolled_back_at IS NULL) AS claims FROM lynx_drafts WHERE draft_id = $1 AND tenant_id = $2"
+    ))
+    .bind(id)
+    .bind(tenant)
+    .bind(tool);
+    let Some(mut row) = db::fetch_opt(db, q).await? else { return Ok(None) };
+    let claims = u32::try_from(row.int("claims")?).map_err(corrupt)?;
+    Ok(Some((draft(row)?, claims)))
+}
+
 /// The tenant's draft, its row locked for the rest of the transaction.
 async fn lock(db: &mut dyn Db, tenant: &TenantId, id: DraftId) -> StoreResult<Option<DraftRecord>> {
     let q = Query::new(format!("SELECT {COLUMNS} FROM lynx_drafts WHERE draft_id = $1 AND tenant_id = $2/*pg  FOR UPDATE*/"))
