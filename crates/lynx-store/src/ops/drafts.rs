@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::{
     db::{self, Changes, Db},
     error::corrupt,
-    ops::{limits, webhooks::{self, About, Audience}},
+    ops::{executions, limits, webhooks::{self, About, Audience}},
     row::Row,
     sql::Query,
 };
@@ -144,10 +144,12 @@ pub(crate) async fn get(db: &mut dyn Db, tenant: Option<&TenantId>, id: DraftId)
 
 /// The tenant's draft, and how many of its executions by `tool` count (the exactly-once index's rows).
 pub(crate) async fn for_tool(db: &mut dyn Db, tenant: &TenantId, id: DraftId, tool: &str) -> StoreResult<Option<(DraftRecord, u32)>> {
+    // Inside the subquery, `status` and `rolled_back_at` are the execution's: the innermost table wins.
     let q = Query::new(format!(
-        "SELECT {COLUMNS}, (SELECT COUNT(*) FROM lynx_executions e WHERE e.tenant_id = lynx_drafts.tenant_id \
-         AND e.draft_id = lynx_drafts.draft_id AND e.tool_id = $3 AND e.status IN ('STARTED', 'SUCCEEDED') \
-         AND e.rolled_back_at IS NULL) AS claims FROM lynx_drafts WHERE draft_id = $1 AND tenant_id = $2"
+        "SELECT {COLUMNS}, (SELECT COUNT(*) FROM lynx_executions WHERE lynx_executions.tenant_id = lynx_drafts.tenant_id \
+         AND lynx_executions.draft_id = lynx_drafts.draft_id AND tool_id = $3 AND {}) AS claims \
+         FROM lynx_drafts WHERE draft_id = $1 AND tenant_id = $2",
+        executions::counting!()
     ))
     .bind(id)
     .bind(tenant)

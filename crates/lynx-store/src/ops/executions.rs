@@ -70,14 +70,26 @@ pub(crate) async fn for_request(db: &mut dyn Db, tenant: &TenantId, tool: &str, 
     one(db, q).await
 }
 
+/// Which executions count: the rows the exactly-once index holds (`STARTED` or `SUCCEEDED`, not rolled
+/// back). A macro, so that constant statements can include it with `concat!`.
+macro_rules! counting {
+    () => {
+        "status IN ('STARTED', 'SUCCEEDED') AND rolled_back_at IS NULL"
+    };
+}
+pub(crate) use counting;
+
 /// The draft's executions that count. `+created_at` on SQLite: without statistics it would rather walk
 /// the tenant's (tenant_id, created_at) index to avoid a sort — every execution of the tenant, on every
 /// cell call — than look up the draft's few rows by (tenant_id, draft_id) and sort those. The `+` takes
 /// the sort column out of the index choice.
-pub(crate) const LIVE: &str = "SELECT execution_id, draft_id, tool_id, tenant_id, actor_id, status, result_payload, created_at, \
+pub(crate) const LIVE: &str = concat!(
+    "SELECT execution_id, draft_id, tool_id, tenant_id, actor_id, status, result_payload, created_at, \
     completed_at, error_message, rollback_instructions, rolled_back_at, rolled_back_by, request_id, request_fingerprint, \
-    explicit_approval, source_context FROM lynx_executions WHERE tenant_id = $1 AND draft_id = $2 \
-    AND status IN ('STARTED', 'SUCCEEDED') AND rolled_back_at IS NULL ORDER BY /*sqlite +*/created_at";
+    explicit_approval, source_context FROM lynx_executions WHERE tenant_id = $1 AND draft_id = $2 AND ",
+    counting!(),
+    " ORDER BY /*sqlite +*/created_at"
+);
 
 pub(crate) async fn live(db: &mut dyn Db, tenant: &TenantId, draft: DraftId) -> StoreResult<Vec<ExecutionRecord>> {
     db::fetch_all(db, Query::new(LIVE).bind(tenant).bind(draft), execution).await
@@ -118,8 +130,8 @@ pub(crate) async fn claim(db: &mut dyn Db, e: &ExecutionRecord) -> StoreResult<C
     let holder = one(
         db,
         Query::new(format!(
-            "SELECT {COLUMNS} FROM lynx_executions WHERE tenant_id = $1 AND draft_id = $2 AND tool_id = $3 \
-             AND status IN ('STARTED', 'SUCCEEDED') AND rolled_back_at IS NULL"
+            "SELECT {COLUMNS} FROM lynx_executions WHERE tenant_id = $1 AND draft_id = $2 AND tool_id = $3 AND {}",
+            counting!()
         ))
         .bind(&e.tenant_id)
         .bind(e.draft_id)
