@@ -3,6 +3,7 @@
 //! the last measured table.
 
 mod baseline;
+mod cpu;
 mod disk;
 mod load;
 mod run;

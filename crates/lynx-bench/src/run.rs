@@ -13,7 +13,10 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::load::{Mcp, OpenLoop, Outcome, drive, drive_at_rate};
+use crate::{
+    cpu::{self, Meter, Spent},
+    load::{Mcp, OpenLoop, Outcome, drive, drive_at_rate},
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -228,13 +231,18 @@ pub struct Row {
     pub outcome: Outcome,
     pub rss_mb: f64,
     pub ratio: Option<f64>,
+    /// The CPU the server (and PostgreSQL, when it runs here) spent while the row was measured.
+    pub cpu: Spent,
 }
 
 fn table(rows: &[Row], extra: &[String]) -> String {
-    let mut out = String::from("| Engine | Scenario | Concurrency | Ops/s | p50 ms | p99 ms | Errors | Peak RSS MB | Lynx ÷ baseline |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    let mut out = String::from(
+        "| Engine | Scenario | Concurrency | Ops/s | p50 ms | p99 ms | Errors | Peak RSS MB | Lynx ÷ baseline | Server CPU ms/op | PostgreSQL CPU ms/op |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
     for r in rows {
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {:.1} | {} |\n",
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {:.1} | {} | {} | {} |\n",
             r.engine,
             r.scenario,
             r.concurrency,
@@ -243,7 +251,9 @@ fn table(rows: &[Row], extra: &[String]) -> String {
             r.outcome.percentile_ms(0.99),
             r.outcome.errors,
             r.rss_mb,
-            r.ratio.map(|x| format!("{x:.2}")).unwrap_or_else(|| "—".into())
+            r.ratio.map(|x| format!("{x:.2}")).unwrap_or_else(|| "—".into()),
+            cpu::per_op(Some(r.cpu.server), r.outcome.ops),
+            cpu::per_op(r.cpu.postgres, r.outcome.ops),
         ));
     }
     for line in extra {
@@ -278,18 +288,24 @@ pub async fn run(args: Args) -> Result<(), String> {
         let approver = lynx.key("tenant-123", "approver-001")?;
         let server = start(lynx.command(&["serve"]))?;
         let base = server.base.clone();
+        let on_postgres = engine.is_some();
         for &c in &args.concurrency {
             let m = Mcp::new(&base, Some(&agent));
             let echo = Mcp::new(&baseline.base, None);
             let (mut bare, mut read) = (Outcome::default(), Outcome::default());
+            let (mut bare_cpu, mut read_cpu) = (Spent::default(), Spent::default());
             for _ in 0..SLICES {
+                let meter = Meter::start(baseline.child.id(), false);
                 bare = bare.merge(drive(c, slice, |_| echo.clone(), |m: Arc<Mcp>| async move { m.call("echo", json!({})).await.map(|_| ()) }).await);
+                bare_cpu = bare_cpu.add(meter.spent());
+                let meter = Meter::start(server.child.id(), on_postgres);
                 read = read.merge(
                     drive(c, slice, |_| m.clone(), |m: Arc<Mcp>| async move {
                         m.call("tenant.domain.profile.read", json!({})).await.map(|_| ())
                     })
                     .await,
                 );
+                read_cpu = read_cpu.add(meter.spent());
             }
             let ratio = Some(read.per_second() / bare.per_second());
             eprintln!("baseline c={c} (alternating with {}): {:.0}/s", lynx.label, bare.per_second());
@@ -301,24 +317,28 @@ pub async fn run(args: Args) -> Result<(), String> {
                 rss_mb: baseline.peak_rss_mb(),
                 outcome: bare,
                 ratio: None,
+                cpu: bare_cpu,
             });
-            rows.push(Row { engine: lynx.label.clone(), scenario: "domain read (tenant.domain.profile.read)", concurrency: c, rss_mb: server.peak_rss_mb(), outcome: read, ratio });
+            rows.push(Row { engine: lynx.label.clone(), scenario: "domain read (tenant.domain.profile.read)", concurrency: c, rss_mb: server.peak_rss_mb(), outcome: read, ratio, cpu: read_cpu });
 
+            let meter = Meter::start(server.child.id(), on_postgres);
             let drafts = drive(c, duration, |_| m.clone(), |m: Arc<Mcp>| async move {
                 m.call("vpm.cluster.payment.draft.create", json!({"vendor_id": "V-001", "amount": "10.00", "due_date": "2026-12-31"})).await.map(|_| ())
             })
             .await;
             eprintln!("{} draft creation c={c}: {:.0}/s", lynx.label, drafts.per_second());
-            rows.push(Row { engine: lynx.label.clone(), scenario: "draft creation", concurrency: c, rss_mb: server.peak_rss_mb(), outcome: drafts, ratio: None });
+            rows.push(Row { engine: lynx.label.clone(), scenario: "draft creation", concurrency: c, rss_mb: server.peak_rss_mb(), outcome: drafts, ratio: None, cpu: meter.spent() });
 
             let approver = approver.clone();
             let base2 = base.clone();
+            let meter = Meter::start(server.child.id(), on_postgres);
             let lifecycle = drive(c, duration, |_| (m.clone(), approver.clone(), base2.clone()), |s: Arc<(Mcp, String, String)>| async move {
                 crate::load::lifecycle(&s.0, &s.1, &s.2).await
             })
             .await;
             eprintln!("{} lifecycle c={c}: {:.0}/s", lynx.label, lifecycle.per_second());
-            rows.push(Row { engine: lynx.label.clone(), scenario: "full lifecycle (create → submit → approve → execute)", concurrency: c, rss_mb: server.peak_rss_mb(), outcome: lifecycle, ratio: None });
+            let cpu = meter.spent();
+            rows.push(Row { engine: lynx.label.clone(), scenario: "full lifecycle (create → submit → approve → execute)", concurrency: c, rss_mb: server.peak_rss_mb(), outcome: lifecycle, ratio: None, cpu });
         }
         drop(server);
         notes.push(verified(&lynx)?);
