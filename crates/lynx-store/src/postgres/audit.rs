@@ -35,10 +35,10 @@ use lynx_model::{
     audit::{GENESIS_HASH, NewAuditEvent},
     store::{StoreError, StoreResult},
 };
-use sqlx::{PgPool, Row as _};
+use sqlx::Row as _;
 use uuid::Uuid;
 
-use super::liveness::Liveness;
+use super::{lending::Lender, liveness::Liveness};
 use crate::ops::audit::{self, Heads, Linked};
 
 /// The unique index that keeps each tenant's chain from forking.
@@ -106,7 +106,7 @@ impl KnownHeads {
     }
 }
 
-pub(super) async fn append(pool: &PgPool, known: &KnownHeads, liveness: &Liveness, events: Vec<NewAuditEvent>) -> StoreResult<()> {
+pub(super) async fn append(connections: &Lender, known: &KnownHeads, liveness: &Liveness, events: Vec<NewAuditEvent>) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
@@ -115,10 +115,10 @@ pub(super) async fn append(pool: &PgPool, known: &KnownHeads, liveness: &Livenes
     tenants.dedup();
     for attempt in 1..=ATTEMPTS {
         let tried = match known.uncontended(&events) {
-            Some(heads) => append_after(pool, &events, heads).await,
+            Some(heads) => append_after(connections, liveness, &events, heads).await,
             // A tenant this instance has not seen yet is read under the lock too: the first append
             // after a start is as likely as any to meet another instance's.
-            None => append_locked(pool, &events, &tenants).await,
+            None => append_locked(connections, liveness, &events, &tenants).await,
         };
         match tried {
             Ok(heads) => {
@@ -173,16 +173,19 @@ impl From<StoreError> for Missed {
 }
 
 /// Links the batch after `heads` and inserts it in one statement; the heads after it.
-async fn append_after(pool: &PgPool, events: &[NewAuditEvent], mut heads: Heads) -> Result<Heads, Missed> {
+async fn append_after(connections: &Lender, liveness: &Liveness, events: &[NewAuditEvent], mut heads: Heads) -> Result<Heads, Missed> {
     let rows = audit::link(events, &mut heads)?;
-    insert(pool.acquire().await?.as_mut(), &rows).await?;
+    let mut lent = connections.lend(liveness).await?;
+    insert(lent.conn(), &rows).await?;
+    lent.ended_well();
     Ok(heads)
 }
 
 /// Takes each tenant's advisory lock (in one order, so two batches cannot deadlock), reads the heads
 /// under it, inserts and commits; the heads after it.
-async fn append_locked(pool: &PgPool, events: &[NewAuditEvent], tenants: &[&TenantId]) -> Result<Heads, Missed> {
-    let mut conn = pool.acquire().await?;
+async fn append_locked(connections: &Lender, liveness: &Liveness, events: &[NewAuditEvent], tenants: &[&TenantId]) -> Result<Heads, Missed> {
+    let mut lent = connections.lend(liveness).await?;
+    let conn = lent.pooled();
     // A simple query takes no parameters: the tenant ids are written into the text. `TenantId` admits
     // only ASCII letters, digits and `-_.@:`, none of which can end a quoted literal.
     let mut sql = String::from("BEGIN;");
@@ -212,6 +215,9 @@ async fn append_locked(pool: &PgPool, events: &[NewAuditEvent], tenants: &[&Tena
     if result.is_err() && sqlx::raw_sql("ROLLBACK").execute(conn.as_mut()).await.is_err() {
         // Not known to be out of the transaction: the pool must not lend it again.
         conn.close_on_drop();
+    }
+    if result.is_ok() {
+        lent.ended_well();
     }
     result
 }

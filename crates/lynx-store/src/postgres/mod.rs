@@ -4,6 +4,7 @@
 //! guarantees hold across instances that `BEGIN IMMEDIATE` gives on SQLite.
 
 mod audit;
+mod lending;
 mod liveness;
 mod nodelay;
 mod values;
@@ -38,7 +39,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 pub type PgStore = Storage<Postgres>;
 
 pub struct Postgres {
-    pool: PgPool,
+    /// sqlx's pool, behind the engine's own stack of connections that ended well (`lending.rs`).
+    connections: lending::Lender,
     supabase: Option<(SupabaseProject, reqwest::Client)>,
     /// The audit chain heads this instance last saw (a cache: see `audit.rs`).
     heads: audit::KnownHeads,
@@ -107,11 +109,11 @@ impl PgStore {
             }
             None => None,
         };
-        Ok(Storage(Postgres { pool, supabase, heads: audit::KnownHeads::default(), liveness }))
+        Ok(Storage(Postgres { connections: lending::Lender::new(pool), supabase, heads: audit::KnownHeads::default(), liveness }))
     }
 
     pub fn pool(&self) -> &PgPool {
-        &self.0.pool
+        self.0.connections.pool()
     }
 
     /// Creates an empty database on the server `admin_url` points at (tests and benchmarks).
@@ -225,7 +227,7 @@ impl Engine for Postgres {
     }
 
     async fn run_migrations(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Unavailable(e.to_string()))
+        MIGRATOR.run(self.connections.pool()).await.map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
     async fn ping_services(&self) -> StoreResult<()> {
@@ -233,14 +235,14 @@ impl Engine for Postgres {
     }
 
     fn reader(&self) -> Box<dyn Db + '_> {
-        Box::new(values::OnPool(&self.pool, &self.liveness))
+        Box::new(values::OnPool(&self.connections, &self.liveness))
     }
 
     async fn write<T: Send + 'static>(&self, scope: Scope, op: WriteOp<T>) -> StoreResult<T> {
         let tenant = match scope {
             // A single statement commits on its own: no BEGIN and COMMIT round trips.
             Scope::Statement => {
-                return match op(&mut values::OnPool(&self.pool, &self.liveness)).await? {
+                return match op(&mut values::OnPool(&self.connections, &self.liveness)).await? {
                     Changes::Keep(t) => Ok(t),
                     // Each statement has committed on its own: there is no transaction to undo.
                     Changes::Undo(_) => Err(corrupt("a single-statement write asked to undo its changes")),
@@ -250,25 +252,32 @@ impl Engine for Postgres {
             Scope::Tenant(t) => Some(t),
         };
         // `BEGIN` and the narrowing travel as one simple query: one round trip instead of two.
-        let begin = match &tenant {
-            None => self.pool.begin().await,
-            Some(t) => self.pool.begin_with(sqlx::AssertSqlSafe(narrowed_begin(t))).await,
+        let mut lent = self.connections.lend(&self.liveness).await.map_err(|e| self.liveness.failed(e))?;
+        let result = {
+            let begin = match &tenant {
+                None => sqlx::Connection::begin(lent.conn()).await,
+                Some(t) => sqlx::Connection::begin_with(lent.conn(), sqlx::AssertSqlSafe(narrowed_begin(t))).await,
+            };
+            let mut tx = values::InTransaction(begin.map_err(|e| self.liveness.failed(e))?, &self.liveness);
+            // On an error the transaction is dropped unfinished and the connection goes back to sqlx's
+            // pool, whose ping sends the rollback sqlx queued for it.
+            match op(&mut tx).await? {
+                Changes::Keep(result) => {
+                    tx.0.commit().await.map_err(|e| self.liveness.failed(e))?;
+                    result
+                }
+                Changes::Undo(result) => {
+                    tx.0.rollback().await.map_err(|e| self.liveness.failed(e))?;
+                    result
+                }
+            }
         };
-        let mut tx = values::InTransaction(begin.map_err(|e| self.liveness.failed(e))?, &self.liveness);
-        match op(&mut tx).await? {
-            Changes::Keep(result) => {
-                tx.0.commit().await.map_err(|e| self.liveness.failed(e))?;
-                Ok(result)
-            }
-            Changes::Undo(result) => {
-                tx.0.rollback().await.map_err(|e| self.liveness.failed(e))?;
-                Ok(result)
-            }
-        }
+        lent.ended_well();
+        Ok(result)
     }
 
     async fn append_audit(&self, events: Vec<NewAuditEvent>) -> StoreResult<()> {
-        audit::append(&self.pool, &self.heads, &self.liveness, events).await
+        audit::append(&self.connections, &self.heads, &self.liveness, events).await
     }
 }
 
@@ -313,6 +322,52 @@ mod tests {
         let sockets = nodelay::connections_to(options.get_port());
         assert!(sockets.len() >= 4, "expected the pool's connections among this process's sockets: {sockets:?}");
         assert!(sockets.iter().all(|on| *on), "a connection without TCP_NODELAY: {sockets:?}");
+    }
+
+    /// The backend serving a connection lent by the engine (`lending.rs`), and the connection kept.
+    async fn backend(store: &PgStore) -> i32 {
+        use sqlx::Row;
+        let mut lent = store.0.connections.lend(&store.0.liveness).await.unwrap();
+        let pid: i32 = sqlx::query("SELECT pg_backend_pid()").fetch_one(lent.conn()).await.unwrap().get(0);
+        lent.ended_well();
+        pid
+    }
+
+    /// A connection that ended well serves the next statement as it is — not back through sqlx's pool,
+    /// whose idle queue would lend the other connection next, after its ping — and one that did not
+    /// end well goes back to sqlx's pool.
+    #[tokio::test]
+    async fn the_connection_that_just_ended_well_serves_the_next_statement() {
+        let Some(url) = crate::scratch::test_server("the_connection_that_just_ended_well_serves_the_next_statement") else { return };
+        let store = PgStore::open(&url, Pool::warm(2), None).await.unwrap();
+        let first = backend(&store).await;
+        for _ in 0..5 {
+            assert_eq!(backend(&store).await, first);
+        }
+        // Lent and dropped without `ended_well`: back to sqlx, and the other connection is lent next.
+        drop(store.0.connections.lend(&store.0.liveness).await.unwrap());
+        assert_ne!(backend(&store).await, first);
+    }
+
+    /// With every connection lent, a caller waits on sqlx's pool, and a connection that ends well
+    /// meanwhile is handed to it there — not kept on the engine's stack while the caller waits out the
+    /// acquire timeout.
+    #[tokio::test]
+    async fn a_caller_waiting_for_a_connection_gets_the_next_one_that_ends_well() {
+        let Some(url) = crate::scratch::test_server("a_caller_waiting_for_a_connection_gets_the_next_one_that_ends_well") else { return };
+        let store = PgStore::open(&url, Pool::warm(1), None).await.unwrap();
+        let held = store.0.connections.lend(&store.0.liveness).await.unwrap();
+        let started = std::time::Instant::now();
+        let waiter = async { backend(&store).await };
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            held.ended_well();
+        };
+        let (_, ()) = tokio::join!(waiter, release);
+        assert!(started.elapsed() < Duration::from_secs(3), "waited {:?} (the acquire timeout is {ACQUIRE_TIMEOUT:?})", started.elapsed());
+        // Nobody waits any more: the next connection that ends well is kept again.
+        let kept = backend(&store).await;
+        assert_eq!(backend(&store).await, kept);
     }
 
     /// PostgreSQL's own error, without the line of PostgreSQL's source that sqlx appends to it.

@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use lynx_model::store::StoreResult;
 use rust_decimal::Decimal;
 use serde_json::Value;
-use sqlx::{Column, PgPool, Postgres, Row as _, Transaction, TypeInfo, ValueRef as _, postgres::PgRow, types::Json};
+use sqlx::{Column, Postgres, Row as _, Transaction, TypeInfo, ValueRef as _, postgres::PgRow, types::Json};
 
-use super::liveness::Liveness;
+use super::{lending::Lender, liveness::Liveness};
 use crate::{
     db::{BoxFuture, Db},
     error::{corrupt, map},
@@ -73,20 +73,30 @@ fn cells_of(rows: Vec<PgRow>) -> StoreResult<Vec<Row>> {
         .collect()
 }
 
-/// The pool: each statement commits on its own.
-pub(super) struct OnPool<'a>(pub(super) &'a PgPool, pub(super) &'a Liveness);
+/// The pool: each statement commits on its own, on a connection lent for it (`lending.rs`).
+pub(super) struct OnPool<'a>(pub(super) &'a Lender, pub(super) &'a Liveness);
 
 impl Db for OnPool<'_> {
     fn execute<'a>(&'a mut self, query: &'a Query<'a>) -> BoxFuture<'a, StoreResult<u64>> {
-        Box::pin(async move { prepare(query).execute(self.0).await.map(|r| r.rows_affected()).map_err(|e| self.1.failed(e)) })
+        Box::pin(async move {
+            let mut lent = self.0.lend(self.1).await.map_err(|e| self.1.failed(e))?;
+            let changed = prepare(query).execute(lent.conn()).await.map(|r| r.rows_affected()).map_err(|e| self.1.failed(e))?;
+            lent.ended_well();
+            Ok(changed)
+        })
     }
     fn fetch<'a>(&'a mut self, query: &'a Query<'a>) -> BoxFuture<'a, StoreResult<Vec<Row>>> {
-        Box::pin(async move { cells_of(prepare(query).fetch_all(self.0).await.map_err(|e| self.1.failed(e))?) })
+        Box::pin(async move {
+            let mut lent = self.0.lend(self.1).await.map_err(|e| self.1.failed(e))?;
+            let rows = prepare(query).fetch_all(lent.conn()).await.map_err(|e| self.1.failed(e))?;
+            lent.ended_well();
+            cells_of(rows)
+        })
     }
 }
 
 /// One transaction; committed by the engine when the write succeeds, rolled back when it is dropped.
-pub(super) struct InTransaction<'l>(pub(super) Transaction<'static, Postgres>, pub(super) &'l Liveness);
+pub(super) struct InTransaction<'t>(pub(super) Transaction<'t, Postgres>, pub(super) &'t Liveness);
 
 impl Db for InTransaction<'_> {
     fn execute<'a>(&'a mut self, query: &'a Query<'a>) -> BoxFuture<'a, StoreResult<u64>> {
