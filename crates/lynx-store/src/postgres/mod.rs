@@ -335,7 +335,7 @@ mod tests {
 
     /// A connection that ended well serves the next statement as it is — not back through sqlx's pool,
     /// whose idle queue would lend the other connection next, after its ping — and one that did not
-    /// end well goes back to sqlx's pool.
+    /// end well is not kept.
     #[tokio::test]
     async fn the_connection_that_just_ended_well_serves_the_next_statement() {
         let Some(url) = crate::scratch::test_server("the_connection_that_just_ended_well_serves_the_next_statement") else { return };
@@ -344,9 +344,24 @@ mod tests {
         for _ in 0..5 {
             assert_eq!(backend(&store).await, first);
         }
-        // Lent and dropped without `ended_well`: back to sqlx, and the other connection is lent next.
+        assert_eq!(store.0.connections.kept_now(), 1);
+        // Lent and dropped without `ended_well`: back to sqlx's pool, not kept.
         drop(store.0.connections.lend(&store.0.liveness).await.unwrap());
-        assert_ne!(backend(&store).await, first);
+        assert_eq!(store.0.connections.kept_now(), 0);
+    }
+
+    /// A connection kept long enough goes back through sqlx's pool, so that sqlx's rules for a
+    /// connection's age apply to it: with that time zero, none is kept.
+    #[tokio::test]
+    async fn a_connection_kept_long_enough_goes_back_through_the_pool() {
+        let Some(url) = crate::scratch::test_server("a_connection_kept_long_enough_goes_back_through_the_pool") else { return };
+        let mut store = PgStore::open(&url, Pool::warm(2), None).await.unwrap();
+        store.0.connections = lending::Lender::keeping_for(store.pool().clone(), Duration::ZERO);
+        backend(&store).await;
+        assert_eq!(store.0.connections.kept_now(), 0);
+        store.0.connections = lending::Lender::keeping_for(store.pool().clone(), Duration::from_secs(60));
+        backend(&store).await;
+        assert_eq!(store.0.connections.kept_now(), 1);
     }
 
     /// With every connection lent, a caller waits on sqlx's pool, and a connection that ends well
