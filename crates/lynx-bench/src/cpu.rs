@@ -8,13 +8,15 @@ use std::time::Duration;
 /// The kernel's clock tick for `/proc/<pid>/stat` (`USER_HZ`): 100 on x86_64 and aarch64.
 const TICKS_PER_SECOND: u64 = 100;
 
-/// User plus system time of a process: all its threads, the exited ones included. `None` once it is gone.
+/// User plus system time of a process — all its threads, the exited ones included — and of the children
+/// it has reaped. `None` once it is gone.
 pub fn of_process(pid: u32) -> Option<Duration> {
     ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?).map(|(_, t)| t)
 }
 
 /// User plus system time of every PostgreSQL process on this machine (backends, WAL writer,
-/// checkpointer, …); `None` when there is none (a server elsewhere).
+/// checkpointer, …); `None` when there is none (a server elsewhere). A backend that ends meanwhile is
+/// still counted: the postmaster reaps it, and its time moves into the postmaster's children's time.
 pub fn of_postgres() -> Option<Duration> {
     let mut total = Duration::ZERO;
     let mut found = false;
@@ -32,17 +34,18 @@ pub fn of_postgres() -> Option<Duration> {
     found.then_some(total)
 }
 
-/// A `/proc/<pid>/stat` line's command name and its `utime + stime`. The name is in parentheses and
-/// may hold spaces, so the fields are counted from the last `)`.
+/// A `/proc/<pid>/stat` line's command name and its `utime + stime + cutime + cstime`. The name is in
+/// parentheses and may hold spaces, so the fields are counted from the last `)`.
 fn ticks(stat: &str) -> Option<(&str, Duration)> {
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let comm = stat.get(open + 1..close)?;
-    // After the name: state (field 3), …, utime (field 14), stime (field 15).
-    let mut fields = stat.get(close + 1..)?.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some((comm, Duration::from_millis((utime + stime) * 1000 / TICKS_PER_SECOND)))
+    // After the name: state (field 3), …, utime, stime, cutime, cstime (fields 14 to 17).
+    let mut total = 0;
+    for field in stat.get(close + 1..)?.split_whitespace().skip(11).take(4) {
+        total += field.parse::<u64>().ok()?;
+    }
+    Some((comm, Duration::from_millis(total * 1000 / TICKS_PER_SECOND)))
 }
 
 /// What the measured processes spent over a stretch of work.
@@ -101,10 +104,10 @@ mod tests {
 
     #[test]
     fn a_stat_line_is_read_from_after_the_command_name() {
-        let line = "4242 (lynx-sqlite (w)) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 9 0 100 0 0";
+        let line = "4242 (lynx-sqlite (w)) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 50 7 3 20 0 9 0 100 0 0";
         let (comm, t) = ticks(line).unwrap();
         assert_eq!(comm, "lynx-sqlite (w)");
-        assert_eq!(t, Duration::from_millis(3000));
+        assert_eq!(t, Duration::from_millis(3100));
     }
 
     #[test]
