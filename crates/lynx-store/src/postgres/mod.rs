@@ -92,7 +92,16 @@ impl PgStore {
             }
             pool
         } else {
-            match pool_options.connect_with(options.clone()).await {
+            // sqlx keeps retrying a refused connection until the acquire timeout, taking the database
+            // for one still starting. A server may wait for that; a command (`lynx status` above all)
+            // says at once what one more attempt of its own meets.
+            let opening = pool_options.connect_with(options.clone());
+            tokio::pin!(opening);
+            let opened = tokio::select! {
+                opened = &mut opening => opened,
+                refused = refused_after(REFUSED_GRACE, &options) => return Err(refused),
+            };
+            match opened {
                 Ok(pool) => pool,
                 Err(sqlx::Error::PoolTimedOut) => return Err(why_not_open(1, &options).await),
                 Err(e) => return Err(StoreError::Unavailable(redacted(e))),
@@ -149,6 +158,23 @@ async fn open_all(pool: &PgPool, size: u32, options: &PgConnectOptions) -> Store
         }
     }
     Ok(())
+}
+
+/// How long a command's first connection may take before one more attempt asks the server why.
+const REFUSED_GRACE: Duration = Duration::from_millis(300);
+
+/// After `grace`, one connection of its own: the server's refusal if it refuses (what sqlx would retry
+/// until its timeout), or never, when the server answers and the pool is just slower to open.
+async fn refused_after(grace: Duration, options: &PgConnectOptions) -> StoreError {
+    use sqlx::Connection;
+    tokio::time::sleep(grace).await;
+    match sqlx::PgConnection::connect_with(options).await {
+        Err(e) => StoreError::Unavailable(redacted(e)),
+        Ok(conn) => {
+            let _ = conn.close().await;
+            std::future::pending().await
+        }
+    }
 }
 
 /// Why a pool could not open its connections in time: the server's own answer to one more connection,

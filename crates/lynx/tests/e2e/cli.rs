@@ -74,6 +74,22 @@ fn status_fails_when_storage_is_unreachable() {
     assert!(text.contains("Kernel API: ✅ Reachable"), "{text}");
 }
 
+/// sqlx retries a refused connection for its whole acquire timeout (10 s), taking the server for one
+/// still starting; an operator's command says at once what the server answered.
+#[test]
+fn status_says_at_once_that_postgresql_refuses_connections() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut sandbox = Sandbox::new(Engine::Sqlite);
+    sandbox.env.insert("LYNX_DATABASE_URL".into(), format!("postgres://lynx@127.0.0.1:{closed}/lynx"));
+    let started = std::time::Instant::now();
+    let out = sandbox.cli(&["status"]);
+    let took = started.elapsed();
+    assert!(!out.status.success(), "non-zero exit when storage is unreachable");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Storage (PostgreSQL): ❌ Unreachable") && text.contains("Connection refused"), "{text}");
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}, as long as sqlx's retries");
+}
+
 #[test]
 fn configuration_errors_name_the_variable_the_value_and_the_allowed_values() {
     let mut sandbox = Sandbox::new(Engine::Sqlite);
