@@ -168,7 +168,7 @@ impl TenantKernel<'_> {
         };
         self.services.kernel.check_permission(&request).await.map_err(Refusal::from)
     }
-    pub async fn policies(&self) -> Result<Policies, Refusal> {
+    pub async fn policies(&self) -> Result<std::sync::Arc<Policies>, Refusal> {
         self.services.kernel.policies(self.tenant).await.map_err(Refusal::from)
     }
     pub async fn vendors(&self) -> Result<Vec<Vendor>, Refusal> {
@@ -267,7 +267,7 @@ impl LayerContext for DraftCtx {
             cancelled_by: None,
         };
         let cap = crate::limits::draft_cap(&cleared.services, &cleared.principal, &record.payload).await?;
-        match cleared.services.store.insert_draft(&record, cap.as_ref()).await? {
+        match cleared.services.store.insert_draft(record, cap.as_ref()).await? {
             DraftInsert::Inserted => Ok(output),
             DraftInsert::OverLimit(totals) => {
                 let cap = cap.as_ref().ok_or_else(|| Refusal::internal("counting a draft against no limit"))?;

@@ -124,7 +124,7 @@ impl Kernel for EmbeddedKernel {
         Ok(decide(self.tenant_entry(&req.tenant_id)?, req))
     }
 
-    async fn policies(&self, tenant: &TenantId) -> Result<Policies, KernelError> {
+    async fn policies(&self, tenant: &TenantId) -> Result<std::sync::Arc<Policies>, KernelError> {
         Ok(self.tenant_entry(tenant)?.policies.clone())
     }
 

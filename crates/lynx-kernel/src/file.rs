@@ -27,7 +27,7 @@ pub struct TenantEntry {
     pub feature_flags: BTreeMap<String, bool>,
     pub settings: TenantSettings,
     pub users: Vec<UserRecord>,
-    pub policies: Policies,
+    pub policies: std::sync::Arc<Policies>,
     pub vendors: Vec<Vendor>,
     pub documents: Vec<Document>,
     pub finance: Vec<FinanceSummary>,

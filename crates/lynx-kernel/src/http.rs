@@ -98,8 +98,8 @@ impl Kernel for HttpKernel {
         self.send(self.request(reqwest::Method::POST, "/permissions/check", Some(&request.tenant_id)).json(request)).await
     }
 
-    async fn policies(&self, tenant: &TenantId) -> Result<Policies, KernelError> {
-        self.get(&format!("/tenants/{}/policies", segment(tenant.as_str())), tenant).await
+    async fn policies(&self, tenant: &TenantId) -> Result<std::sync::Arc<Policies>, KernelError> {
+        self.get(&format!("/tenants/{}/policies", segment(tenant.as_str())), tenant).await.map(std::sync::Arc::new)
     }
 
     async fn vendors(&self, tenant: &TenantId) -> Result<Vec<Vendor>, KernelError> {

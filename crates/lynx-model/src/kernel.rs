@@ -229,7 +229,8 @@ pub trait Kernel: Send + Sync {
     async fn tenant(&self, tenant: &TenantId) -> Result<TenantRecord, KernelError>;
     async fn user(&self, tenant: &TenantId, user: &UserId) -> Result<UserRecord, KernelError>;
     async fn check_permission(&self, request: &PermissionRequest) -> Result<PermissionDecision, KernelError>;
-    async fn policies(&self, tenant: &TenantId) -> Result<Policies, KernelError>;
+    /// Shared, not copied: several gates of one call read them, and a tenant's policies are many strings.
+    async fn policies(&self, tenant: &TenantId) -> Result<std::sync::Arc<Policies>, KernelError>;
     async fn vendors(&self, tenant: &TenantId) -> Result<Vec<Vendor>, KernelError>;
     async fn vendor(&self, tenant: &TenantId, vendor_id: &str) -> Result<Vendor, KernelError>;
     async fn documents(&self, tenant: &TenantId) -> Result<Vec<Document>, KernelError>;

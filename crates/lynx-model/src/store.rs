@@ -221,7 +221,7 @@ pub trait Store: Send + Sync {
     /// Inserts a draft; with a `request_id` already used in the tenant, returns that draft instead.
     /// Inserts a draft; with a `cap`, only if its amount fits the creator's daily limit, counted in the
     /// same transaction (a replayed `request_id` counts nothing).
-    async fn insert_draft(&self, draft: &DraftRecord, cap: Option<&SpendCap>) -> StoreResult<DraftInsert>;
+    async fn insert_draft(&self, draft: DraftRecord, cap: Option<&SpendCap>) -> StoreResult<DraftInsert>;
     /// Imports many drafts in one transaction (data migration, benchmark seeding); rows that conflict
     /// with existing ones are skipped. Returns how many were inserted.
     async fn import_drafts(&self, drafts: &[DraftRecord]) -> StoreResult<u64>;

@@ -181,8 +181,7 @@ impl<E: Engine> Store for Storage<E> {
         reads::payments_in_status(&mut *self.0.reader(), tenant, status, vendor_id).await
     }
 
-    async fn insert_draft(&self, draft: &DraftRecord, cap: Option<&SpendCap>) -> StoreResult<DraftInsert> {
-        let draft = draft.clone();
+    async fn insert_draft(&self, draft: DraftRecord, cap: Option<&SpendCap>) -> StoreResult<DraftInsert> {
         match cap.cloned() {
             None => self.0.write(Scope::Statement, op(move |db| Box::pin(async move { drafts::insert(db, &draft).await }))).await,
             Some(cap) => {

@@ -218,7 +218,7 @@ async fn exactly_one_concurrent_claim_wins_and_effects_commit_with_success() {
     for e in engines().await {
         let t = tenant("tenant-a");
         let d = draft(&t, DraftStatus::Approved, None);
-        e.store.insert_draft(&d, None).await.unwrap();
+        e.store.insert_draft(d.clone(), None).await.unwrap();
         let mut tasks = Vec::new();
         for _ in 0..16 {
             let (store, c) = (e.store.clone(), claim(&d, None));
@@ -253,7 +253,7 @@ async fn a_cleared_claim_commits_nothing_and_a_moved_draft_commits_nothing() {
     for e in engines().await {
         let t = tenant("tenant-a");
         let d = draft(&t, DraftStatus::Approved, None);
-        e.store.insert_draft(&d, None).await.unwrap();
+        e.store.insert_draft(d.clone(), None).await.unwrap();
         let c = claim(&d, Some("req-1"));
         assert_eq!(e.store.claim_execution(&c).await.unwrap(), Claim::Claimed);
         let seen = e.store.claim_execution(&claim(&d, Some("req-1"))).await.unwrap();
@@ -274,7 +274,7 @@ async fn a_cleared_claim_commits_nothing_and_a_moved_draft_commits_nothing() {
 
         // A draft that is not APPROVED when the effect commits: nothing is applied.
         let d2 = draft(&t, DraftStatus::Submitted, None);
-        e.store.insert_draft(&d2, None).await.unwrap();
+        e.store.insert_draft(d2.clone(), None).await.unwrap();
         let c2 = claim(&d2, None);
         assert_eq!(e.store.claim_execution(&c2).await.unwrap(), Claim::Claimed);
         // The whole day's limit, counted against a draft that then turns out to have moved.
@@ -292,7 +292,7 @@ async fn a_cleared_claim_commits_nothing_and_a_moved_draft_commits_nothing() {
         let still = e.store.execution(Some(&t), c2.execution_id).await.unwrap().unwrap();
         assert_eq!((still.status, still.completed_at), (RunStatus::Started, None), "{}: the claim's close was undone", e.name);
         let d3 = draft(&t, DraftStatus::Approved, None);
-        e.store.insert_draft(&d3, None).await.unwrap();
+        e.store.insert_draft(d3.clone(), None).await.unwrap();
         let c3 = claim(&d3, None);
         assert_eq!(e.store.claim_execution(&c3).await.unwrap(), Claim::Claimed);
         let done = e.store.complete_execution(&c3, &pay(), &json!({}), &json!({}), Some(&cap), Utc::now()).await.unwrap();
@@ -307,7 +307,7 @@ async fn one_draft_per_request_id_and_one_decision_per_approver() {
         let mut tasks = Vec::new();
         for _ in 0..16 {
             let (store, d) = (e.store.clone(), draft(&t, DraftStatus::Draft, Some("same-request")));
-            tasks.push(tokio::spawn(async move { store.insert_draft(&d, None).await.unwrap() }));
+            tasks.push(tokio::spawn(async move { store.insert_draft(d.clone(), None).await.unwrap() }));
         }
         let mut inserted = 0;
         for task in tasks {
@@ -319,10 +319,10 @@ async fn one_draft_per_request_id_and_one_decision_per_approver() {
         }
         assert_eq!(inserted, 1, "{}: one draft per request_id", e.name);
         // The same request_id in another tenant is another draft.
-        assert_eq!(e.store.insert_draft(&draft(&tenant("tenant-b"), DraftStatus::Draft, Some("same-request")), None).await.unwrap(), DraftInsert::Inserted);
+        assert_eq!(e.store.insert_draft(draft(&tenant("tenant-b"), DraftStatus::Draft, Some("same-request")), None).await.unwrap(), DraftInsert::Inserted);
 
         let d = draft(&t, DraftStatus::Submitted, None);
-        e.store.insert_draft(&d, None).await.unwrap();
+        e.store.insert_draft(d.clone(), None).await.unwrap();
         assert_eq!(e.store.draft(Some(&tenant("tenant-b")), d.draft_id).await.unwrap(), None, "{}: other tenants see nothing", e.name);
         let mut tasks = Vec::new();
         for approver in ["ana", "bo", "ana", "bo"] {
@@ -355,7 +355,7 @@ async fn settlements_move_forward_only_and_settle_the_payment() {
     for e in engines().await {
         let t = tenant("tenant-a");
         let d = draft(&t, DraftStatus::Approved, None);
-        e.store.insert_draft(&d, None).await.unwrap();
+        e.store.insert_draft(d.clone(), None).await.unwrap();
         let c = claim(&d, None);
         e.store.claim_execution(&c).await.unwrap();
         let effect = pay();
@@ -405,8 +405,8 @@ async fn an_overdue_draft_expires_once_with_its_event_in_the_outbox() {
         overdue.decision_due_at = Some(now - TimeDelta::seconds(1));
         let mut later = draft(&a, DraftStatus::Submitted, None);
         later.decision_due_at = Some(now + TimeDelta::hours(1));
-        e.store.insert_draft(&overdue, None).await.unwrap();
-        e.store.insert_draft(&later, None).await.unwrap();
+        e.store.insert_draft(overdue.clone(), None).await.unwrap();
+        e.store.insert_draft(later.clone(), None).await.unwrap();
 
         // Several instances sweep at once: the draft expires once.
         let sweeps: Vec<_> = (0..6).map(|_| { let s = e.store.clone(); tokio::spawn(async move { s.expire_drafts(now).await.unwrap() }) }).collect();
@@ -443,7 +443,7 @@ async fn transitions_publish_to_the_subscriptions_that_cover_the_tenant_and_to_n
             let store = e.store.clone();
             async move {
                 let d = draft(&t, DraftStatus::Submitted, None);
-                store.insert_draft(&d, None).await.unwrap();
+                store.insert_draft(d.clone(), None).await.unwrap();
                 let decided = store.decide(&t, d.draft_id, "approver-1", Decision::Approved, None, 1, Utc::now()).await.unwrap();
                 assert!(matches!(decided, DecisionOutcome::Recorded { .. }), "{decided:?}");
                 let c = claim(&d, None);
@@ -485,7 +485,7 @@ async fn each_due_delivery_is_claimed_by_one_instance_and_attempts_move_it() {
         for _ in 0..10 {
             let mut d = draft(&a, DraftStatus::Submitted, None);
             d.decision_due_at = Some(now - TimeDelta::seconds(1));
-            e.store.insert_draft(&d, None).await.unwrap();
+            e.store.insert_draft(d.clone(), None).await.unwrap();
         }
         assert_eq!(e.store.expire_drafts(now).await.unwrap().len(), 10);
 
@@ -577,7 +577,7 @@ async fn spend_limits_hold_under_concurrent_writes() {
         for i in 0..32 {
             let (store, cap) = (e.store.clone(), cap.clone());
             let d = draft(&t, DraftStatus::Draft, Some(&format!("r-{i}")));
-            tasks.push(tokio::spawn(async move { store.insert_draft(&d, Some(&cap)).await.unwrap() }));
+            tasks.push(tokio::spawn(async move { store.insert_draft(d.clone(), Some(&cap)).await.unwrap() }));
         }
         let (mut inserted, mut over) = (0, 0);
         for task in tasks {
@@ -594,15 +594,15 @@ async fn spend_limits_hold_under_concurrent_writes() {
         // A replay of an inserted draft's request_id finds it and counts nothing.
         let replay = draft(&t, DraftStatus::Draft, Some("r-0"));
         let first = e.store.draft_by_request(&t, "r-0").await.unwrap();
-        let again = e.store.insert_draft(&replay, Some(&cap)).await.unwrap();
+        let again = e.store.insert_draft(replay.clone(), Some(&cap)).await.unwrap();
         match (first, again) {
             (Some(_), DraftInsert::Existing(_)) | (None, DraftInsert::OverLimit(_)) => {}
             other => panic!("{}: {other:?}", e.name),
         }
         let small = SpendCap { amount: Decimal::new(500, 2), ..cap.clone() };
-        assert_eq!(e.store.insert_draft(&draft(&t, DraftStatus::Draft, None), Some(&small)).await.unwrap(), DraftInsert::Inserted, "{}: 5.00 still fits", e.name);
+        assert_eq!(e.store.insert_draft(draft(&t, DraftStatus::Draft, None), Some(&small)).await.unwrap(), DraftInsert::Inserted, "{}: 5.00 still fits", e.name);
         // Another user, another day: their own totals.
         let other = SpendCap { subject: SpendSubject::Agent(lynx_model::UserId::parse("agent-002").unwrap()), ..cap.clone() };
-        assert_eq!(e.store.insert_draft(&draft(&t, DraftStatus::Draft, None), Some(&other)).await.unwrap(), DraftInsert::Inserted);
+        assert_eq!(e.store.insert_draft(draft(&t, DraftStatus::Draft, None), Some(&other)).await.unwrap(), DraftInsert::Inserted);
     }
 }

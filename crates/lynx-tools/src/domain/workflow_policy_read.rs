@@ -44,7 +44,7 @@ impl Tool for WorkflowPolicyRead {
     };
 
     async fn run(&self, ctx: &ReadCtx, input: Input) -> Result<Output, Refusal> {
-        let policies = ctx.kernel().policies().await?;
+        let policies = std::sync::Arc::unwrap_or_clone(ctx.kernel().policies().await?);
         let approval_rules = policies
             .approval_rules
             .into_iter()
