@@ -17,7 +17,7 @@ use lynx_model::{
     store::{ActivityEvent, AuditFilter, PaymentFilter, PaymentRecord, QueueCounts, RunFilter, RunSummary},
     ErrorCode,
     draft::{DraftStatus, DraftType},
-    records::{Claim, Completion, DraftInsert, DraftRecord, Effect, ExecutionRecord, RollbackAction},
+    records::{Claim, Completion, DraftForTool, DraftInsert, DraftRecord, Effect, ExecutionRecord, RollbackAction},
     vocab::RunStatus,
     Risk,
 };
@@ -33,8 +33,8 @@ pub struct Cleared {
     pub(crate) run_id: RunId,
     pub(crate) tool: &'static ToolSpec,
     pub(crate) request: RequestFacts,
-    /// Cell tools: the draft that passed the execution protocol's checks.
-    pub(crate) draft: Option<DraftRecord>,
+    /// Cell tools: the draft that passed the execution protocol's checks, as they read it.
+    pub(crate) draft: Option<DraftForTool>,
 }
 
 /// What the pipeline read from a writing call's arguments.
@@ -305,6 +305,15 @@ impl ExecCtx {
     }
     /// The draft, as it passed the execution protocol's checks.
     pub fn draft(&self) -> &DraftRecord {
+        &self.checked().draft
+    }
+    /// The approvals others than the draft's creator recorded, read with the draft (check 9 compares
+    /// them with the Kernel's current rule). A draft's approvals change only while it is `SUBMITTED`;
+    /// one reset to `DRAFT` after this read loses the execution's claim to the status guard.
+    pub fn approvals_by_others(&self) -> u32 {
+        self.checked().approvals
+    }
+    fn checked(&self) -> &DraftForTool {
         self.cleared.draft.as_ref().expect("a cell context is built with its draft")
     }
     /// The id the execution will have.
@@ -325,7 +334,7 @@ impl LayerContext for ExecCtx {
     async fn finish(self, output: Value) -> Result<Value, Refusal> {
         let Self { cleared, execution_id, staged } = self;
         let effect = staged.into_inner().ok_or_else(|| Refusal::internal("executing (the tool proposed no effect)"))?;
-        let draft = cleared.draft.as_ref().ok_or_else(|| Refusal::internal("executing without a draft"))?;
+        let draft = &cleared.draft.as_ref().ok_or_else(|| Refusal::internal("executing without a draft"))?.draft;
         let services = &cleared.services;
         let now = services.clock.now();
         let claim = ExecutionRecord {

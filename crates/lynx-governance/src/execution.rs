@@ -6,7 +6,7 @@ use lynx_model::{
     DraftId,
     ErrorCode, Principal, Refusal,
     draft::DraftStatus,
-    records::{DraftRecord, ExecutionRecord},
+    records::{DraftForTool, DraftRecord, ExecutionRecord},
     vocab::RunStatus,
 };
 use serde_json::Value;
@@ -62,17 +62,20 @@ fn in_progress(e: &ExecutionRecord) -> Refusal {
     )
 }
 
-/// Checks 2–7 against the draft's current state; returns the draft that passed.
-pub(crate) async fn check(services: &Services, caller: &Principal, tool: &ToolSpec, draft_id: DraftId) -> Result<DraftRecord, Refusal> {
+/// Checks 2–7 against the draft's current state; returns the draft that passed, with its approvals for
+/// the tool's check 9.
+pub(crate) async fn check(services: &Services, caller: &Principal, tool: &ToolSpec, draft_id: DraftId) -> Result<DraftForTool, Refusal> {
     let tenant = &caller.tenant_id;
     // 2. The draft exists in the caller's tenant (another tenant's draft looks exactly like a missing one).
-    // The same read counts the draft's executions by this tool that count, for 5 and 6.
-    let (draft, claims) = services
+    // The same read counts the draft's executions by this tool that count, for 5 and 6, and its
+    // approvals, for check 9.
+    let read = services
         .store
         .draft_for_tool(tenant, draft_id, tool.id)
         .await
         ?
         .ok_or_else(|| draft_not_found(draft_id, tenant))?;
+    let (draft, claims) = (&read.draft, read.claims);
     // 3. The draft type matches the tool.
     if let Some(needed) = tool.draft_type.filter(|t| *t != draft.draft_type) {
         return Err(Refusal::new(
@@ -98,7 +101,7 @@ pub(crate) async fn check(services: &Services, caller: &Principal, tool: &ToolSp
     // that wins after this read meets the claim's unique index, as it always did.)
     let needed = if tool.draft_type.is_none() { DraftStatus::Draft } else { DraftStatus::Approved };
     if claims == 0 && draft.status == needed {
-        return Ok(draft);
+        return Ok(read);
     }
     // 5 and 6. Exactly once: no success for this tool, draft not already published or executed, no claim in flight.
     let live = services.store.live_executions(tenant, draft_id).await?;

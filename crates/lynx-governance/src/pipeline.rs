@@ -316,7 +316,7 @@ impl Pipeline {
 /// What the layer gate decided.
 enum Clearance {
     /// Go on; cell tools carry the draft that passed the execution protocol.
-    Proceed(Option<Box<lynx_model::records::DraftRecord>>),
+    Proceed(Option<Box<lynx_model::records::DraftForTool>>),
     /// A repeated `request_id` with the same input: the original answer, without running again.
     Replay(Value),
 }

@@ -61,6 +61,17 @@ impl DraftRecord {
     }
 }
 
+/// A draft as the cell layer's checks read it: with the two counts they decide on, read in the same
+/// statement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DraftForTool {
+    pub draft: DraftRecord,
+    /// This tool's executions of the draft that count (exactly once: checks 5 and 6).
+    pub claims: u32,
+    /// Approvals recorded by others than the draft's creator (check 9: the Kernel's rule still met).
+    pub approvals: u32,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct DraftFilter {
     pub status: Option<DraftStatus>,

@@ -13,7 +13,7 @@ use crate::{
     money::Currency,
     params::IsoDate,
     records::{
-        ApprovalRecord, Claim, Completion, Decision, DecisionOutcome, DraftFilter, DraftInsert, DraftRecord, Effect,
+        ApprovalRecord, Claim, Completion, Decision, DecisionOutcome, DraftFilter, DraftForTool, DraftInsert, DraftRecord, Effect,
         ExecutionCounts, ExecutionFilter, ExecutionRecord, RollbackOutcome, SettlementChange, SettlementRecord, SpendCap,
         TransitionOutcome,
     },
@@ -228,8 +228,9 @@ pub trait Store: Send + Sync {
     /// A draft of the tenant, or of any tenant when `tenant` is `None` (operator tools).
     async fn draft(&self, tenant: Option<&TenantId>, draft_id: DraftId) -> StoreResult<Option<DraftRecord>>;
     /// The tenant's draft, with how many of its executions by `tool_id` count (`STARTED` or `SUCCEEDED`,
-    /// not rolled back): the execution checks' first read, one statement.
-    async fn draft_for_tool(&self, tenant: &TenantId, draft_id: DraftId, tool_id: &str) -> StoreResult<Option<(DraftRecord, u32)>>;
+    /// not rolled back) and how many approvals others than its creator recorded: the cell layer's
+    /// checks' one read, one statement.
+    async fn draft_for_tool(&self, tenant: &TenantId, draft_id: DraftId, tool_id: &str) -> StoreResult<Option<DraftForTool>>;
     async fn draft_by_request(&self, tenant: &TenantId, request_id: &str) -> StoreResult<Option<DraftRecord>>;
     /// Drafts newest first, for one tenant or (`None`) all.
     async fn drafts(&self, tenant: Option<&TenantId>, filter: &DraftFilter) -> StoreResult<Vec<DraftRecord>>;

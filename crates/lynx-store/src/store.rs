@@ -11,7 +11,7 @@ use lynx_model::{
     draft::Transition,
     ids::KeyId,
     records::{
-        ApprovalRecord, Claim, Completion, Decision, DecisionOutcome, DraftFilter, DraftInsert, DraftRecord, Effect,
+        ApprovalRecord, Claim, Completion, Decision, DecisionOutcome, DraftFilter, DraftForTool, DraftInsert, DraftRecord, Effect,
         ExecutionCounts, ExecutionFilter, ExecutionRecord, RollbackOutcome, SettlementChange, SettlementRecord, SpendCap,
         TransitionOutcome,
     },
@@ -197,7 +197,7 @@ impl<E: Engine> Store for Storage<E> {
     async fn draft(&self, tenant: Option<&TenantId>, draft_id: DraftId) -> StoreResult<Option<DraftRecord>> {
         drafts::get(&mut *self.0.reader(), tenant, draft_id).await
     }
-    async fn draft_for_tool(&self, tenant: &TenantId, draft_id: DraftId, tool_id: &str) -> StoreResult<Option<(DraftRecord, u32)>> {
+    async fn draft_for_tool(&self, tenant: &TenantId, draft_id: DraftId, tool_id: &str) -> StoreResult<Option<DraftForTool>> {
         drafts::for_tool(&mut *self.0.reader(), tenant, draft_id, tool_id).await
     }
     async fn draft_by_request(&self, tenant: &TenantId, request_id: &str) -> StoreResult<Option<DraftRecord>> {

@@ -259,13 +259,13 @@ async fn a_cleared_claim_commits_nothing_and_a_moved_draft_commits_nothing() {
         let seen = e.store.claim_execution(&claim(&d, Some("req-1"))).await.unwrap();
         assert!(matches!(seen, Claim::RequestSeen(ref s) if s.execution_id == c.execution_id), "{}: request_id replay", e.name);
         // The execution checks' first read counts the tool's claims that count, and no other tool's.
-        let (read, claims) = e.store.draft_for_tool(&t, d.draft_id, &c.tool_id).await.unwrap().unwrap();
-        assert_eq!((read.draft_id, claims), (d.draft_id, 1), "{}: the claim counts", e.name);
-        assert_eq!(e.store.draft_for_tool(&t, d.draft_id, "workflow.cell.draft.publish").await.unwrap().unwrap().1, 0, "{}", e.name);
+        let read = e.store.draft_for_tool(&t, d.draft_id, &c.tool_id).await.unwrap().unwrap();
+        assert_eq!((read.draft.draft_id, read.claims), (d.draft_id, 1), "{}: the claim counts", e.name);
+        assert_eq!(e.store.draft_for_tool(&t, d.draft_id, "workflow.cell.draft.publish").await.unwrap().unwrap().claims, 0, "{}", e.name);
         assert_eq!(e.store.draft_for_tool(&tenant("tenant-b"), d.draft_id, &c.tool_id).await.unwrap(), None, "{}: other tenants see nothing", e.name);
         let cleared = e.store.clear_stuck(Utc::now() + TimeDelta::seconds(1), Utc::now()).await.unwrap();
         assert_eq!(cleared.len(), 1);
-        assert_eq!(e.store.draft_for_tool(&t, d.draft_id, &c.tool_id).await.unwrap().unwrap().1, 0, "{}: a FAILED claim does not count", e.name);
+        assert_eq!(e.store.draft_for_tool(&t, d.draft_id, &c.tool_id).await.unwrap().unwrap().claims, 0, "{}: a FAILED claim does not count", e.name);
         assert_eq!(cleared[0].error_message.as_deref(), Some("Manual intervention: execution stuck"));
         let done = e.store.complete_execution(&c, &pay(), &json!({}), &json!({}), None, Utc::now()).await.unwrap();
         assert_eq!(done, Completion::ClaimLost(RunStatus::Failed), "{}", e.name);
@@ -343,6 +343,19 @@ async fn one_draft_per_request_id_and_one_decision_per_approver() {
         let approved = e.store.draft(Some(&t), d.draft_id).await.unwrap().unwrap();
         assert_eq!(approved.status, DraftStatus::Approved);
         assert_eq!(e.store.approvals(&t, d.draft_id).await.unwrap().len(), 2);
+        let read = e.store.draft_for_tool(&t, d.draft_id, "vpm.cell.payment.execute").await.unwrap().unwrap();
+        assert_eq!(read.approvals, 2, "{}: the cell checks' read counts the approvals", e.name);
+
+        // What check 9 counts: approvals, and none by the draft's own creator.
+        let d2 = draft(&t, DraftStatus::Submitted, None);
+        e.store.insert_draft(d2.clone(), None).await.unwrap();
+        for approver in [d2.created_by.as_str(), "ana"] {
+            e.store.decide(&t, d2.draft_id, approver, Decision::Approved, None, 3, Utc::now()).await.unwrap();
+        }
+        let read = e.store.draft_for_tool(&t, d2.draft_id, "vpm.cell.payment.execute").await.unwrap().unwrap();
+        assert_eq!((read.draft.status, read.approvals), (DraftStatus::Submitted, 1), "{}: the creator's approval does not count", e.name);
+        e.store.decide(&t, d2.draft_id, "bo", Decision::Rejected, Some("no"), 3, Utc::now()).await.unwrap();
+        assert_eq!(e.store.draft_for_tool(&t, d2.draft_id, "vpm.cell.payment.execute").await.unwrap().unwrap().approvals, 1, "{}: a rejection does not count", e.name);
 
         // Cancel is guarded by the status it starts from.
         let out = e.store.transition_draft(&t, d.draft_id, Transition::Cancel, "ana", Utc::now()).await.unwrap();

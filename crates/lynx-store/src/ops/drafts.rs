@@ -7,7 +7,7 @@ use lynx_model::{
     DraftId, Risk, TenantId,
     draft::{DraftStatus, DraftType, Transition},
     payload::DraftPayload,
-    records::{ApprovalRecord, Decision, DecisionOutcome, DraftFilter, DraftInsert, DraftRecord, RollbackAction, SpendCap, TransitionOutcome},
+    records::{ApprovalRecord, Decision, DecisionOutcome, DraftFilter, DraftForTool, DraftInsert, DraftRecord, RollbackAction, SpendCap, TransitionOutcome},
     store::StoreResult,
     webhook::WebhookEventType,
 };
@@ -142,12 +142,15 @@ pub(crate) async fn get(db: &mut dyn Db, tenant: Option<&TenantId>, id: DraftId)
     db::fetch_one_as(db, q, draft).await
 }
 
-/// The tenant's draft, and how many of its executions by `tool` count (the exactly-once index's rows).
-pub(crate) async fn for_tool(db: &mut dyn Db, tenant: &TenantId, id: DraftId, tool: &str) -> StoreResult<Option<(DraftRecord, u32)>> {
-    // Inside the subquery, `status` and `rolled_back_at` are the execution's: the innermost table wins.
+/// The tenant's draft, how many of its executions by `tool` count (the exactly-once index's rows), and
+/// how many approvals others than its creator recorded (a maker's own never counts).
+pub(crate) async fn for_tool(db: &mut dyn Db, tenant: &TenantId, id: DraftId, tool: &str) -> StoreResult<Option<DraftForTool>> {
+    // Inside the subqueries, `status` and `rolled_back_at` are the execution's: the innermost table wins.
     let q = Query::new(format!(
         "SELECT {COLUMNS}, (SELECT COUNT(*) FROM lynx_executions WHERE lynx_executions.tenant_id = lynx_drafts.tenant_id \
-         AND lynx_executions.draft_id = lynx_drafts.draft_id AND tool_id = $3 AND {}) AS claims \
+         AND lynx_executions.draft_id = lynx_drafts.draft_id AND tool_id = $3 AND {}) AS claims, \
+         (SELECT COUNT(*) FROM lynx_draft_approvals a WHERE a.tenant_id = lynx_drafts.tenant_id AND a.draft_id = lynx_drafts.draft_id \
+         AND a.decision = 'APPROVED' AND a.approver_id <> lynx_drafts.created_by) AS approvals \
          FROM lynx_drafts WHERE draft_id = $1 AND tenant_id = $2",
         executions::counting!()
     ))
@@ -156,7 +159,8 @@ pub(crate) async fn for_tool(db: &mut dyn Db, tenant: &TenantId, id: DraftId, to
     .bind(tool);
     let Some(mut row) = db::fetch_opt(db, q).await? else { return Ok(None) };
     let claims = u32::try_from(row.int("claims")?).map_err(corrupt)?;
-    Ok(Some((draft(row)?, claims)))
+    let approvals = u32::try_from(row.int("approvals")?).map_err(corrupt)?;
+    Ok(Some(DraftForTool { draft: draft(row)?, claims, approvals }))
 }
 
 /// The tenant's draft, its row locked for the rest of the transaction.

@@ -8,7 +8,7 @@ pub mod vpm_payment_execute;
 pub mod workflow_draft_publish;
 
 use lynx_governance::ExecCtx;
-use lynx_model::{ErrorCode, Refusal, records::Decision};
+use lynx_model::{ErrorCode, Refusal};
 
 /// Check 9's policy half: the approvals recorded must still satisfy the Kernel's current rule, and the
 /// approval must still be within the rule's validity.
@@ -23,11 +23,7 @@ pub(crate) async fn approvals_still_satisfy_policy(ctx: &ExecCtx) -> Result<(), 
             "Ask a tenant administrator to restore the approval rule; nothing was executed.",
         ));
     };
-    let approvals = ctx.store().approvals(draft.draft_id).await?;
-    let approved = approvals
-        .iter()
-        .filter(|a| a.decision == Decision::Approved && a.approver_id != draft.created_by)
-        .count() as u32;
+    let approved = ctx.approvals_by_others();
     if approved < rule.approval_count {
         return Err(Refusal::new(
             ErrorCode::PolicyViolation,

@@ -335,6 +335,37 @@ async fn three_instances_deliver_each_event_once_per_subscription(engine: Engine
     drop(servers);
 }
 
+/// Check 9: however a draft became `APPROVED`, it executes only with as many approvals as the Kernel's
+/// rule asks, and its creator's own approval is not one of them (maker-checker, re-checked at execution).
+pub async fn the_creators_own_approval_never_counts(engine: Engine) {
+    let sandbox = Sandbox::new(engine);
+    let (agent_key, _) = sandbox.create_key("tenant-123", "agent-001");
+    let server = sandbox.serve();
+    let agent = server.mcp(&agent_key).await;
+    let draft = call_ok(&agent, "vpm.cluster.payment.draft.create", payment_args("V-001", "40.00")).await;
+    let id = draft["draft_id"].as_str().unwrap().to_string();
+    call_ok(&agent, "docs.cell.draft.submit_for_approval", json!({"draft_id": id})).await;
+    // Approved by its own creator, written past every surface (which refuse it) straight into the tables.
+    let approve_as = |who: &str| {
+        format!(
+            "INSERT INTO lynx_draft_approvals (draft_id, tenant_id, approver_id, decision, notes, created_at) \
+             SELECT draft_id, tenant_id, '{who}', 'APPROVED', NULL, updated_at FROM lynx_drafts WHERE draft_id = '{id}'"
+        )
+    };
+    execute(&sandbox, &approve_as("agent-001")).await.unwrap();
+    execute(&sandbox, &format!("UPDATE lynx_drafts SET status = 'APPROVED', approved_at = updated_at, approved_by = 'agent-001' WHERE draft_id = '{id}'")).await.unwrap();
+    let e = call_err(&agent, "vpm.cell.payment.execute", json!({"draft_id": id})).await;
+    assert_eq!(e["code"], "POLICY_VIOLATION", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("requires 1 distinct approval(s) for this draft; it has 0"), "{e}");
+    assert_eq!(count(&sandbox, &format!("SELECT COUNT(*) FROM lynx_payments WHERE draft_id = '{id}'")).await, 0);
+    // One approval by someone else, and it executes.
+    execute(&sandbox, &approve_as("approver-001")).await.unwrap();
+    let done = call_ok(&agent, "vpm.cell.payment.execute", json!({"draft_id": id})).await;
+    assert_eq!(done["draft_id"], id.as_str(), "{done}");
+    assert_eq!(count(&sandbox, &format!("SELECT COUNT(*) FROM lynx_payments WHERE draft_id = '{id}'")).await, 1);
+    agent.cancel().await.unwrap();
+}
+
 /// A Kernel file whose workflow drafts must be decided within `deadline_hours` and whose payment
 /// approvals are good for `validity_hours`.
 fn short_clock_kernel(sandbox: &mut Sandbox, deadline_hours: f64, validity_hours: f64) {

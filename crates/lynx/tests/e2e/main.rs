@@ -57,6 +57,7 @@ on_both_engines! {
     approval_loop::deliveries_wait_out_a_dead_receiver_and_a_killed_lynx,
     approval_loop::nothing_waits_forever,
     approval_loop::every_transition_is_told,
+    approval_loop::the_creators_own_approval_never_counts,
     audit_anchor::tampering_is_caught_against_the_signed_checkpoints,
     audit_anchor::a_run_proof_verifies_offline_and_in_another_language,
     audit_anchor::checkpoints_come_at_the_interval_at_shutdown_and_as_events,
