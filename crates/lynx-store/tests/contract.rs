@@ -354,8 +354,17 @@ async fn one_draft_per_request_id_and_one_decision_per_approver() {
         }
         let read = e.store.draft_for_tool(&t, d2.draft_id, "vpm.cell.payment.execute").await.unwrap().unwrap();
         assert_eq!((read.draft.status, read.approvals), (DraftStatus::Submitted, 1), "{}: the creator's approval does not count", e.name);
-        e.store.decide(&t, d2.draft_id, "bo", Decision::Rejected, Some("no"), 3, Utc::now()).await.unwrap();
+        // A decision that records nothing says why.
+        let decide = |tenant: TenantId, who: &'static str, decision: Decision| {
+            let store = e.store.clone();
+            async move { store.decide(&tenant, d2.draft_id, who, decision, Some("why"), 3, Utc::now()).await.unwrap() }
+        };
+        assert_eq!(decide(t.clone(), "ana", Decision::Approved).await, DecisionOutcome::AlreadyDecided, "{}", e.name);
+        assert_eq!(decide(tenant("tenant-b"), "carl", Decision::Approved).await, DecisionOutcome::NotFound, "{}", e.name);
+        assert!(matches!(decide(t.clone(), "bo", Decision::Rejected).await, DecisionOutcome::Recorded { .. }), "{}", e.name);
         assert_eq!(e.store.draft_for_tool(&t, d2.draft_id, "vpm.cell.payment.execute").await.unwrap().unwrap().approvals, 1, "{}: a rejection does not count", e.name);
+        assert_eq!(decide(t.clone(), "dan", Decision::Approved).await, DecisionOutcome::WrongStatus(DraftStatus::Rejected), "{}", e.name);
+        assert_eq!(e.store.approvals(&t, d2.draft_id).await.unwrap().len(), 3, "{}: refused decisions recorded nothing", e.name);
 
         // Cancel is guarded by the status it starts from.
         let out = e.store.transition_draft(&t, d.draft_id, Transition::Cancel, "ana", Utc::now()).await.unwrap();

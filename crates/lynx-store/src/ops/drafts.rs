@@ -232,15 +232,13 @@ pub(crate) async fn decide(
     required: u32,
     at: DateTime<Utc>,
 ) -> StoreResult<DecisionOutcome> {
-    let Some(current) = lock(db, tenant, id).await? else {
-        return Ok(DecisionOutcome::NotFound);
-    };
-    if current.status != DraftStatus::Submitted {
-        return Ok(DecisionOutcome::WrongStatus(current.status));
-    }
+    // The decision is recorded only on a SUBMITTED draft of the tenant, and on PostgreSQL the same
+    // statement locks the draft's row (SQLite's writer runs one write at a time). When nothing was
+    // recorded, the draft, locked, says why.
     let q = Query::new(
         "INSERT INTO lynx_draft_approvals (draft_id, tenant_id, approver_id, decision, notes, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+         SELECT draft_id, tenant_id, $3, $4, $5, $6 FROM lynx_drafts WHERE draft_id = $1 AND tenant_id = $2 AND status = 'SUBMITTED'\
+         /*pg  FOR UPDATE*/ ON CONFLICT DO NOTHING",
     )
     .bind(id)
     .bind(tenant)
@@ -249,11 +247,15 @@ pub(crate) async fn decide(
     .bind(note)
     .bind(at);
     if db.execute(&q).await? == 0 {
-        return Ok(DecisionOutcome::AlreadyDecided);
+        return Ok(match lock(db, tenant, id).await? {
+            None => DecisionOutcome::NotFound,
+            Some(current) if current.status != DraftStatus::Submitted => DecisionOutcome::WrongStatus(current.status),
+            Some(_) => DecisionOutcome::AlreadyDecided,
+        });
     }
     // The approvals are counted by the update that acts on them, not by a statement of their own: every
-    // earlier decision on this draft committed before its lock above was granted, so the update's
-    // snapshot (taken after) sees them all, and this transaction's own.
+    // earlier decision on this draft committed before the insert above was granted the draft's lock, so
+    // the update's snapshot (taken after) sees them all, and this transaction's own.
     let approved = "(SELECT COUNT(*) FROM lynx_draft_approvals a \
                     WHERE a.tenant_id = lynx_drafts.tenant_id AND a.draft_id = lynx_drafts.draft_id AND a.decision = 'APPROVED')";
     let update = match decision {
