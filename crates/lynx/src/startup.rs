@@ -49,6 +49,14 @@ pub fn kernel(settings: &Settings) -> Result<Arc<dyn Kernel>, Fatal> {
     }
 }
 
+/// A store that would not open: what it said, and where to look.
+pub fn cannot_open(settings: &Settings, e: lynx_model::store::StoreError) -> Fatal {
+    Fatal(format!(
+        "cannot open {}: {e} (check that the database is running and reachable, and that LYNX_DATABASE_URL names it)",
+        settings.database.describe()
+    ))
+}
+
 /// Opens (and migrates) the configured store; a server's with its connections open from the start.
 pub async fn store(settings: &Settings, role: Role) -> Result<Arc<dyn lynx_model::store::Store>, Fatal> {
     let pool = match role {
@@ -57,7 +65,7 @@ pub async fn store(settings: &Settings, role: Role) -> Result<Arc<dyn lynx_model
     };
     let store = lynx_store::connect(&settings.database, pool, settings.supabase.clone())
         .await
-        .map_err(|e| Fatal(format!("cannot open {}: {e}", settings.database.describe())))?;
+        .map_err(|e| cannot_open(settings, e))?;
     store.migrate().await.map_err(|e| Fatal(format!("cannot migrate {}: {e}", settings.database.describe())))?;
     Ok(store)
 }

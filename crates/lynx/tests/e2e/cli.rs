@@ -88,6 +88,10 @@ fn status_says_at_once_that_postgresql_refuses_connections() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Storage (PostgreSQL): ❌ Unreachable") && text.contains("Connection refused"), "{text}");
     assert!(took < std::time::Duration::from_secs(5), "took {took:?}, as long as sqlx's retries");
+    // Any other command says so too, and where to look.
+    let out = sandbox.cli(&["keys", "list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("Connection refused") && err.contains("LYNX_DATABASE_URL"), "{err}");
 }
 
 #[test]
